@@ -1,0 +1,88 @@
+"""The console's admin site: served at ``/``, its pages extend the admin's templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from console.models import AuditEntry
+from console.redis import explain, probe
+from console.roles import perm
+from queues.overview import redis_overview
+
+
+class ConsoleAdminSite(admin.AdminSite):
+    site_header = "HSI Console"
+    site_title = "HSI Console"
+    index_title = "Dashboard"
+    index_template = "console/dashboard.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm(perm("view_console")))
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        console_urls = [
+            path("connection/", self.admin_view(self.connection_view), name="connection"),
+        ]
+        return console_urls + super().get_urls()
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        try:
+            overview = redis_overview()
+            redis_error = ""
+        except redis.RedisError as exc:
+            overview, redis_error = None, explain(exc, settings.HSI_REDIS)
+        context = {"overview": overview, "redis_error": redis_error, **(extra_context or {})}
+        response = super().index(request, context)
+        if redis_error:
+            response.status_code = 503
+        return response
+
+    def connection_view(self, request: HttpRequest) -> HttpResponse:
+        config = settings.HSI_REDIS
+        report = probe(config)
+        context = {
+            **self.each_context(request),
+            "title": "Redis connection",
+            "config": config,
+            "console_config": settings.CONSOLE_REDIS,
+            "report": report,
+            "redis_error": "" if report.connected else report.message,
+        }
+        return TemplateResponse(request, "console/connection.html", context)
+
+
+console_site = ConsoleAdminSite(name="admin")
+
+
+@admin.register(AuditEntry, site=console_site)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "username", "action", "key", "count", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("username", "key", "action")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+
+console_site.register(User, UserAdmin)
+console_site.register(Group, GroupAdmin)
+console_site.register(TokenProxy, TokenAdmin)

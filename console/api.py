@@ -1,0 +1,30 @@
+"""JSON API for automation (token or session auth); same services as the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from console.redis import explain
+from queues.overview import redis_overview
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus Redis failures as a 503 with the sentence that says what to fix."""
+    if isinstance(exc, redis.RedisError):
+        detail = explain(exc, settings.HSI_REDIS)
+        return Response({"error": "redis_unavailable", "detail": detail}, status=503)
+    return drf_exception_handler(exc, context)
+
+
+class RedisOverviewView(APIView):
+    """Redis server facts and the HSI key families found (bounded SCAN, cached briefly)."""
+
+    def get(self, request: Request) -> Response:
+        return Response(redis_overview().as_dict())

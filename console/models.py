@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from console.roles import PERMISSIONS
+
+
+class ConsolePermission(models.Model):
+    """Holds the console's custom permissions; it has no table."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = PERMISSIONS
+
+
+class AuditEntry(models.Model):
+    """Who did what to which Redis key: written for every console mutation."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    key = models.CharField(max_length=1024, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        default_permissions = ("view",)
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.key}"

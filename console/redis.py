@@ -1,0 +1,302 @@
+"""The one place that turns the operator guide's variables into Redis connections.
+
+``RedisConfig`` is built once in settings from ``REDIS_URL``, ``REDIS_PASSWORD`` and the six
+``REDIS_SSL_*`` variables. The same options then reach every Redis user: the console's own
+client (``get_redis``), django-redis (``cache_settings``) and channels-redis
+(``channel_layer_host``). Nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger("console.redis")
+
+DEFAULT_URL = "redis://localhost:6379/0"
+CERT_REQS = ("none", "optional", "required")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def env_bool(value: str | None, default: bool) -> bool:
+    """Read a boolean the way the operator guide writes them (``true``/``false``)."""
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in TRUE_WORDS
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Connection options for one Redis, with the password kept out of ``repr``."""
+
+    url: str = DEFAULT_URL
+    password: str | None = field(default=None, repr=False)
+    ssl_enabled: bool = False
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    socket_timeout: float = 5.0
+    socket_connect_timeout: float = 3.0
+    max_connections: int = 50
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], url_var: str = "REDIS_URL") -> RedisConfig:
+        return cls(
+            url=_blank_to_none(env.get(url_var)) or _blank_to_none(env.get("REDIS_URL")) or DEFAULT_URL,
+            password=env.get("REDIS_PASSWORD") or None,
+            ssl_enabled=env_bool(env.get("REDIS_SSL_ENABLED"), False),
+            ssl_cert_reqs=(env.get("REDIS_SSL_CERT_REQS") or "required").strip().lower(),
+            ssl_ca_certs=_blank_to_none(env.get("REDIS_SSL_CA_CERTS")),
+            ssl_certfile=_blank_to_none(env.get("REDIS_SSL_CERTFILE")),
+            ssl_keyfile=_blank_to_none(env.get("REDIS_SSL_KEYFILE")),
+            ssl_check_hostname=env_bool(env.get("REDIS_SSL_CHECK_HOSTNAME"), True),
+            socket_timeout=float(env.get("REDIS_SOCKET_TIMEOUT") or 5),
+            socket_connect_timeout=float(env.get("REDIS_SOCKET_CONNECT_TIMEOUT") or 3),
+            max_connections=int(env.get("REDIS_MAX_CONNECTIONS") or 50),
+        )
+
+    def with_url(self, url: str | None) -> RedisConfig:
+        return replace(self, url=url) if url else self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.ssl_enabled or urlsplit(self.url).scheme == "rediss"
+
+    @property
+    def has_auth(self) -> bool:
+        return bool(self.password or urlsplit(self.url).password)
+
+    @property
+    def effective_url(self) -> str:
+        """``REDIS_URL`` with the scheme switched to ``rediss`` when TLS is enabled."""
+        parts = urlsplit(self.url)
+        if self.ssl_enabled and parts.scheme == "redis":
+            return urlunsplit(parts._replace(scheme="rediss"))
+        return self.url
+
+    @property
+    def masked_url(self) -> str:
+        """The URL safe to show: any password in it replaced by ``***``."""
+        parts = urlsplit(self.effective_url)
+        if parts.password is None:
+            return self.effective_url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
+    def address(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+    def tls_options(self) -> dict[str, Any]:
+        if not self.uses_tls:
+            return {}
+        return {
+            "ssl_cert_reqs": self.ssl_cert_reqs,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_check_hostname": self.ssl_check_hostname and self.ssl_cert_reqs != "none",
+        }
+
+    def pool_kwargs(self) -> dict[str, Any]:
+        """Options every Redis user gets: explicit timeouts and pool cap (redis-py 8 defaults)."""
+        options: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 30,
+            "max_connections": self.max_connections,
+            **self.tls_options(),
+        }
+        if self.password:
+            options["password"] = self.password
+        return options
+
+    def cache_settings(self, *, key_prefix: str, ignore_exceptions: bool) -> dict[str, Any]:
+        """A django-redis ``CACHES`` entry for this Redis."""
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": self.effective_url,
+            "KEY_PREFIX": key_prefix,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CONNECTION_POOL_KWARGS": self.pool_kwargs(),
+                "IGNORE_EXCEPTIONS": ignore_exceptions,
+            },
+        }
+
+    def channel_layer_host(self) -> dict[str, Any]:
+        """A channels-redis host dict; a blocking reader needs a socket timeout above 5 s."""
+        options = self.pool_kwargs()
+        options["socket_timeout"] = max(self.socket_timeout, 15.0)
+        options["max_connections"] = max(self.max_connections, 500)
+        return {"address": self.effective_url, **options}
+
+
+@cache
+def _client(config: RedisConfig) -> redis.Redis:
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1)
+    pool = redis.ConnectionPool.from_url(config.effective_url, retry=retry, **config.pool_kwargs())
+    return redis.Redis(connection_pool=pool)
+
+
+def get_redis(config: RedisConfig | None = None) -> redis.Redis:
+    """The console's client for HSI's Redis: bytes in, bytes out (values can be binary)."""
+    return _client(config or settings.HSI_REDIS)
+
+
+@receiver(setting_changed)
+def _reset_clients(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"HSI_REDIS", "CONSOLE_REDIS"}:
+        _client.cache_clear()
+
+
+def _tls_message(exc: BaseException, config: RedisConfig) -> str:
+    text = " ".join(map(str, exc.args)) or str(exc)
+    if isinstance(exc, FileNotFoundError) or "No such file" in text:
+        return (
+            "A TLS file named in REDIS_SSL_CA_CERTS, REDIS_SSL_CERTFILE or REDIS_SSL_KEYFILE "
+            "does not exist: fix the path."
+        )
+    if "hostname" in text.lower() or "IP address mismatch" in text:
+        return (
+            f"The Redis server's TLS certificate does not match the host {config.address}: "
+            "use the name the certificate was issued for in REDIS_URL, or set "
+            "REDIS_SSL_CHECK_HOSTNAME=false."
+        )
+    if "certificate verify failed" in text or "CERTIFICATE_VERIFY_FAILED" in text:
+        ca = config.ssl_ca_certs or "the system CA store"
+        return (
+            f"TLS certificate verification failed: the Redis server's certificate is not "
+            f"signed by the CA in REDIS_SSL_CA_CERTS ({ca}). Point REDIS_SSL_CA_CERTS at the CA "
+            "that signed it."
+        )
+    if "certificate required" in text or "CERTIFICATE_REQUIRED" in text:
+        return (
+            "Redis requires a client certificate (mutual TLS): set REDIS_SSL_CERTFILE and "
+            "REDIS_SSL_KEYFILE to a certificate its CA trusts."
+        )
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return (
+            f"TLS handshake failed: the server at {config.address} does not speak TLS. Set "
+            "REDIS_SSL_ENABLED=false (and use redis://) or point REDIS_URL at the TLS port."
+        )
+    return f"TLS handshake with Redis at {config.address} failed ({type(exc).__name__}): check the REDIS_SSL_* settings."
+
+
+def explain(exc: BaseException, config: RedisConfig) -> str:
+    """One sentence that says what is wrong and what to fix; never contains the password."""
+    code = str(getattr(exc, "status_code", None) or "")
+    text = " ".join([code, *map(str, exc.args)]).strip() or str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if "NOAUTH" in text or "Authentication required" in text:
+        return (
+            "Redis requires a password but none was sent (NOAUTH): set REDIS_PASSWORD to the "
+            "password Redis was started with (--requirepass)."
+        )
+    if "WRONGPASS" in text or "invalid password" in text or "invalid username-password" in text:
+        return (
+            "Redis rejected the password (WRONGPASS): REDIS_PASSWORD does not match the password "
+            "Redis was started with. Fix it in .env and restart the console."
+        )
+    if "NOPERM" in text:
+        return f"The Redis user lacks a permission the console needs ({text[:120]}): extend its ACL."
+    if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError) or "SSL" in text:
+        return _tls_message(cause if isinstance(cause, ssl.SSLError) else exc, config)
+    if isinstance(exc, FileNotFoundError) or isinstance(cause, FileNotFoundError):
+        return _tls_message(FileNotFoundError(text), config)
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return (
+            f"The Redis host in REDIS_URL ({config.address}) cannot be resolved: check the host name."
+        )
+    if isinstance(exc, redis.TimeoutError) or "Timeout" in text or "timed out" in text:
+        tls_hint = " If this Redis does not use TLS, set REDIS_SSL_ENABLED=false." if config.uses_tls else ""
+        return (
+            f"Timed out talking to Redis at {config.address}: is Redis running and reachable "
+            f"from here, and is REDIS_URL right?{tls_hint}"
+        )
+    if "refused" in text.lower():
+        return (
+            f"Connection refused by {config.address}: is Redis running, and is REDIS_URL "
+            f"({config.masked_url}) right?"
+        )
+    if "Connection closed by server" in text or "reset by peer" in text:
+        hint = (
+            "if this Redis uses TLS, set REDIS_SSL_ENABLED=true or use a rediss:// URL"
+            if not config.uses_tls
+            else "check that REDIS_URL points at the TLS port and the REDIS_SSL_* files"
+        )
+        return f"Redis at {config.address} closed the connection: {hint}."
+    if isinstance(exc, redis.ConnectionError):
+        return f"Cannot connect to Redis at {config.address}: is Redis running, and is REDIS_URL right?"
+    return f"Redis at {config.address} answered with an error: {text[:200]}"
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    connected: bool
+    message: str
+    redis_version: str = ""
+    latency_ms: float = 0.0
+
+    def as_health(self) -> dict[str, Any]:
+        if self.connected:
+            return {
+                "status": "healthy",
+                "connected": True,
+                "redis_version": self.redis_version,
+                "latency_ms": self.latency_ms,
+            }
+        return {"status": "unhealthy", "connected": False, "error": self.message}
+
+
+def success_message(config: RedisConfig, version: str) -> str:
+    ssl_msg = " with SSL" if config.uses_tls else ""
+    auth_msg = " with authentication" if config.has_auth else ""
+    return f"Successfully connected to Redis{ssl_msg}{auth_msg} (redis_version {version})"
+
+
+def probe(config: RedisConfig | None = None) -> ConnectionReport:
+    """PING and read the server version; every failure becomes an explained report."""
+    config = config or settings.HSI_REDIS
+    try:
+        client = get_redis(config)
+        started = time.perf_counter()
+        client.ping()
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        info = client.info("server")
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return ConnectionReport(False, explain(exc, config))
+    version = str(info.get("redis_version", "unknown"))
+    return ConnectionReport(True, success_message(config, version), version, latency_ms)
+
+
+def log_connection_status(config: RedisConfig | None = None) -> ConnectionReport:
+    report = probe(config)
+    if report.connected:
+        logger.info(report.message)
+    else:
+        logger.error("Redis is not available: %s", report.message)
+    return report

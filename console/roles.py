@@ -1,0 +1,43 @@
+"""The console's roles and permissions, as data (used by the data migration and the docs)."""
+
+from __future__ import annotations
+
+PERMISSIONS: tuple[tuple[str, str], ...] = (
+    ("view_console", "Can view the console"),
+    ("view_live_events", "Can view live events"),
+    ("retry_items", "Can retry DLQ items"),
+    ("delete_items", "Can delete and restore items"),
+    ("edit_and_retry", "Can edit and retry DLQ items"),
+    ("cancel_jobs", "Can cancel and abort jobs"),
+    ("manage_keys", "Can clear dedupe, cache and rate-limit keys"),
+    ("manage_services", "Can restart, enable and disable services"),
+    ("view_audit", "Can view the audit trail"),
+)
+
+VIEWER = ("console.view_console", "console.view_live_events")
+OPERATOR = (
+    *VIEWER,
+    "console.retry_items",
+    "console.delete_items",
+    "console.edit_and_retry",
+    "console.cancel_jobs",
+    "console.manage_keys",
+    "console.manage_services",
+    "console.view_audit",
+    "console.view_auditentry",
+)
+ADMIN = (
+    *OPERATOR,
+    *(f"auth.{action}_{model}" for model in ("user", "group") for action in ("add", "change", "delete", "view")),
+    "auth.view_permission",
+    "authtoken.add_token",
+    "authtoken.view_token",
+    "authtoken.delete_token",
+)
+
+ROLES: dict[str, tuple[str, ...]] = {"Viewer": VIEWER, "Operator": OPERATOR, "Admin": ADMIN}
+
+
+def perm(codename: str) -> str:
+    """The ``app_label.codename`` form ``user.has_perm`` expects."""
+    return f"console.{codename}"

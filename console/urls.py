@@ -1,0 +1,12 @@
+from django.urls import path
+
+from console import health
+from console.admin import console_site
+from console.api import RedisOverviewView
+
+urlpatterns = [
+    path("api/system/health/ready", health.ready, name="health-ready"),
+    path("api/system/health/live", health.live, name="health-live"),
+    path("api/redis/overview", RedisOverviewView.as_view(), name="api-overview"),
+    path("", console_site.urls),
+]

@@ -1,0 +1,132 @@
+"""Decode any value HSI stores, defensively: ``decode`` never raises.
+
+HSI writes plain JSON, ``Z:`` + base64(zstd(JSON)) for payloads over 1 KiB, JSON-quoted strings
+(``RedisClient.set``), double-encoded JSON (embeddings), overflow-DLQ wrappers whose ``data`` is
+itself a stored string, and anything else a bug may leave behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import zstandard
+
+ZSTD_PREFIX = b"Z:"
+MAX_DECOMPRESSED = 64 * 1024 * 1024
+MAX_DEPTH = 4
+OVERFLOW_FIELDS = frozenset({"original_queue", "data"})
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded value. ``kind`` says how it was stored; ``raw`` keeps the exact bytes."""
+
+    kind: str
+    value: Any
+    raw: bytes
+    note: str = ""
+    inner: Decoded | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def is_structured(self) -> bool:
+        return isinstance(self.value, dict | list)
+
+    @property
+    def encodings(self) -> list[str]:
+        """The chain of encodings from the outside in, e.g. ``["zstd", "json"]``."""
+        chain = [self.kind]
+        node = self.inner
+        while node is not None:
+            chain.append(node.kind)
+            node = node.inner
+        return chain
+
+    def display(self, limit: int = 4096) -> str:
+        """Text for a page: pretty JSON, the text, or hex; truncated with its size shown."""
+        if self.kind == "binary":
+            text = self.raw[: limit // 2].hex(" ")
+        elif isinstance(self.value, str):
+            text = self.value
+        else:
+            text = json.dumps(self.value, indent=2, ensure_ascii=False, default=str)
+        if len(text) > limit:
+            return f"{text[:limit]}\n… truncated ({len(text):,} characters, {self.size:,} bytes stored)"
+        return text
+
+
+def _zstd(raw: bytes) -> bytes:
+    compressed = base64.b64decode(raw[len(ZSTD_PREFIX) :], validate=True)
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    out = reader.decompress(compressed)
+    if len(out) > MAX_DECOMPRESSED:
+        raise ValueError("decompressed value is larger than 64 MiB")
+    return out
+
+
+def _from_json_string(text: str, raw: bytes, depth: int) -> Decoded:
+    """A JSON value that is itself a string: JSON-quoted text or double-encoded JSON."""
+    if text.startswith("Z:") or text[:1] in "{[":
+        inner = _decode(text.encode(), depth + 1)
+        if inner.kind != "text":
+            kind = "double-json" if inner.kind == "json" else "json-string"
+            return Decoded(kind, inner.value, raw, inner=inner)
+    return Decoded("json-string", text, raw)
+
+
+def _from_json(value: Any, raw: bytes, depth: int) -> Decoded:
+    if isinstance(value, str):
+        return _from_json_string(value, raw, depth)
+    if isinstance(value, dict) and OVERFLOW_FIELDS <= value.keys() and isinstance(value["data"], str):
+        inner = _decode(value["data"].encode(), depth + 1)
+        return Decoded("overflow", value, raw, note="overflow wrapper; data decoded below", inner=inner)
+    return Decoded("json", value, raw)
+
+
+def _decode(raw: bytes, depth: int) -> Decoded:
+    if not raw:
+        return Decoded("empty", "", raw)
+    if depth > MAX_DEPTH:
+        return Decoded("text", raw.decode("utf-8", "replace"), raw, note="nested too deeply")
+    if raw.startswith(ZSTD_PREFIX):
+        try:
+            inner = _decode(_zstd(raw), depth + 1)
+        except (binascii.Error, zstandard.ZstdError, ValueError) as exc:
+            return Decoded("binary", None, raw, note=f"looks like Z: zstd but cannot decode: {exc}")
+        return Decoded("zstd", inner.value, raw, note=f"zstd, {len(inner.raw):,} bytes decompressed", inner=inner)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Decoded("binary", None, raw, note="not UTF-8 text")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return Decoded("text", text, raw)
+    return _from_json(value, raw, depth)
+
+
+def decode(raw: bytes | str | None) -> Decoded:
+    """Decode one stored value. Never raises, whatever the bytes."""
+    if raw is None:
+        return Decoded("missing", None, b"", note="key or item does not exist")
+    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    try:
+        return _decode(data, 0)
+    except Exception as exc:  # noqa: BLE001 - the codec's promise is to never raise
+        return Decoded("binary", None, data, note=f"undecodable: {type(exc).__name__}")
+
+
+def encode_payload(value: Any, *, threshold: int = 1024) -> bytes:
+    """Store ``value`` the way HSI's ``add_to_queue_safe`` does (JSON, zstd when large)."""
+    text = json.dumps(value).encode()
+    if len(text) <= threshold:
+        return text
+    compressed = ZSTD_PREFIX + base64.b64encode(zstandard.ZstdCompressor().compress(text))
+    return compressed if len(compressed) < len(text) else text
