@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# One image for both the web console (daphne, the default CMD) and the event
+# relay (docker-compose.prod.yml overrides the command with `relay_events`).
+FROM python:3.11-slim
+
+ENV DJANGO_SETTINGS_MODULE=console.settings PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Unprivileged runtime user; /app is owned by it so collectstatic can write
+# staticfiles/ and the default SQLite database can be created at runtime.
+RUN groupadd --system --gid 1000 app \
+    && useradd --system --uid 1000 --gid app --home-dir /app --shell /usr/sbin/nologin app \
+    && install -d -o app -g app /app /app/data
+WORKDIR /app
+
+# Dependencies first so this layer is cached until requirements.txt changes.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY --chown=app:app . .
+
+USER app
+
+# The secret exists only for this one RUN step; it is not baked into the image
+# environment. The real DJANGO_SECRET_KEY comes from .env at runtime.
+RUN DJANGO_SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput
+
+EXPOSE 8000
+
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "console.asgi:application"]
