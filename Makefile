@@ -29,13 +29,13 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 types: $(VENV)/.dev
-	$(VENV)/bin/mypy .
+	DJANGO_ENV_FILE= DJANGO_DEBUG=true $(VENV)/bin/mypy .
 
 pytest: $(VENV)/.dev
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev
-	$(PY) bench/run.py
+	$(PY) bench/overview.py
 
 clean:
 	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import TokenProxy
 from console.models import AuditEntry
 from console.redis import explain, probe
 from console.roles import perm
+from queues.conf import conf
 from queues.overview import redis_overview
 
 
@@ -26,6 +27,8 @@ class ConsoleAdminSite(admin.AdminSite):
     site_title = "HSI Console"
     index_title = "Dashboard"
     index_template = "console/dashboard.html"
+    site_url = None
+    enable_nav_sidebar = False
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
@@ -43,7 +46,12 @@ class ConsoleAdminSite(admin.AdminSite):
             redis_error = ""
         except redis.RedisError as exc:
             overview, redis_error = None, explain(exc, settings.HSI_REDIS)
-        context = {"overview": overview, "redis_error": redis_error, **(extra_context or {})}
+        context = {
+            "overview": overview,
+            "redis_error": redis_error,
+            "cache_seconds": conf("OVERVIEW_CACHE_SECONDS"),
+            **(extra_context or {}),
+        }
         response = super().index(request, context)
         if redis_error:
             response.status_code = 503

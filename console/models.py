@@ -14,14 +14,15 @@ class ConsolePermission(models.Model):
         default_permissions = ()
         permissions = PERMISSIONS
 
+    def __str__(self) -> str:
+        return "console permissions"
+
 
 class AuditEntry(models.Model):
     """Who did what to which Redis key: written for every console mutation."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     username = models.CharField(max_length=150)
     action = models.CharField(max_length=64, db_index=True)
     key = models.CharField(max_length=1024, blank=True)

@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,12 +42,12 @@ def _blank_to_none(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RedisConfig:
-    """Connection options for one Redis, with the password kept out of ``repr``."""
+    """Connection options for one Redis; ``repr`` shows no password (URL or REDIS_PASSWORD)."""
 
     url: str = DEFAULT_URL
-    password: str | None = field(default=None, repr=False)
+    password: str | None = None
     ssl_enabled: bool = False
     ssl_cert_reqs: str = "required"
     ssl_ca_certs: str | None = None
@@ -73,6 +73,9 @@ class RedisConfig:
             socket_connect_timeout=float(env.get("REDIS_SOCKET_CONNECT_TIMEOUT") or 3),
             max_connections=int(env.get("REDIS_MAX_CONNECTIONS") or 50),
         )
+
+    def __repr__(self) -> str:
+        return f"RedisConfig(url={self.masked_url!r}, tls={self.uses_tls}, auth={self.has_auth})"
 
     def with_url(self, url: str | None) -> RedisConfig:
         return replace(self, url=url) if url else self
@@ -203,7 +206,10 @@ def _tls_message(exc: BaseException, config: RedisConfig) -> str:
             f"TLS handshake failed: the server at {config.address} does not speak TLS. Set "
             "REDIS_SSL_ENABLED=false (and use redis://) or point REDIS_URL at the TLS port."
         )
-    return f"TLS handshake with Redis at {config.address} failed ({type(exc).__name__}): check the REDIS_SSL_* settings."
+    return (
+        f"TLS handshake with Redis at {config.address} failed ({type(exc).__name__}): "
+        "check the REDIS_SSL_* settings."
+    )
 
 
 def explain(exc: BaseException, config: RedisConfig) -> str:
@@ -228,9 +234,7 @@ def explain(exc: BaseException, config: RedisConfig) -> str:
     if isinstance(exc, FileNotFoundError) or isinstance(cause, FileNotFoundError):
         return _tls_message(FileNotFoundError(text), config)
     if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-        return (
-            f"The Redis host in REDIS_URL ({config.address}) cannot be resolved: check the host name."
-        )
+        return f"The Redis host in REDIS_URL ({config.address}) cannot be resolved: check the host name."
     if isinstance(exc, redis.TimeoutError) or "Timeout" in text or "timed out" in text:
         tls_hint = " If this Redis does not use TLS, set REDIS_SSL_ENABLED=false." if config.uses_tls else ""
         return (

@@ -28,7 +28,11 @@ OPERATOR = (
 )
 ADMIN = (
     *OPERATOR,
-    *(f"auth.{action}_{model}" for model in ("user", "group") for action in ("add", "change", "delete", "view")),
+    *(
+        f"auth.{action}_{model}"
+        for model in ("user", "group")
+        for action in ("add", "change", "delete", "view")
+    ),
     "auth.view_permission",
     "authtoken.add_token",
     "authtoken.view_token",

@@ -84,7 +84,7 @@ def _from_json_string(text: str, raw: bytes, depth: int) -> Decoded:
 def _from_json(value: Any, raw: bytes, depth: int) -> Decoded:
     if isinstance(value, str):
         return _from_json_string(value, raw, depth)
-    if isinstance(value, dict) and OVERFLOW_FIELDS <= value.keys() and isinstance(value["data"], str):
+    if isinstance(value, dict) and value.keys() >= OVERFLOW_FIELDS and isinstance(value["data"], str):
         inner = _decode(value["data"].encode(), depth + 1)
         return Decoded("overflow", value, raw, note="overflow wrapper; data decoded below", inner=inner)
     return Decoded("json", value, raw)
@@ -100,7 +100,9 @@ def _decode(raw: bytes, depth: int) -> Decoded:
             inner = _decode(_zstd(raw), depth + 1)
         except (binascii.Error, zstandard.ZstdError, ValueError) as exc:
             return Decoded("binary", None, raw, note=f"looks like Z: zstd but cannot decode: {exc}")
-        return Decoded("zstd", inner.value, raw, note=f"zstd, {len(inner.raw):,} bytes decompressed", inner=inner)
+        return Decoded(
+            "zstd", inner.value, raw, note=f"zstd, {len(inner.raw):,} bytes decompressed", inner=inner
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -9,7 +9,8 @@ replace the list. Nothing else in the console formats an HSI key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+import re
+from fnmatch import translate
 from functools import cache
 
 from queues.conf import conf
@@ -29,9 +30,6 @@ class KeyFamily:
     label: str
     patterns: tuple[str, ...]
     kind: str = "string"
-
-    def matches(self, key: str) -> bool:
-        return any(fnmatchcase(key, pattern) for pattern in self.patterns)
 
 
 DEFAULT_FAMILIES: tuple[KeyFamily, ...] = (
@@ -57,6 +55,16 @@ DEFAULT_FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("cost", "Cost tracking", ("hsi:cost_tracking:*",), "hash"),
 )
 OTHER = KeyFamily("other", "Other keys", ("*",), "mixed")
+# Families above are in matching order (specific first); pages list them in this order.
+DISPLAY_ORDER = (
+    "queues", "dlq", "overflow_dlq", "streams", "stream_dlq", "jobs", "job_index", "orchestrator", "batch",
+    "batch_event", "dedupe", "cache", "embeddings", "telemetry", "rate_limit", "idempotency", "hll", "camera",
+    "cost", "console", "other",
+)
+
+
+def display_rank(name: str) -> int:
+    return DISPLAY_ORDER.index(name) if name in DISPLAY_ORDER else len(DISPLAY_ORDER) - 1
 
 
 @cache
@@ -71,16 +79,27 @@ def families() -> tuple[KeyFamily, ...]:
     if configured is None:
         return DEFAULT_FAMILIES
     return _families(
-        tuple(
-            (f["name"], f["label"], tuple(f["patterns"]), f.get("kind", "mixed"))
-            for f in configured
-        )
+        tuple((f["name"], f["label"], tuple(f["patterns"]), f.get("kind", "mixed")) for f in configured)
+    )
+
+
+@cache
+def _matcher(ordered: tuple[KeyFamily, ...]) -> re.Pattern[str]:
+    """One regex for all families; alternation order keeps "first family wins"."""
+    return re.compile(
+        "|".join(
+            f"(?P<f{index}>{'|'.join(translate(p) for p in family.patterns)})"
+            for index, family in enumerate(ordered)
+        ),
+        re.DOTALL,
     )
 
 
 def classify(key: str) -> KeyFamily:
     """The first family whose pattern matches ``key``, else ``OTHER``."""
-    return next((family for family in families() if family.matches(key)), OTHER)
+    ordered = families()
+    match = _matcher(ordered).match(key)
+    return ordered[int(match.lastgroup[1:])] if match and match.lastgroup else OTHER
 
 
 # --- Key builders (one line each; the only place keys are formatted) ---
@@ -177,3 +196,14 @@ def cache_key(name: str, *, prefixed: bool = True) -> str:
 
 def console_key(name: str) -> str:
     return f"{CONSOLE_PREFIX}{name}"
+
+
+STREAM_GROUPS = {"detections:stream": "detection-workers", "analysis:stream": "analysis-workers"}
+
+
+def cache_fresh_until_key(full_key: str) -> str:
+    return f"{full_key}:fresh_until"
+
+
+def cache_refreshing_key(full_key: str) -> str:
+    return f"{full_key}:refreshing"

@@ -84,7 +84,7 @@ class KeyCensus:
 
     @property
     def found(self) -> list[FamilyCount]:
-        return [family for family in self.families if family.count]
+        return sorted((f for f in self.families if f.count), key=lambda f: keys.display_rank(f.name))
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def key_census(client: redis.Redis, *, limit: int | None = None) -> KeyCensus:
     while True:
         cursor, batch = client.scan(cursor, count=conf("SCAN_COUNT"))
         for raw in batch:
-            key = raw.decode("utf-8", "backslashreplace")
+            key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
             entry = counts[keys.classify(key).name]
             entry.count += 1
             if len(entry.samples) < SAMPLES_PER_FAMILY:

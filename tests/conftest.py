@@ -8,15 +8,28 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 
 from console.redis import RedisConfig
+from tests.live_server import live_console  # noqa: F401 - shared fixture
 from tests.plugin import STATE
 from tests.redis_server import RedisServer, TlsFiles
 
 PASSWORD = "s3cret-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_static_storage() -> Iterator[None]:
+    """Pages render without collectstatic; test_server.py covers the manifest storage under daphne."""
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield
 
 
 @pytest.fixture(scope="session")

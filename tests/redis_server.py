@@ -39,14 +39,51 @@ class TlsFiles:
             subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
 
         for ca in ("ca", "other-ca"):
-            run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=HSI test {ca}",
-                "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+            run(
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN=HSI test {ca}",
+                "-keyout",
+                f"{ca}.key",
+                "-out",
+                f"{ca}.crt",
+            )
         (folder / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
         for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
-            run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr")
-            run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-out", f"{name}.crt", *ext)
+            run(
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                f"/CN={name}",
+                "-keyout",
+                f"{name}.key",
+                "-out",
+                f"{name}.csr",
+            )
+            run(
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                f"{name}.crt",
+                *ext,
+            )
         return cls(
             ca=folder / "ca.crt",
             server_cert=folder / "server.crt",
@@ -83,15 +120,37 @@ class RedisServer:
         return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        args = [REDIS_SERVER, "--bind", "127.0.0.1", "127.0.0.2", "--save", "", "--appendonly", "no",
-                "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")]
+        args = [
+            REDIS_SERVER,
+            "--bind",
+            "127.0.0.1",
+            "127.0.0.2",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.folder),
+            "--logfile",
+            str(self.folder / "redis.log"),
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         if self.tls:
-            args += ["--port", "0", "--tls-port", str(self.port),
-                     "--tls-cert-file", str(self.tls.server_cert), "--tls-key-file", str(self.tls.server_key),
-                     "--tls-ca-cert-file", str(self.tls.ca),
-                     "--tls-auth-clients", "yes" if self.require_client_cert else "no"]
+            args += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(self.tls.server_cert),
+                "--tls-key-file",
+                str(self.tls.server_key),
+                "--tls-ca-cert-file",
+                str(self.tls.ca),
+                "--tls-auth-clients",
+                "yes" if self.require_client_cert else "no",
+            ]
         else:
             args += ["--port", str(self.port)]
         return args + list(self.extra)
@@ -131,6 +190,9 @@ class RedisServer:
         """A direct client for the test's own setup and assertions (not the app's)."""
         options: dict[str, object] = {"password": self.password, "socket_timeout": 5}
         if self.tls:
-            options |= {"ssl_ca_certs": str(self.tls.ca), "ssl_certfile": str(self.tls.client_cert),
-                        "ssl_keyfile": str(self.tls.client_key)}
-        return redis.Redis.from_url(self.url, **(options | kwargs))  # type: ignore[arg-type]
+            options |= {
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
+        return redis.Redis.from_url(self.url, **(options | kwargs))

@@ -11,7 +11,6 @@ import pytest
 from django.test import Client
 
 from tests.conftest import PASSWORD
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +60,9 @@ def test_health_is_public_and_not_cached(client: Client, redis_client) -> None:
     assert client.post(READY).status_code == 405
 
 
-def test_killed_redis_is_explained_then_recovers_without_restart(client: Client, start_server, point_at) -> None:
+def test_killed_redis_is_explained_then_recovers_without_restart(
+    client: Client, start_server, point_at
+) -> None:
     server = start_server()
     point_at(server)
     assert ready(client)[0] == 200
@@ -106,7 +107,9 @@ def test_tls_with_right_ca_and_client_certificate(client: Client, start_server, 
 
 def test_tls_redis_url_with_ssl_enabled_flag(client: Client, start_server, point_at, tls_files) -> None:
     server = start_server(tls=tls_files)
-    point_at(url=server.url.replace("rediss://", "redis://"), ssl_enabled=True, ssl_ca_certs=str(tls_files.ca))
+    point_at(
+        url=server.url.replace("rediss://", "redis://"), ssl_enabled=True, ssl_ca_certs=str(tls_files.ca)
+    )
     assert ready(client)[0] == 200
 
 
@@ -127,7 +130,9 @@ def test_hostname_mismatch_names_the_check(client: Client, start_server, point_a
     server = start_server(tls=tls_files)
     point_at(url=f"rediss://127.0.0.2:{server.port}/0", ssl_ca_certs=str(tls_files.ca))
     assert_unhealthy(client, "does not match the host", "REDIS_SSL_CHECK_HOSTNAME")
-    point_at(url=f"rediss://127.0.0.2:{server.port}/0", ssl_ca_certs=str(tls_files.ca), ssl_check_hostname=False)
+    point_at(
+        url=f"rediss://127.0.0.2:{server.port}/0", ssl_ca_certs=str(tls_files.ca), ssl_check_hostname=False
+    )
     assert ready(client)[0] == 200
 
 

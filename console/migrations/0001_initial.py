@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,34 +14,62 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ConsolePermission',
+            name="ConsolePermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
             ],
             options={
-                'permissions': (('view_console', 'Can view the console'), ('view_live_events', 'Can view live events'), ('retry_items', 'Can retry DLQ items'), ('delete_items', 'Can delete and restore items'), ('edit_and_retry', 'Can edit and retry DLQ items'), ('cancel_jobs', 'Can cancel and abort jobs'), ('manage_keys', 'Can clear dedupe, cache and rate-limit keys'), ('manage_services', 'Can restart, enable and disable services'), ('view_audit', 'Can view the audit trail')),
-                'managed': False,
-                'default_permissions': (),
+                "permissions": (
+                    ("view_console", "Can view the console"),
+                    ("view_live_events", "Can view live events"),
+                    ("retry_items", "Can retry DLQ items"),
+                    ("delete_items", "Can delete and restore items"),
+                    ("edit_and_retry", "Can edit and retry DLQ items"),
+                    ("cancel_jobs", "Can cancel and abort jobs"),
+                    ("manage_keys", "Can clear dedupe, cache and rate-limit keys"),
+                    ("manage_services", "Can restart, enable and disable services"),
+                    ("view_audit", "Can view the audit trail"),
+                ),
+                "managed": False,
+                "default_permissions": (),
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('username', models.CharField(max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=64)),
-                ('key', models.CharField(blank=True, max_length=1024)),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("username", models.CharField(max_length=150)),
+                ("action", models.CharField(db_index=True, max_length=64)),
+                ("key", models.CharField(blank=True, max_length=1024)),
+                ("count", models.PositiveIntegerField(default=0)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit entry',
-                'verbose_name_plural': 'audit trail',
-                'ordering': ('-created_at',),
-                'default_permissions': ('view',),
+                "verbose_name": "audit entry",
+                "verbose_name_plural": "audit trail",
+                "ordering": ("-created_at",),
+                "default_permissions": ("view",),
             },
         ),
     ]

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+
 def create_roles(apps: Any, schema_editor: Any) -> None:
     from console.roles import ROLES
 

@@ -25,7 +25,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
-            raise CommandError("ensure_dev_admin only runs with DJANGO_DEBUG=true; use createsuperuser instead.")
+            raise CommandError(
+                "ensure_dev_admin only runs with DJANGO_DEBUG=true; use createsuperuser instead."
+            )
         password_file = Path(options["password_file"])
         password_file.parent.mkdir(parents=True, exist_ok=True)
         if not password_file.exists():
@@ -37,4 +39,6 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         user.groups.add(Group.objects.get(name="Admin"))
-        self.stdout.write(f"Development login: {USERNAME} / {password}  (DEBUG only; kept in {password_file})")
+        self.stdout.write(
+            f"Development login: {USERNAME} / {password}  (DEBUG only; kept in {password_file})"
+        )

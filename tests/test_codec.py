@@ -1,0 +1,125 @@
+"""The value codec over every encoding of the HSI contract, and over arbitrary bytes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from queues.codec import decode, encode_payload
+
+JOB = {
+    "original_job": {"camera_id": "porch", "file_path": "/export/foscam/porch/snap_0042.jpg"},
+    "error": "Detector unavailable: ConnectError",
+    "attempt_count": 3,
+    "first_failed_at": "2026-02-11T22:04:11.020114+00:00",
+    "last_failed_at": "2026-02-11T22:04:14.310905+00:00",
+    "queue_name": "detection_queue",
+    "stack_trace": "Traceback (most recent call last):\n" + "  File x, line 1\n" * 200,
+}
+
+
+def test_plain_json() -> None:
+    decoded = decode(b'{"camera_id": "porch"}')
+    assert decoded.kind == "json"
+    assert decoded.value == {"camera_id": "porch"}
+    assert decoded.size == 22
+
+
+def test_zstd_blob_as_hsi_writes_it() -> None:
+    stored = encode_payload(JOB)
+    assert stored.startswith(b"Z:")
+    decoded = decode(stored)
+    assert decoded.kind == "zstd"
+    assert decoded.value == JOB
+    assert decoded.encodings == ["zstd", "json"]
+    assert decoded.raw == stored
+
+
+def test_small_payload_stays_plain_json() -> None:
+    assert decode(encode_payload({"a": 1})).kind == "json"
+
+
+def test_json_quoted_string() -> None:
+    decoded = decode(b'"batch-3f9a12c4"')
+    assert decoded.kind == "json-string"
+    assert decoded.value == "batch-3f9a12c4"
+
+
+def test_double_encoded_json() -> None:
+    inner = {"persons": [{"entity_type": "person"}], "vehicles": []}
+    decoded = decode(json.dumps(json.dumps(inner)).encode())
+    assert decoded.kind == "double-json"
+    assert decoded.value == inner
+
+
+def test_overflow_wrapper_decodes_its_compressed_data() -> None:
+    original = encode_payload(JOB)
+    wrapper = {"original_queue": "analysis_queue", "data": original.decode(), "reason": "queue_overflow"}
+    decoded = decode(json.dumps(wrapper).encode())
+    assert decoded.kind == "overflow"
+    assert decoded.inner is not None and decoded.inner.kind == "zstd"
+    assert decoded.inner.value == JOB
+
+
+def test_plain_text_and_binary() -> None:
+    assert decode(b"1770880563.21").value == 1770880563.21
+    text = decode(b"not json {")
+    assert (text.kind, text.value) == ("text", "not json {")
+    binary = decode(b"\xff\xfe\x00\x01")
+    assert binary.kind == "binary"
+    assert binary.display() == "ff fe 00 01"
+
+
+def test_broken_zstd_is_reported_not_raised() -> None:
+    decoded = decode(b"Z:" + base64.b64encode(b"definitely not zstd"))
+    assert decoded.kind == "binary"
+    assert "cannot decode" in decoded.note
+    assert decode(b"Z:!!!not base64").kind == "binary"
+
+
+def test_zstd_of_non_json_is_text() -> None:
+    stored = b"Z:" + base64.b64encode(zstandard.ZstdCompressor().compress(b"hello"))
+    decoded = decode(stored)
+    assert decoded.kind == "zstd" and decoded.value == "hello"
+
+
+def test_missing_and_empty() -> None:
+    assert decode(None).kind == "missing"
+    assert decode(b"").kind == "empty"
+
+
+def test_display_truncates_and_tells_the_size() -> None:
+    decoded = decode(json.dumps({"x": "y" * 10000}).encode())
+    text = decoded.display(limit=100)
+    assert text.startswith("{\n")
+    assert "truncated" in text and f"{decoded.size:,} bytes" in text
+
+
+@given(st.binary(max_size=512))
+def test_never_raises_on_any_bytes(raw: bytes) -> None:
+    decoded = decode(raw)
+    assert decoded.raw == raw
+    assert isinstance(decoded.display(), str)
+
+
+@given(st.binary(max_size=256))
+def test_never_raises_on_any_zstd_looking_bytes(raw: bytes) -> None:
+    decoded = decode(b"Z:" + base64.b64encode(raw))
+    assert decoded.kind in {"binary", "zstd"}
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(st.lists(JSON_VALUES) | st.dictionaries(st.text(), JSON_VALUES))
+def test_round_trips_any_json_document_through_hsi_encoding(value: object) -> None:
+    """Top-level strings are left out: a JSON-quoted string holding JSON is decoded twice, by design."""
+    assert decode(encode_payload(value, threshold=16)).value == value

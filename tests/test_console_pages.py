@@ -1,0 +1,144 @@
+"""The console shell: roles on every URL, dashboard facts, degraded banner, no secrets rendered."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from console.roles import ROLES
+from tests.conftest import PASSWORD, logged_in
+
+pytestmark = pytest.mark.django_db
+
+CONSOLE_URLS = ["/", "/connection/", "/console/auditentry/", "/auth/user/", "/auth/group/"]
+ADMIN_ONLY_URLS = ["/auth/user/", "/auth/group/"]
+
+
+def test_roles_exist_with_their_permissions() -> None:
+    for name, expected in ROLES.items():
+        group = Group.objects.get(name=name)
+        granted = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        assert granted == set(expected), name
+    assert "console.retry_items" not in ROLES["Viewer"]
+    assert "auth.change_user" in ROLES["Admin"] and "auth.change_user" not in ROLES["Operator"]
+
+
+@pytest.mark.parametrize("url", CONSOLE_URLS)
+def test_anonymous_is_sent_to_login(client: Client, url: str, redis_client) -> None:
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("url", CONSOLE_URLS)
+def test_roleless_staff_sees_only_login(roleless: User, url: str, redis_client) -> None:
+    response = logged_in(roleless).get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_non_staff_with_role_is_refused(redis_client) -> None:
+    user = User.objects.create_user("nina", password="x" * 12, is_staff=False)
+    user.groups.add(Group.objects.get(name="Viewer"))
+    assert logged_in(user).get("/").status_code == 302
+
+
+@pytest.mark.parametrize("url", CONSOLE_URLS)
+def test_viewer_sees_console_pages_but_not_user_admin(viewer: User, url: str, redis_client) -> None:
+    expected = 403 if url in ADMIN_ONLY_URLS or url == "/console/auditentry/" else 200
+    assert logged_in(viewer).get(url).status_code == expected
+
+
+@pytest.mark.parametrize("url", CONSOLE_URLS)
+def test_admin_role_sees_everything(admin_user: User, url: str, redis_client) -> None:
+    assert logged_in(admin_user).get(url).status_code == 200
+
+
+def test_login_page_is_at_login(client: Client) -> None:
+    response = client.get("/login/")
+    assert response.status_code == 200
+    assert b"HSI Console" in response.content
+
+
+def test_dashboard_shows_server_facts_and_families(viewer_client: Client, redis_client) -> None:
+    redis_client.rpush("detection_queue", b'{"camera_id":"porch"}')
+    redis_client.rpush("dlq:detection_queue", b"x", b"y")
+    redis_client.rpush("hsi:queue:dlq:analysis_queue", b"z")
+    redis_client.set("orchestrator:service:redis:state", b"{}")
+    redis_client.set("job:abc", b"{}")
+    redis_client.set("job:abc:status", b"{}")
+    response = viewer_client.get("/")
+    assert response.status_code == 200
+    census = {f.name: f.count for f in response.context["overview"].census.families}
+    assert (
+        census["queues"] == 1 and census["dlq"] == 2 and census["orchestrator"] == 1 and census["jobs"] == 2
+    )
+    html = response.content.decode()
+    assert redis_client.info("server")["redis_version"] in html
+    assert 'data-family="dlq"' in html and "dlq:detection_queue" in html
+    assert "Full SCAN of 6 keys" in html
+
+
+def test_dashboard_scan_is_bounded(viewer_client: Client, redis_client, settings) -> None:
+    redis_client.mset({f"dedupe:{i:04d}": b"1" for i in range(3000)})
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 500, "SCAN_COUNT": 100}
+    census = viewer_client.get("/").context["overview"].census
+    assert not census.complete
+    assert 500 <= census.examined < 3000
+    assert "counts are partial" in viewer_client.get("/").content.decode()
+
+
+def test_degraded_banner_instead_of_stack_trace_then_recovery(
+    viewer: User, start_server, point_at, redis_client, settings
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "OVERVIEW_CACHE_SECONDS": 0}
+    server = start_server()
+    point_at(server)
+    client = logged_in(viewer)
+    assert client.get("/").status_code == 200
+    server.kill()
+    response = client.get("/")
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert 'data-testid="redis-banner"' in html and "Connection refused" in html
+    assert "Traceback" not in html
+    server.start()
+    assert client.get("/").status_code == 200
+
+
+def test_connection_page_masks_password(viewer: User, start_server, point_at, redis_client) -> None:
+    server = start_server(password=PASSWORD)
+    point_at(url=f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    response = logged_in(viewer).get("/connection/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Successfully connected to Redis with authentication" in html
+    assert f"redis://:***@127.0.0.1:{server.port}/0" in html
+    assert PASSWORD not in html
+
+
+def test_api_overview_with_token(viewer: User, redis_client) -> None:
+    redis_client.rpush("dlq:overflow:analysis_queue", b"{}")
+    token = Token.objects.create(user=viewer)
+    response = Client().get("/api/redis/overview", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 200
+    families = {f["name"]: f["count"] for f in response.json()["census"]["families"]}
+    assert families["overflow_dlq"] == 1
+    assert response.json()["server"]["version"] == redis_client.info("server")["redis_version"]
+
+
+def test_api_refuses_roleless_token_and_anonymous(roleless: User, redis_client) -> None:
+    token = Token.objects.create(user=roleless)
+    assert Client().get("/api/redis/overview", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 403
+    assert Client().get("/api/redis/overview").status_code in (401, 403)
+
+
+def test_api_redis_down_is_503_sentence(viewer: User, start_server, point_at, redis_client) -> None:
+    server = start_server()
+    point_at(server)
+    server.kill()
+    response = logged_in(viewer).get("/api/redis/overview")
+    assert response.status_code == 503
+    assert "Connection refused" in response.json()["detail"]
