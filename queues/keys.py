@@ -8,8 +8,8 @@ replace the list. Nothing else in the console formats an HSI key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from fnmatch import translate
 from functools import cache
 
@@ -57,9 +57,27 @@ DEFAULT_FAMILIES: tuple[KeyFamily, ...] = (
 OTHER = KeyFamily("other", "Other keys", ("*",), "mixed")
 # Families above are in matching order (specific first); pages list them in this order.
 DISPLAY_ORDER = (
-    "queues", "dlq", "overflow_dlq", "streams", "stream_dlq", "jobs", "job_index", "orchestrator", "batch",
-    "batch_event", "dedupe", "cache", "embeddings", "telemetry", "rate_limit", "idempotency", "hll", "camera",
-    "cost", "console", "other",
+    "queues",
+    "dlq",
+    "overflow_dlq",
+    "streams",
+    "stream_dlq",
+    "jobs",
+    "job_index",
+    "orchestrator",
+    "batch",
+    "batch_event",
+    "dedupe",
+    "cache",
+    "embeddings",
+    "telemetry",
+    "rate_limit",
+    "idempotency",
+    "hll",
+    "camera",
+    "cost",
+    "console",
+    "other",
 )
 
 
