@@ -13,7 +13,6 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -158,22 +157,31 @@ class RedisConfig:
         return {"address": self.effective_url, **options}
 
 
-@cache
-def _client(config: RedisConfig) -> redis.Redis:
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1)
-    pool = redis.ConnectionPool.from_url(config.effective_url, retry=retry, **config.pool_kwargs())
-    return redis.Redis(connection_pool=pool)
+_clients: dict[RedisConfig, redis.Redis] = {}
 
 
 def get_redis(config: RedisConfig | None = None) -> redis.Redis:
-    """The console's client for HSI's Redis: bytes in, bytes out (values can be binary)."""
-    return _client(config or settings.HSI_REDIS)
+    """The console's client for HSI's Redis: bytes in, bytes out (values can be binary).
+
+    One client (and pool) per configuration, built on first use, never at import.
+    """
+    config = config or settings.HSI_REDIS
+    if config not in _clients:
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1)
+        pool = redis.ConnectionPool.from_url(config.effective_url, retry=retry, **config.pool_kwargs())
+        _clients[config] = redis.Redis(connection_pool=pool)
+    return _clients[config]
+
+
+def close_clients() -> None:
+    while _clients:
+        _clients.popitem()[1].connection_pool.disconnect()
 
 
 @receiver(setting_changed)
 def _reset_clients(*, setting: str, **kwargs: Any) -> None:
     if setting in {"HSI_REDIS", "CONSOLE_REDIS"}:
-        _client.cache_clear()
+        close_clients()
 
 
 def _tls_message(exc: BaseException, config: RedisConfig) -> str:
@@ -196,10 +204,10 @@ def _tls_message(exc: BaseException, config: RedisConfig) -> str:
             f"signed by the CA in REDIS_SSL_CA_CERTS ({ca}). Point REDIS_SSL_CA_CERTS at the CA "
             "that signed it."
         )
-    if "certificate required" in text or "CERTIFICATE_REQUIRED" in text:
+    if "certificate required" in text or "CERTIFICATE_REQUIRED" in text or isinstance(exc, ssl.SSLEOFError):
         return (
-            "Redis requires a client certificate (mutual TLS): set REDIS_SSL_CERTFILE and "
-            "REDIS_SSL_KEYFILE to a certificate its CA trusts."
+            "Redis ended the TLS handshake: it requires a client certificate (mutual TLS). Set "
+            "REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE to a certificate signed by a CA that Redis trusts."
         )
     if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
         return (
@@ -250,7 +258,8 @@ def explain(exc: BaseException, config: RedisConfig) -> str:
         hint = (
             "if this Redis uses TLS, set REDIS_SSL_ENABLED=true or use a rediss:// URL"
             if not config.uses_tls
-            else "check that REDIS_URL points at the TLS port and the REDIS_SSL_* files"
+            else "if Redis requires a client certificate (mutual TLS), set REDIS_SSL_CERTFILE and "
+            "REDIS_SSL_KEYFILE; otherwise check that REDIS_URL points at the TLS port"
         )
         return f"Redis at {config.address} closed the connection: {hint}."
     if isinstance(exc, redis.ConnectionError):

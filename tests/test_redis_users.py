@@ -66,8 +66,9 @@ def test_django_redis_cache_uses_tls_and_password(start_server, tls_files, setti
     cache = caches["secured"]
     cache.set("greeting", {"hello": "tls"}, 30)
     assert cache.get("greeting") == {"hello": "tls"}
-    assert server.client().exists(":1:greeting") == 0  # the key lives under the prefix
-    assert any(key.startswith(b"t:") for key in server.client().scan_iter(count=100))
+    with server.client() as direct:
+        assert direct.exists(":1:greeting") == 0  # the key lives under the prefix
+        assert any(key.startswith(b"t:") for key in direct.scan_iter(count=100))
 
 
 def test_channel_layer_uses_tls_and_password(start_server, tls_files) -> None:
