@@ -1,0 +1,105 @@
+"""A real console process: migrate, collectstatic, users, demo world, then daphne on a free port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS = {"viewer": "Viewer", "operator": "Operator", "admin": "Admin", "nobody": None}
+PASSWORD = "Browser-test-pw-1"
+
+CREATE_USERS = """
+from django.contrib.auth.models import Group, User
+for name, role in {users!r}.items():
+    user = User.objects.create_user(name, password={password!r}, is_staff=True)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+"""
+
+
+@dataclass
+class LiveConsole:
+    url: str
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+def console_env(folder: Path, redis_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_SSL_", "DJANGO_"))}
+    return env | {
+        "DJANGO_ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "DJANGO_SECRET_KEY": "live-test-secret-" + "y" * 40,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_STATIC_ROOT": str(folder / "static"),
+        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "REDIS_PASSWORD": "",
+    }
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/system/health/live", timeout=1):  # noqa: S310 - loopback
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"daphne did not answer:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+    """daphne serving the console with DEBUG off, on its own private Redis filled with the demo world."""
+    folder = tmp_path_factory.mktemp("live")
+    redis_server = RedisServer(folder / "redis").start()
+    port = free_port()
+    console = LiveConsole(
+        f"http://127.0.0.1:{port}", console_env(folder, redis_server.url), folder / "daphne.log"
+    )
+    console.manage("migrate", "--noinput", "-v", "0")
+    console.manage("collectstatic", "--noinput", "-v", "0")
+    console.manage("shell", "-c", CREATE_USERS.format(users=USERS, password=PASSWORD))
+    console.manage("load_demo_world")
+    with console.log.open("wb") as log:
+        console.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"],
+            cwd=ROOT,
+            env=console.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until_up(console.url, console.process, console.log)
+    yield console
+    console.process.terminate()
+    console.process.wait(10)
+    redis_server.stop()
