@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format types pytest bench clean
+.PHONY: run test test-postgres lint format types pytest bench clean
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "HSI Console needs Python 3.11 or newer")'
@@ -33,6 +34,10 @@ types: $(VENV)/.dev
 
 pytest: $(VENV)/.dev
 	$(PY) -m pytest
+
+# The database-backed tests once more on PostgreSQL (pytest-django creates and drops test_<name>).
+test-postgres: $(VENV)/.dev
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/test_console_pages.py tests/test_health.py
 
 bench: $(VENV)/.dev
 	$(PY) bench/overview.py

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.live_server import PASSWORD, ROOT, LiveConsole, live_console  # noqa: F401 - registers the fixture
+from tests.live_server import PASSWORD, ROOT, LiveConsole
 
 pytestmark = pytest.mark.browser
 
@@ -57,14 +57,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def console(request: pytest.FixtureRequest) -> LiveConsole:
-    server: LiveConsole = request.getfixturevalue("live_console")
-    return server
-
-
-@pytest.fixture
-def base_url(console: LiveConsole) -> str:
-    return console.url
+def base_url(live_console: LiveConsole) -> str:
+    return live_console.url
 
 
 @contextmanager
@@ -177,14 +171,14 @@ def test_admin_manages_users_viewer_cannot(page: Page, base_url: str, browser: B
 
 
 def test_connection_page_shows_success_and_no_password(
-    page: Page, base_url: str, console: LiveConsole
+    page: Page, base_url: str, live_console: LiveConsole
 ) -> None:
     login(page, base_url, "viewer")
     page.goto(f"{base_url}/connection/")
     expect(page.locator("[data-testid=connection-status]")).to_contain_text("Successfully connected to Redis")
     section = page.locator("section[aria-labelledby=hsi-redis]")
     url = section.locator("tr", has_text="URL").locator("code").inner_text()
-    port = urlsplit(console.env["REDIS_URL"]).port
+    port = urlsplit(live_console.env["REDIS_URL"]).port
     assert url.startswith("redis://") and f":{port}" in url, url
     assert "@" not in url and PASSWORD not in url, url
 

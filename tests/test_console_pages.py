@@ -147,7 +147,10 @@ def test_api_redis_down_is_503_sentence(viewer: User, start_server, point_at, re
 def test_forbidden_and_missing_pages_explain_themselves(viewer_client: Client, redis_client) -> None:
     forbidden = viewer_client.get("/auth/user/")
     assert forbidden.status_code == 403
-    assert b"You are not allowed to do this" in forbidden.content and b"Back to the dashboard" in forbidden.content
+    assert (
+        b"You are not allowed to do this" in forbidden.content
+        and b"Back to the dashboard" in forbidden.content
+    )
     missing = viewer_client.get("/no/such/page/")
     assert missing.status_code == 404
     assert b"There is nothing at this address" in missing.content
