@@ -1,0 +1,364 @@
+"""Queues and DLQs as lists: pages of entries, and retry/delete by exact bytes in Lua batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from queues import keys
+from queues.codec import Decoded, decode, encode_payload
+from queues.conf import conf
+from queues.scripts import Move, move_entries
+
+BATCH_SIZE = 500
+SEARCH_WINDOW = 500
+REQUIRED_FIELDS = (
+    "original_job",
+    "error",
+    "attempt_count",
+    "first_failed_at",
+    "last_failed_at",
+    "queue_name",
+)
+
+
+class NotRetryable(Exception):
+    """An entry that stays in the DLQ, with the reason."""
+
+
+def fingerprint(raw: bytes) -> str:
+    """A stable id for an entry's exact bytes (identical entries share it, which is harmless)."""
+    return hashlib.blake2b(raw, digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    index: int
+    raw: bytes
+    decoded: Decoded = field(repr=False)
+
+    @classmethod
+    def of(cls, key: str, index: int, raw: bytes) -> Entry:
+        return cls(key, index, raw, decode(raw))
+
+    @property
+    def id(self) -> str:
+        return fingerprint(self.raw)
+
+    @property
+    def ref(self) -> str:
+        """What a form or API client sends back: index hint and fingerprint."""
+        return f"{self.index}:{self.id}"
+
+    @property
+    def payload(self) -> Any:
+        return self.decoded.value if self.decoded.is_structured else None
+
+    @property
+    def job(self) -> dict[str, Any] | None:
+        """The failed job: ``original_job`` of a retry DLQ entry, decoded ``data`` of an overflow one."""
+        value = self.payload
+        if not isinstance(value, dict):
+            return None
+        if self.decoded.kind == "overflow" and self.decoded.inner is not None:
+            inner = self.decoded.inner.value
+            return inner if isinstance(inner, dict) else None
+        job = value.get("original_job")
+        return job if isinstance(job, dict) else None
+
+    @property
+    def problem(self) -> str:
+        """Why the entry cannot be read as a DLQ entry, or ``""``."""
+        if not self.decoded.is_structured:
+            return f"not JSON ({self.decoded.kind}{': ' + self.decoded.note if self.decoded.note else ''})"
+        if self.decoded.kind == "overflow":
+            return "" if self.job is not None else "overflow data is not a JSON object"
+        if not isinstance(self.payload, dict):
+            return "JSON but not an object"
+        missing = [name for name in REQUIRED_FIELDS if name not in self.payload]
+        return f"missing {', '.join(missing)}" if missing else ""
+
+    def field(self, name: str) -> Any:
+        return self.payload.get(name) if isinstance(self.payload, dict) else None
+
+    def retry_payload(self) -> bytes:
+        """The bytes HSI's producer would have pushed for this job."""
+        if self.decoded.kind == "overflow":
+            data = self.field("data")
+            if self.job is None or not isinstance(data, str):
+                raise NotRetryable("overflow entry without decodable data")
+            return data.encode()
+        job = self.job
+        if job is None:
+            raise NotRetryable(self.problem or "no original_job")
+        return encode_payload(job)
+
+    def matches(
+        self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None
+    ) -> bool:
+        """The DLQ filters: error text or type, camera, failure time window (epoch seconds)."""
+        if text:
+            haystack = f"{self.field('error') or ''} {self.field('error_type') or ''}".lower()
+            if text.lower() not in haystack:
+                return False
+        if camera and (self.job or {}).get("camera_id") != camera:
+            return False
+        failed = parse_time(self.field("last_failed_at"))
+        if since is not None and (failed is None or failed < since):
+            return False
+        return not (until is not None and (failed is None or failed > until))
+
+
+def parse_time(value: Any) -> float | None:
+    from datetime import datetime
+
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Page:
+    key: str
+    total: int
+    offset: int
+    limit: int
+    newest_first: bool
+    entries: list[Entry]
+
+
+def page(client: redis.Redis, key: str, offset: int = 0, limit: int = 50, newest_first: bool = False) -> Page:
+    """One page of a list at any depth: LLEN + one bounded LRANGE in one round trip."""
+    limit = max(1, min(limit, 100))
+    offset = max(0, offset)
+    if newest_first:
+        start, stop = -(offset + limit), -(offset + 1)
+    else:
+        start, stop = offset, offset + limit - 1
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(key)
+    pipe.lrange(key, start, stop)
+    total, raws = pipe.execute()
+    first = max(total + start, 0) if newest_first else start
+    entries = [Entry.of(key, first + i, raw) for i, raw in enumerate(raws)]
+    if newest_first:
+        entries.reverse()
+    return Page(key, int(total), offset, limit, newest_first, entries)
+
+
+def entry_at(client: redis.Redis, key: str, index: int, fingerprint_: str) -> Entry | None:
+    """The entry with this fingerprint, at or near ``index`` (the list may have shifted)."""
+    found = resolve(client, key, [(index, fingerprint_)])
+    return found[0] if found else None
+
+
+def parse_refs(refs: Iterable[str]) -> list[tuple[int, str]]:
+    parsed = []
+    for ref in refs:
+        hint, _, fp = ref.partition(":")
+        if not fp:
+            hint, fp = "-1", hint
+        parsed.append((int(hint) if hint.lstrip("-").isdigit() else -1, fp))
+    return parsed
+
+
+def resolve(client: redis.Redis, key: str, refs: Sequence[tuple[int, str]]) -> list[Entry]:
+    """Find entries by fingerprint near their index hints; bounded reads, missing ones left out."""
+    wanted = {fp: hint for hint, fp in refs}
+    found: dict[str, Entry] = {}
+    windows = sorted({max(hint - SEARCH_WINDOW // 2, 0) for hint in wanted.values() if hint >= 0} | {0})
+    for start in windows:
+        for offset, raw in enumerate(client.lrange(key, start, start + SEARCH_WINDOW - 1)):
+            fp = fingerprint(raw)
+            if fp in wanted and fp not in found:
+                found[fp] = Entry.of(key, start + offset, raw)
+        if len(found) == len(wanted):
+            break
+    return [found[fp] for _, fp in refs if fp in found]
+
+
+@dataclass
+class Outcome:
+    """What a retry or delete did; entries skipped keep their reason."""
+
+    key: str
+    target: str | None
+    done: int = 0
+    examined: int = 0
+    full: bool = False
+    skipped: Counter[str] = field(default_factory=Counter)
+    moved: list[Entry] = field(default_factory=list)
+    remaining: int | None = None
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "target": self.target,
+            "done": self.done,
+            "skipped": self.skipped_count,
+            "skipped_reasons": dict(self.skipped),
+            "full": self.full,
+            "remaining": self.remaining,
+        }
+
+    def summary(self, verb: str) -> str:
+        text = f"{verb} {self.done} of {self.key}"
+        if self.target and verb == "Retried":
+            text += f" to {self.target}"
+        if self.full:
+            text += f"; stopped: {self.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE')})"
+        if self.skipped:
+            reasons = "; ".join(f"{count} {reason}" for reason, count in self.skipped.most_common(3))
+            text += f"; skipped {self.skipped_count} ({reasons})"
+        if self.remaining:
+            text += f"; {self.remaining} left"
+        return text + "."
+
+
+def target_of(key: str) -> str:
+    target = keys.source_queue(key)
+    if target is None:
+        raise NotRetryable(f"{key} is not a dead-letter queue")
+    return target
+
+
+def retry(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
+    """Retry chosen entries to their source queue, each removed in the same atomic step."""
+    outcome = Outcome(key, target_of(key))
+    moves = []
+    for entry in entries:
+        try:
+            moves.append((entry, Move(entry.index, entry.raw, entry.retry_payload())))
+        except NotRetryable as reason:
+            outcome.skipped[str(reason)] += 1
+    _apply(client, outcome, moves)
+    return outcome
+
+
+def delete(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
+    """Delete chosen entries by exact bytes (archive them first: see console.archive)."""
+    outcome = Outcome(key, None)
+    _apply(client, outcome, [(entry, Move(entry.index, entry.raw)) for entry in entries])
+    return outcome
+
+
+def _apply(client: redis.Redis, outcome: Outcome, moves: Sequence[tuple[Entry, Move]]) -> None:
+    max_len = conf("QUEUE_MAX_SIZE") if outcome.target else 0
+    for start in range(0, len(moves), BATCH_SIZE):
+        chunk = moves[start : start + BATCH_SIZE]
+        statuses = move_entries(client, outcome.key, outcome.target, [m for _, m in chunk], max_len)
+        for (entry, _), status in zip(chunk, statuses, strict=True):
+            outcome.examined += 1
+            if status == "ok":
+                outcome.done += 1
+                outcome.moved.append(entry)
+            elif status == "full":
+                outcome.full = True
+            else:
+                outcome.skipped["already gone (retried or deleted by someone else)"] += 1
+        if outcome.full:
+            return
+
+
+Keep = Callable[[Entry], str | None]
+"""For a sweep: ``None`` acts on the entry, ``""`` leaves it quietly, a reason leaves it and counts."""
+
+
+def retry_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
+    def keep(entry: Entry) -> str | None:
+        if select is not None and not select(entry):
+            return ""
+        try:
+            entry.retry_payload()
+        except NotRetryable as reason:
+            return str(reason)
+        return None
+
+    return keep
+
+
+def delete_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
+    return lambda entry: "" if select is not None and not select(entry) else None
+
+
+def sweep(
+    client: redis.Redis,
+    key: str,
+    action: Callable[[redis.Redis, str, Sequence[Entry]], Outcome],
+    keep: Keep,
+    *,
+    budget_seconds: float = 5.0,
+    start: int = 0,
+) -> tuple[Outcome, int]:
+    """Apply ``action`` to entries from ``start`` on, ``BATCH_SIZE`` per script call, within a budget.
+
+    Entries that ``keep`` leaves stay in place ahead of the returned position, which is where a
+    follow-up call continues. Index hints assume the acted-on entries before them are gone; the
+    script falls back to searching by bytes when another operator got there first.
+    """
+    deadline = time.monotonic() + budget_seconds
+    outcome = Outcome(key, None)
+    position = start
+    while time.monotonic() < deadline:
+        raws = client.lrange(key, position, position + BATCH_SIZE - 1)
+        if not raws:
+            break
+        chosen: list[Entry] = []
+        kept = 0
+        for raw in raws:
+            entry = Entry.of(key, position + kept, raw)
+            reason = keep(entry)
+            if reason is None:
+                chosen.append(entry)
+                continue
+            kept += 1
+            if reason:
+                outcome.skipped[reason] += 1
+        part = action(client, key, chosen)
+        _merge(outcome, part)
+        position += kept
+        if part.full:
+            break
+    outcome.remaining = max(client.llen(key) - position, 0)
+    return outcome, position
+
+
+def _merge(total: Outcome, part: Outcome) -> None:
+    total.target = part.target
+    total.done += part.done
+    total.examined += part.examined
+    total.full = total.full or part.full
+    total.skipped.update(part.skipped)
+    total.moved.extend(part.moved)
+
+
+def as_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "index": entry.index,
+        "size": entry.decoded.size,
+        "encoding": entry.decoded.encodings,
+        "payload": entry.payload,
+        "error": entry.problem or None,
+    }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,168 @@
+"""Retry and delete by exact bytes, in Lua, against a real Redis: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+
+import redis
+
+from queues import dlq
+from queues.codec import decode, encode_payload
+
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+
+
+def failure(n: int, *, big: bool = False) -> bytes:
+    entry = {
+        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
+        "error": "Detector unavailable: ConnectError" if n % 2 else "Invalid image: truncated JPEG",
+        "error_type": "DetectorUnavailableError" if n % 2 else "ValueError",
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-11T22:04:11+00:00",
+        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
+        "queue_name": "detection_queue",
+    }
+    if big:
+        entry["stack_trace"] = "".join(f"  File mod_{i}.py, line {i * n}\n" for i in range(80))
+        entry["original_job"]["labels"] = [f"label-{i}-{n}" for i in range(120)]
+    return encode_payload(entry)
+
+
+def jobs_in(client: redis.Redis, key: str) -> list[int]:
+    return [decode(raw).value["n"] for raw in client.lrange(key, 0, -1)]
+
+
+def test_retry_selected_pushes_original_job_and_removes_entry(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n, big=n == 2) for n in range(5)])
+    entries = dlq.page(redis_client, DLQ).entries
+    outcome = dlq.retry(redis_client, DLQ, [entries[1], entries[2]])
+    assert (outcome.done, outcome.target) == (2, TARGET)
+    assert jobs_in(redis_client, TARGET) == [1, 2]
+    pushed = redis_client.lrange(TARGET, 0, -1)
+    assert json.loads(pushed[0]) == {"camera_id": "cam1", "file_path": "/export/cam/1.jpg", "n": 1}
+    assert pushed[1].startswith(b"Z:"), "jobs over 1 KiB are pushed compressed, as HSI's producer does"
+    assert [dlq.Entry.of(DLQ, 0, raw).job["n"] for raw in redis_client.lrange(DLQ, 0, -1)] == [0, 3, 4]
+
+
+def test_a_shifted_list_cannot_make_you_retry_the_wrong_entry(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(5)])
+    target = dlq.page(redis_client, DLQ).entries[3]
+    redis_client.lpush(DLQ, failure(100), failure(101))  # the page is now stale by two
+    assert dlq.retry(redis_client, DLQ, [target]).done == 1
+    assert jobs_in(redis_client, TARGET) == [3]
+    assert redis_client.llen(DLQ) == 6
+
+
+def test_second_retry_of_the_same_entry_does_nothing(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, failure(1))
+    entry = dlq.page(redis_client, DLQ).entries[0]
+    assert dlq.retry(redis_client, DLQ, [entry]).done == 1
+    again = dlq.retry(redis_client, DLQ, [entry])
+    assert again.done == 0 and again.skipped_count == 1
+    assert redis_client.llen(TARGET) == 1
+
+
+def test_malformed_entries_are_skipped_with_reason_and_stay(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, b"not json {", json.dumps({"error": "x"}).encode(), failure(1))
+    entries = dlq.page(redis_client, DLQ).entries
+    outcome = dlq.retry(redis_client, DLQ, entries)
+    assert outcome.done == 1
+    assert outcome.skipped_count == 2
+    assert any("not JSON" in reason for reason in outcome.skipped)
+    assert any("original_job" in reason for reason in outcome.skipped)
+    assert redis_client.lrange(DLQ, 0, -1)[:2] == [b"not json {", b'{"error": "x"}']
+
+
+def test_full_target_stops_without_evicting(redis_client: redis.Redis, settings) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 5}
+    redis_client.rpush(TARGET, *[b"existing"] * 3)
+    redis_client.rpush(DLQ, *[failure(n) for n in range(4)])
+    outcome = dlq.retry(redis_client, DLQ, dlq.page(redis_client, DLQ).entries)
+    assert (outcome.done, outcome.full) == (2, True)
+    assert redis_client.llen(TARGET) == 5 and redis_client.lrange(TARGET, 0, 2) == [b"existing"] * 3
+    assert redis_client.llen(DLQ) == 2
+    assert "detection_queue is full" in outcome.summary("Retried")
+
+
+def test_overflow_entry_pushes_the_stored_string_unchanged(redis_client: redis.Redis) -> None:
+    stored = failure(7, big=True).decode()
+    wrapper = {"original_queue": "analysis_queue", "data": stored, "reason": "queue_overflow"}
+    redis_client.rpush("dlq:overflow:analysis_queue", json.dumps(wrapper))
+    entry = dlq.page(redis_client, "dlq:overflow:analysis_queue").entries[0]
+    assert dlq.retry(redis_client, "dlq:overflow:analysis_queue", [entry]).done == 1
+    assert redis_client.lrange("analysis_queue", 0, -1) == [stored.encode()]
+
+
+def test_documented_layout_retries_to_prefixed_queue(redis_client: redis.Redis) -> None:
+    redis_client.rpush("hsi:queue:dlq:detection_queue", failure(1))
+    entry = dlq.page(redis_client, "hsi:queue:dlq:detection_queue").entries[0]
+    assert dlq.retry(redis_client, "hsi:queue:dlq:detection_queue", [entry]).target == "hsi:queue:detection_queue"
+    assert redis_client.llen("hsi:queue:detection_queue") == 1
+
+
+def test_resolve_finds_entries_by_fingerprint_after_a_shift(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(1200)])
+    wanted = dlq.page(redis_client, DLQ, offset=900, limit=3).entries
+    redis_client.lpop(DLQ, 40)
+    found = dlq.resolve(redis_client, DLQ, dlq.parse_refs(e.ref for e in wanted))
+    assert [e.raw for e in found] == [e.raw for e in wanted]
+    assert [e.index for e in found] == [860, 861, 862]
+
+
+def test_page_newest_first_and_deep_offsets(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(250)])
+    newest = dlq.page(redis_client, DLQ, offset=0, limit=3, newest_first=True)
+    assert [e.job["n"] for e in newest.entries] == [249, 248, 247]
+    assert [e.index for e in newest.entries] == [249, 248, 247]
+    middle = dlq.page(redis_client, DLQ, offset=200, limit=100)
+    assert middle.total == 250 and [e.index for e in middle.entries][:2] == [200, 201]
+    assert len(middle.entries) == 50
+
+
+def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis) -> None:
+    raws = [failure(n) if n % 300 else b"garbage" for n in range(2000)]
+    redis_client.rpush(DLQ, *raws)
+    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, dlq.retry_keep())
+    assert outcome.done == 2000 - 7
+    assert jobs_in(redis_client, TARGET) == [n for n in range(2000) if n % 300]
+    assert redis_client.lrange(DLQ, 0, -1) == [b"garbage"] * 7
+    assert position == 7 and outcome.remaining == 0
+
+
+def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(1500)])
+    only_odd = dlq.retry_keep(lambda e: e.matches(text="detector unavailable"))
+    first, position = dlq.sweep(redis_client, DLQ, dlq.retry, only_odd, budget_seconds=0)
+    assert first.done == 0 and first.remaining == 1500
+    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, only_odd, start=position)
+    assert outcome.done == 750 and position == 750
+    assert all(n % 2 for n in jobs_in(redis_client, TARGET))
+
+
+def test_delete_selected_by_bytes(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(4)])
+    entries = dlq.page(redis_client, DLQ).entries
+    assert dlq.delete(redis_client, DLQ, [entries[0], entries[3]]).done == 2
+    assert [dlq.Entry.of(DLQ, 0, raw).job["n"] for raw in redis_client.lrange(DLQ, 0, -1)] == [1, 2]
+    assert not redis_client.exists(TARGET)
+
+
+def test_two_operators_retrying_everything_at_once_retry_each_entry_once(
+    redis_client: redis.Redis, redis_server
+) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(6000)])
+
+    def operator() -> None:
+        with redis_server.client() as own:
+            dlq.sweep(own, DLQ, dlq.retry, dlq.retry_keep(), budget_seconds=60)
+
+    threads = [threading.Thread(target=operator) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = Counter(jobs_in(redis_client, TARGET))
+    assert len(counts) == 6000 and set(counts.values()) == {1}
+    assert redis_client.llen(DLQ) == 0
