@@ -20,6 +20,7 @@ from console.redis import explain, probe
 from console.roles import perm
 from queues.conf import conf
 from queues.overview import redis_overview
+from queues.views import admin_urls as queue_admin_urls
 
 
 class ConsoleAdminSite(admin.AdminSite):
@@ -37,6 +38,7 @@ class ConsoleAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         console_urls = [
             path("connection/", self.admin_view(self.connection_view), name="connection"),
+            *queue_admin_urls(self),
         ]
         return console_urls + super().get_urls()
 

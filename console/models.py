@@ -38,3 +38,36 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.key}"
+
+
+class ArchivedItem(models.Model):
+    """A deleted DLQ entry, kept byte for byte so it can be restored.
+
+    Rows are written as ``pending`` before the entry leaves Redis; a crash between the two
+    leaves a pending row that ``queues.archive.reconcile`` settles (kept if the entry is gone
+    from Redis, dropped if it is still there), so an entry is never only in neither place.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "being deleted"
+        ARCHIVED = "archived", "archived"
+        RESTORING = "restoring", "being restored"
+        RESTORED = "restored", "restored"
+
+    key = models.CharField(max_length=1024, db_index=True)
+    raw = models.BinaryField()
+    fingerprint = models.CharField(max_length=40, db_index=True)
+    size = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    deleted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deleted_by = models.CharField(max_length=150)
+    restored_at = models.DateTimeField(null=True, blank=True)
+    restored_by = models.CharField(max_length=150, blank=True)
+    restored_to = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ("-deleted_at", "-id")
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.pk} ({self.get_state_display()})"

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "channels",
 ]
 
@@ -151,6 +152,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["console.permissions.CanViewConsole"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "console.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HSI Console API",
+    "DESCRIPTION": "Queues, dead-letter queues and the archive of HSI's Redis. Token or session auth.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 SESSION_COOKIE_HTTPONLY = True

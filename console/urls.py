@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from console import health
 from console.admin import console_site
@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/system/health/ready", health.ready, name="health-ready"),
     path("api/system/health/live", health.live, name="health-live"),
     path("api/redis/overview", RedisOverviewView.as_view(), name="api-overview"),
+    path("api/", include("queues.api_urls")),
     path("", console_site.urls),
 ]

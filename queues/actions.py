@@ -1,0 +1,167 @@
+"""Console actions on DLQs, shared by pages, the API and commands: each one audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.http import HttpRequest
+
+from console import audit
+from queues import archive, dlq, keys
+
+SNAPSHOT_ENTRIES = 5
+AUDITED_FINGERPRINTS = 1000
+NONCE_SECONDS = 3600
+
+
+class BadFilter(ValueError):
+    """A filter the user typed that cannot be read; the message says which and how."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    text: str = ""
+    camera: str = ""
+    since: float | None = None
+    until: float | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> Filters:
+        return cls(
+            text=str(query.get("q", "")).strip()[:200],
+            camera=str(query.get("camera", "")).strip()[:64],
+            since=_moment(query.get("since"), "since"),
+            until=_moment(query.get("until"), "until"),
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.text or self.camera or self.since is not None or self.until is not None)
+
+    def select(self, entry: dlq.Entry) -> bool:
+        return entry.matches(self.text, self.camera, self.since, self.until)
+
+    def as_query(self) -> dict[str, str]:
+        values = asdict(self)
+        return {("q" if k == "text" else k): _show(v) for k, v in values.items() if v not in ("", None)}
+
+
+def _moment(value: Any, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        raise BadFilter(
+            f"'{name}' must be a date and time like 2026-02-11T22:04, not {str(value)[:40]!r}."
+        ) from None
+
+
+def _show(value: Any) -> str:
+    return (
+        datetime.fromtimestamp(value).isoformat(timespec="minutes")
+        if isinstance(value, float)
+        else str(value)
+    )
+
+
+def first_submission(client: redis.Redis, nonce: str) -> bool:
+    """False when this form or request was already submitted (two tabs, a replayed POST)."""
+    if not nonce:
+        return True
+    return bool(client.set(keys.console_key(f"op:{nonce[:64]}"), 1, nx=True, ex=NONCE_SECONDS))
+
+
+def _record(request: HttpRequest | None, action: str, key: str, outcome: dlq.Outcome, **extra: Any) -> int:
+    entry = audit.record(
+        getattr(request, "user", None),
+        action,
+        key=key,
+        count=outcome.done,
+        request=request,
+        detail={
+            **outcome.as_dict(),
+            "fingerprints": [e.id for e in outcome.moved[:AUDITED_FINGERPRINTS]],
+            "snapshot": [e.decoded.display(limit=1500) for e in outcome.moved[:SNAPSHOT_ENTRIES]],
+            **extra,
+        },
+    )
+    return entry.pk
+
+
+def _selected(client: redis.Redis, key: str, refs: list[str]) -> tuple[list[dlq.Entry], int]:
+    entries = dlq.resolve(client, key, dlq.parse_refs(refs))
+    return entries, len(refs) - len(entries)
+
+
+def _username(request: HttpRequest | None) -> str:
+    user = getattr(request, "user", None)
+    return user.get_username() if user is not None and user.is_authenticated else "system"
+
+
+Action = Callable[[redis.Redis, str, list[dlq.Entry]], dlq.Outcome]
+
+
+def _archive_delete(request: HttpRequest | None) -> Action:
+    return lambda client, key, entries: archive.archive_and_delete(client, key, entries, _username(request))
+
+
+def act_on_selected(
+    client: redis.Redis, key: str, refs: list[str], *, verb: str, request: HttpRequest | None
+) -> tuple[dlq.Outcome, int]:
+    """Retry or delete the entries a user picked; returns the outcome and the audit id."""
+    entries, missing = _selected(client, key, refs)
+    action = dlq.retry if verb == "retry" else _archive_delete(request)
+    outcome = action(client, key, entries)
+    if missing:
+        outcome.skipped["not found (already retried or deleted?)"] += missing
+    return outcome, _record(request, f"dlq.{verb}", key, outcome, selected=len(refs))
+
+
+def act_on_matching(
+    client: redis.Redis,
+    key: str,
+    filters: Filters,
+    *,
+    verb: str,
+    request: HttpRequest | None,
+    start: int = 0,
+    budget_seconds: float = 3.0,
+) -> tuple[dlq.Outcome, int, int]:
+    """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``."""
+    select = filters.select if filters.active else None
+    if verb == "retry":
+        outcome, position = dlq.sweep(
+            client, key, dlq.retry, dlq.retry_keep(select), budget_seconds=budget_seconds, start=start
+        )
+    else:
+        outcome, position = dlq.sweep(
+            client,
+            key,
+            _archive_delete(request),
+            dlq.delete_keep(select),
+            budget_seconds=budget_seconds,
+            start=start,
+        )
+    outcome.target = keys.source_queue(key) if verb == "retry" else None
+    audit_id = _record(request, f"dlq.{verb}_all", key, outcome, filters=filters.as_query(), start=start)
+    return outcome, position, audit_id
+
+
+def restore(
+    client: redis.Redis, ids: list[int], *, to_source: bool, request: HttpRequest | None
+) -> dict[str, int]:
+    archive.reconcile(client)
+    result = archive.restore(client, ids, _username(request), to_source=to_source)
+    audit.record(
+        getattr(request, "user", None),
+        "archive.restore",
+        count=result["restored"],
+        request=request,
+        detail={**result, "ids": ids[:AUDITED_FINGERPRINTS], "to_source": to_source},
+    )
+    return result

@@ -1,0 +1,119 @@
+"""Every queue and DLQ of both layouts with depth, fill ratio and oldest-item age, in one round trip."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from queues import keys
+from queues.codec import decode
+from queues.conf import conf
+from queues.dlq import parse_time
+
+QUEUE_FAMILIES = {
+    "queues": "queue",
+    "dlq": "dlq",
+    "overflow_dlq": "dlq",
+    "streams": "queue",
+    "stream_dlq": "dlq",
+}
+TIME_FIELDS = ("pipeline_start_time", "timestamp", "queued_at", "last_failed_at", "first_failed_at")
+WARN_RATIO = 0.8
+
+
+@dataclass
+class QueueInfo:
+    key: str
+    kind: str
+    type: str
+    length: int = 0
+    source: str | None = None
+    max_size: int = 0
+    oldest_age_seconds: float | None = None
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fill_ratio(self) -> float:
+        return self.length / self.max_size if self.max_size else 0.0
+
+    @property
+    def warning(self) -> bool:
+        return self.kind == "queue" and self.fill_ratio >= WARN_RATIO
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fill_ratio": round(self.fill_ratio, 4)}
+
+
+def queue_keys(client: redis.Redis) -> dict[str, str]:
+    """Queue and DLQ keys found by a bounded SCAN, plus the well-known names (even when empty)."""
+    found = {name: "queues" for name in keys.QUEUE_NAMES}
+    found |= {keys.dlq_key(name): "dlq" for name in keys.QUEUE_NAMES}
+    examined = 0
+    for raw in client.scan_iter(count=conf("SCAN_COUNT")):
+        key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
+        family = keys.classify(key).name
+        if family in QUEUE_FAMILIES:
+            found[key] = family
+        examined += 1
+        if examined >= conf("SCAN_LIMIT"):
+            break
+    return found
+
+
+def oldest_age(raw: bytes | None, now: float) -> float | None:
+    decoded = decode(raw) if raw else None
+    if decoded is not None and decoded.kind == "overflow" and decoded.inner is not None:
+        decoded = decoded.inner
+    value = decoded.value if decoded else None
+    if isinstance(value, dict) and isinstance(value.get("original_job"), dict):
+        value = {**value["original_job"], **value}
+    if not isinstance(value, dict):
+        return None
+    for name in TIME_FIELDS:
+        moment = parse_time(value.get(name))
+        if moment is not None:
+            return max(now - moment, 0.0)
+    return None
+
+
+def list_queues(client: redis.Redis) -> list[QueueInfo]:
+    """Depth and head item of every list, length and groups of every stream, pipelined."""
+    found = queue_keys(client)
+    infos = [
+        QueueInfo(
+            key,
+            QUEUE_FAMILIES[family],
+            "stream" if family.startswith("stream") else "list",
+            source=keys.source_queue(key) if QUEUE_FAMILIES[family] == "dlq" else None,
+            max_size=conf("QUEUE_MAX_SIZE"),
+        )
+        for key, family in sorted(found.items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
+    ]
+    pipe = client.pipeline(transaction=False)
+    for info in infos:
+        if info.type == "list":
+            pipe.llen(info.key)
+            pipe.lindex(info.key, 0)
+        else:
+            pipe.xlen(info.key)
+            pipe.xinfo_groups(info.key)
+    replies = pipe.execute(raise_on_error=False)
+    now = time.time()
+    for index, info in enumerate(infos):
+        length, extra = replies[2 * index], replies[2 * index + 1]
+        info.length = length if isinstance(length, int) else 0
+        if info.type == "list":
+            info.oldest_age_seconds = oldest_age(extra if isinstance(extra, bytes) else None, now)
+        elif isinstance(extra, list):
+            info.groups = [_group(group) for group in extra]
+    return infos
+
+
+def _group(group: dict[Any, Any]) -> dict[str, Any]:
+    def text(value: Any) -> Any:
+        return value.decode() if isinstance(value, bytes) else value
+
+    return {text(k): text(v) for k, v in group.items()}
