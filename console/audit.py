@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 
 from console.models import AuditEntry
@@ -24,9 +24,9 @@ def record(
     detail: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
 ) -> AuditEntry:
-    authenticated = user is not None and user.is_authenticated
+    authenticated = isinstance(user, User) and user.is_authenticated
     return AuditEntry.objects.create(
-        user=user if authenticated else None,
+        user=user if isinstance(user, User) else None,
         username=user.get_username() if authenticated and user is not None else "system",
         action=action,
         key=key,

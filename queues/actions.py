@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -103,7 +103,7 @@ def _username(request: HttpRequest | None) -> str:
     return user.get_username() if user is not None and user.is_authenticated else "system"
 
 
-Action = Callable[[redis.Redis, str, list[dlq.Entry]], dlq.Outcome]
+Action = Callable[[redis.Redis, str, Sequence[dlq.Entry]], dlq.Outcome]
 
 
 def _archive_delete(request: HttpRequest | None) -> Action:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import redis
 from django.db import transaction
@@ -38,12 +39,14 @@ def reconcile(client: redis.Redis) -> int:
     settled = 0
     for row in ArchivedItem.objects.filter(state__in=[State.PENDING, State.RESTORING]):
         raw = bytes(row.raw)
-        if row.state == State.PENDING and client.lpos(row.key, raw) is not None:
+        if row.state == State.PENDING and client.lpos(row.key, cast(Any, raw)) is not None:
             row.delete()  # the delete never happened: the entry is still in its DLQ
         elif row.state == State.PENDING:
             ArchivedItem.objects.filter(pk=row.pk).update(state=State.ARCHIVED)
         else:
-            back = client.lpos(row.restored_to, _payload(row, row.restored_to != row.key)) is not None
+            back = (
+                client.lpos(row.restored_to, cast(Any, _payload(row, row.restored_to != row.key))) is not None
+            )
             ArchivedItem.objects.filter(pk=row.pk).update(state=State.RESTORED if back else State.ARCHIVED)
         settled += 1
     return settled

@@ -33,6 +33,11 @@ class NotRetryable(Exception):
     """An entry that stays in the DLQ, with the reason."""
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    """redis-py's types say ``bytes | str``; the console's client always returns bytes."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def fingerprint(raw: bytes) -> str:
     """A stable id for an entry's exact bytes (identical entries share it, which is harmless)."""
     return hashlib.blake2b(raw, digest_size=10).hexdigest()
@@ -153,7 +158,7 @@ def page(client: redis.Redis, key: str, offset: int = 0, limit: int = 50, newest
     pipe.lrange(key, start, stop)
     total, raws = pipe.execute()
     first = max(total + start, 0) if newest_first else start
-    entries = [Entry.of(key, first + i, raw) for i, raw in enumerate(raws)]
+    entries = [Entry.of(key, first + i, as_bytes(raw)) for i, raw in enumerate(raws)]
     if newest_first:
         entries.reverse()
     return Page(key, int(total), offset, limit, newest_first, entries)
@@ -181,7 +186,8 @@ def resolve(client: redis.Redis, key: str, refs: Sequence[tuple[int, str]]) -> l
     found: dict[str, Entry] = {}
     windows = sorted({max(hint - SEARCH_WINDOW // 2, 0) for hint in wanted.values() if hint >= 0} | {0})
     for start in windows:
-        for offset, raw in enumerate(client.lrange(key, start, start + SEARCH_WINDOW - 1)):
+        for offset, item in enumerate(client.lrange(key, start, start + SEARCH_WINDOW - 1)):
+            raw = as_bytes(item)
             fp = fingerprint(raw)
             if fp in wanted and fp not in found:
                 found[fp] = Entry.of(key, start + offset, raw)
@@ -323,7 +329,7 @@ def sweep(
         chosen: list[Entry] = []
         kept = 0
         for raw in raws:
-            entry = Entry.of(key, position + kept, raw)
+            entry = Entry.of(key, position + kept, as_bytes(raw))
             reason = keep(entry)
             if reason is None:
                 chosen.append(entry)

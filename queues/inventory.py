@@ -49,15 +49,13 @@ class QueueInfo:
 
 def queue_keys(client: redis.Redis) -> dict[str, str]:
     """Queue and DLQ keys found by a bounded SCAN, plus the well-known names (even when empty)."""
-    found = {name: "queues" for name in keys.QUEUE_NAMES}
+    found = dict.fromkeys(keys.QUEUE_NAMES, "queues")
     found |= {keys.dlq_key(name): "dlq" for name in keys.QUEUE_NAMES}
-    examined = 0
-    for raw in client.scan_iter(count=conf("SCAN_COUNT")):
+    for examined, raw in enumerate(client.scan_iter(count=conf("SCAN_COUNT")), start=1):
         key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
         family = keys.classify(key).name
         if family in QUEUE_FAMILIES:
             found[key] = family
-        examined += 1
         if examined >= conf("SCAN_LIMIT"):
             break
     return found
