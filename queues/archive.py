@@ -57,7 +57,9 @@ def restore(
 ) -> dict[str, int]:
     """Put archived entries back (to their DLQ, or their job straight to the source queue)."""
     with transaction.atomic():
-        rows = list(ArchivedItem.objects.select_for_update().filter(pk__in=ids, state=State.ARCHIVED))
+        rows = list(
+            ArchivedItem.objects.select_for_update().filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
+        )
         by_target: dict[str, list[tuple[ArchivedItem, bytes]]] = {}
         for row in rows:
             try:
