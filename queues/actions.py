@@ -11,7 +11,7 @@ import redis
 from django.http import HttpRequest
 
 from console import audit
-from queues import archive, dlq, keys
+from queues import archive, dlq, keys, validation
 
 SNAPSHOT_ENTRIES = 5
 AUDITED_FINGERPRINTS = 1000
@@ -150,6 +150,24 @@ def act_on_matching(
     outcome.target = keys.source_queue(key) if verb == "retry" else None
     audit_id = _record(request, f"dlq.{verb}_all", key, outcome, filters=filters.as_query(), start=start)
     return outcome, position, audit_id
+
+
+def edit_and_retry(
+    client: redis.Redis, key: str, ref: str, text: str, *, request: HttpRequest | None
+) -> tuple[dlq.Outcome | None, list[str]]:
+    """Validate the edited job against HSI's payload rules; retry it only when it passes."""
+    job, errors = validation.parse_job(text)
+    target = dlq.target_of(key)
+    errors = errors or validation.job_errors(target, job)
+    entries, _ = _selected(client, key, [ref])
+    if not entries:
+        errors.append(f"The entry is no longer in {key} (retried or deleted).")
+    if errors:
+        return None, errors
+    entry = entries[0]
+    outcome = dlq.retry_edited(client, key, entry, job)
+    _record(request, "dlq.edit_and_retry", key, outcome, diff=validation.diff(entry.job, job))
+    return outcome, []
 
 
 def restore(

@@ -258,6 +258,13 @@ def retry(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
     return outcome
 
 
+def retry_edited(client: redis.Redis, key: str, entry: Entry, job: dict[str, Any]) -> Outcome:
+    """Retry one entry with an edited job, removing the entry in the same atomic step."""
+    outcome = Outcome(key, target_of(key))
+    _apply(client, outcome, [(entry, Move(entry.index, entry.raw, encode_payload(job)))])
+    return outcome
+
+
 def delete(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
     """Delete chosen entries by exact bytes (archive them first: see console.archive)."""
     outcome = Outcome(key, None)
