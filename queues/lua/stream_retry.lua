@@ -1,0 +1,33 @@
+-- Move stream DLQ entries (by id) back to their stream, atomically per call.
+-- KEYS[1] the DLQ stream, KEYS[2] the source stream; ARGV[1] max length of the source (0 = none);
+-- ARGV[2..] entry ids. The DLQ's own fields are dropped; the original fields are re-added with a
+-- new id (no MAXLEN: nothing is trimmed to make room). Returns one status per id:
+-- "ok", "missing" or "full".
+local dlq_fields = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
+local max_len = tonumber(ARGV[1])
+local results = {}
+for i = 2, #ARGV do
+  local status = 'ok'
+  local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #found == 0 then
+    status = 'missing'
+  elseif max_len > 0 and redis.call('XLEN', KEYS[2]) >= max_len then
+    status = 'full'
+  else
+    local fields, args = found[1][2], {}
+    for j = 1, #fields, 2 do
+      if not dlq_fields[fields[j]] then
+        args[#args + 1] = fields[j]
+        args[#args + 1] = fields[j + 1]
+      end
+    end
+    if #args == 0 then
+      status = 'empty'
+    else
+      redis.call('XADD', KEYS[2], '*', unpack(args))
+      redis.call('XDEL', KEYS[1], ARGV[i])
+    end
+  end
+  results[#results + 1] = status
+end
+return results
