@@ -14,7 +14,7 @@ from queues.scripts import script
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
@@ -48,18 +48,19 @@ def page(
     else:
         pipe.xrange(key, min="-" if after == "-" else f"({after}", max="+", count=limit)
     total, rows = pipe.execute()
-    entries = [StreamEntry(_text(i), {_text(k): _text(v) for k, v in f.items()}) for i, f in rows]
+    entries = [StreamEntry(as_text(i), {as_text(k): as_text(v) for k, v in f.items()}) for i, f in rows]
     next_id = entries[-1].id if len(entries) == limit else None
     return StreamPage(key, int(total), entries, next_id)
 
 
 def retry(client: redis.Redis, key: str, ids: list[str]) -> dlq.Outcome:
     """Move stream DLQ entries back to their stream with their original fields."""
-    outcome = dlq.Outcome(key, dlq.target_of(key))
+    target = dlq.target_of(key)
+    outcome = dlq.Outcome(key, target)
     if not ids:
         return outcome
-    statuses = script(client, "stream_retry")(keys=[key, outcome.target], args=[conf("QUEUE_MAX_SIZE"), *ids])
-    for status in (_text(s) for s in statuses):
+    statuses = script(client, "stream_retry")(keys=[key, target], args=[conf("QUEUE_MAX_SIZE"), *ids])
+    for status in (as_text(s) for s in statuses):
         outcome.examined += 1
         if status == "ok":
             outcome.done += 1

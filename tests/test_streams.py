@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from queues import streams
 
 DLQ, STREAM = "detections:stream:dlq", "detections:stream"
+DLQ_FIELDS = {"dlq_reason": "max_delivery_exceeded", "delivery_count": "3"}
 
 
 def fill(client: redis.Redis, count: int) -> list[str]:
     ids = []
     for n in range(count):
-        fields = {"camera_id": "porch", "detection_id": str(n), "file_path": f"/x/{n}.jpg"}
-        dlq_fields = {
-            "original_message_id": f"{n}-0",
-            "dlq_reason": "max_delivery_exceeded",
-            "delivery_count": "3",
-        }
-        ids.append(client.xadd(DLQ, {**fields, **dlq_fields}).decode())
+        fields: dict[Any, Any] = {"camera_id": "porch", "detection_id": str(n), "file_path": f"/x/{n}.jpg"}
+        fields |= {"original_message_id": f"{n}-0", **DLQ_FIELDS}
+        ids.append(streams.as_text(client.xadd(DLQ, fields)))
     return ids
+
+
+def stream_fields(client: redis.Redis, key: str) -> list[dict[Any, Any]]:
+    entries: Any = client.xrange(key)
+    return [dict(fields) for _, fields in entries]
 
 
 def test_page_by_id_both_directions(redis_client: redis.Redis) -> None:
@@ -37,9 +41,9 @@ def test_retry_moves_original_fields_once(redis_client: redis.Redis) -> None:
     ids = fill(redis_client, 3)
     outcome = streams.retry(redis_client, DLQ, [ids[0], ids[2]])
     assert (outcome.done, outcome.target) == (2, STREAM)
-    moved = redis_client.xrange(STREAM)
-    assert [fields[b"detection_id"] for _, fields in moved] == [b"0", b"2"]
-    assert all(b"dlq_reason" not in fields for _, fields in moved)
+    moved = stream_fields(redis_client, STREAM)
+    assert [fields[b"detection_id"] for fields in moved] == [b"0", b"2"]
+    assert all(b"dlq_reason" not in fields for fields in moved)
     assert redis_client.xlen(DLQ) == 1
     again = streams.retry(redis_client, DLQ, [ids[0]])
     assert again.done == 0 and again.skipped_count == 1 and redis_client.xlen(STREAM) == 2
