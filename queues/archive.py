@@ -63,13 +63,16 @@ def restore(
         by_target: dict[str, list[tuple[ArchivedItem, bytes]]] = {}
         for row in rows:
             try:
-                by_target.setdefault(_target(row, to_source), []).append((row, _payload(row, to_source)))
+                payload = _payload(row, to_source)
             except dlq.NotRetryable:
                 continue  # cannot become a job again; it stays archived
-        for target, group in by_target.items():
-            ArchivedItem.objects.filter(pk__in=[r.pk for r, _ in group]).update(
+            target = _target(row, to_source)
+            # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
+            # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
+            if ArchivedItem.objects.filter(pk=row.pk, state=State.ARCHIVED).update(
                 state=State.RESTORING, restored_to=target
-            )
+            ):
+                by_target.setdefault(target, []).append((row, payload))
     restored = 0
     for target, group in by_target.items():
         limit = conf("QUEUE_MAX_SIZE") if to_source else 0

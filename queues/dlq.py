@@ -193,7 +193,7 @@ def resolve(client: redis.Redis, key: str, refs: Sequence[tuple[int, str]]) -> l
                 found[fp] = Entry.of(key, start + offset, raw)
         if len(found) == len(wanted):
             break
-    return [found[fp] for _, fp in refs if fp in found]
+    return [found[fp] for fp in wanted if fp in found]
 
 
 @dataclass
@@ -333,24 +333,39 @@ def sweep(
         raws = client.lrange(key, position, position + BATCH_SIZE - 1)
         if not raws:
             break
-        chosen: list[Entry] = []
+        plan: list[tuple[Entry, str | None]] = []
         kept = 0
         for raw in raws:
             entry = Entry.of(key, position + kept, as_bytes(raw))
             reason = keep(entry)
-            if reason is None:
-                chosen.append(entry)
-                continue
-            kept += 1
-            if reason:
-                outcome.skipped[reason] += 1
-        part = action(client, key, chosen)
+            plan.append((entry, reason))
+            kept += reason is not None
+        part = action(client, key, [entry for entry, reason in plan if reason is None])
         _merge(outcome, part)
-        position += kept
+        position += _settle_kept(outcome, plan, part)
         if part.full:
             break
     outcome.remaining = max(client.llen(key) - position, 0)
     return outcome, position
+
+
+def _settle_kept(outcome: Outcome, plan: list[tuple[Entry, str | None]], part: Outcome) -> int:
+    """Count the entries left in place that the next chunk must step over.
+
+    When the target filled up, only those before the first entry that was not moved count:
+    everything from there on is still ahead and must be read again.
+    """
+    moved = {id(entry) for entry in part.moved}
+    kept = 0
+    for entry, reason in plan:
+        if reason is None:
+            if part.full and id(entry) not in moved:
+                break
+            continue
+        kept += 1
+        if reason:
+            outcome.skipped[reason] += 1
+    return kept
 
 
 def _merge(total: Outcome, part: Outcome) -> None:

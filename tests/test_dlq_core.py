@@ -179,3 +179,22 @@ def test_two_operators_retrying_everything_at_once_retry_each_entry_once(
     counts = Counter(jobs_in(redis_client, TARGET))
     assert len(counts) == 6000 and set(counts.values()) == {1}
     assert redis_client.llen(DLQ) == 0
+
+
+def test_sweep_after_a_full_target_resumes_without_skipping_anything(
+    redis_client: redis.Redis, settings
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 40}
+    redis_client.rpush(DLQ, *[failure(n) for n in range(200)])
+    odd = dlq.retry_keep(lambda e: e.matches(text="detector unavailable"))
+    retried: list[int] = []
+    position = 0
+    for _ in range(10):
+        outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, odd, start=position)
+        retried += jobs_in(redis_client, TARGET)
+        redis_client.delete(TARGET)
+        if not outcome.full:
+            break
+    assert sorted(retried) == list(range(1, 200, 2))
+    assert job_numbers(redis_client, DLQ) == list(range(0, 200, 2))
+    assert outcome.remaining == 0
