@@ -6,6 +6,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,5 +28,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 class RedisOverviewView(APIView):
     """Redis server facts and the HSI key families found (bounded SCAN, cached briefly)."""
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(redis_overview().as_dict())

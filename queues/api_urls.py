@@ -1,5 +1,15 @@
-"""JSON API routes for queues, DLQs and the archive (filled in by the API work)."""
+"""JSON API routes for queues, DLQs and the archive (keys are URL-encoded path segments)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from queues import api
+
+urlpatterns: list[URLPattern] = [
+    path("queues/", api.QueueListView.as_view(), name="api-queues"),
+    path("queues/<path:key>/items/", api.QueueItemsView.as_view(), name="api-queue-items"),
+    path("dlq/<path:key>/retry/", api.RetryView.as_view(), name="api-dlq-retry"),
+    path("dlq/<path:key>/delete/", api.DeleteView.as_view(), name="api-dlq-delete"),
+    path("archive/", api.ArchiveListView.as_view(), name="api-archive"),
+    path("archive/restore/", api.RestoreView.as_view(), name="api-archive-restore"),
+    path("schema/", api.SchemaView.as_view(), name="api-schema"),
+]

@@ -225,7 +225,7 @@ class Outcome:
         }
 
     def summary(self, verb: str) -> str:
-        text = f"{verb} {self.done} of {self.key}"
+        text = f"{verb} {self.done}{' (archived)' if verb == 'Deleted' else ''} of {self.key}"
         if self.target and verb == "Retried":
             text += f" to {self.target}"
         if self.full:
@@ -341,7 +341,7 @@ def sweep(
             plan.append((entry, reason))
             kept += reason is not None
         part = action(client, key, [entry for entry, reason in plan if reason is None])
-        _merge(outcome, part)
+        merge(outcome, part)
         position += _settle_kept(outcome, plan, part)
         if part.full:
             break
@@ -368,8 +368,10 @@ def _settle_kept(outcome: Outcome, plan: list[tuple[Entry, str | None]], part: O
     return kept
 
 
-def _merge(total: Outcome, part: Outcome) -> None:
+def merge(total: Outcome, part: Outcome) -> None:
+    """Add one chunk's outcome to a running total (the latest chunk's ``remaining`` wins)."""
     total.target = part.target
+    total.remaining = part.remaining
     total.done += part.done
     total.examined += part.examined
     total.full = total.full or part.full

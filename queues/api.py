@@ -1,0 +1,509 @@
+"""JSON API for queues, DLQs and the archive: thin DRF views over ``queues.actions`` and friends.
+
+Every error answers ``{"error": <code>, "detail": <sentence>}``. Views only hand ``get_redis()`` to
+the service functions; they never talk to Redis themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, ClassVar
+
+from django.db.models import QuerySet
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import serializers
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from console.models import ArchivedItem
+from console.permissions import CanViewConsole
+from console.redis import get_redis
+from console.roles import ROLES, perm
+from queues import actions, dlq, keys
+from queues.inventory import QUEUE_FAMILIES, list_queues
+
+DLQ_FAMILIES = frozenset({"dlq", "overflow_dlq"})
+STREAM_FAMILIES = frozenset({"streams", "stream_dlq"})
+PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
+PAST = {"retry": "retried", "delete": "deleted"}
+MAX_IDS = 1000
+ARCHIVE_ROWS = 100
+REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class Problem(APIException):
+    """An API error with a machine-readable code and a sentence for people."""
+
+    def __init__(self, detail: str, *, code: str = "bad_request", status: int = 400) -> None:
+        super().__init__(detail, code)
+        self.status_code = status
+
+
+def _first_error(errors: Any, path: str = "") -> str:
+    """The first message of a serializer's nested errors, prefixed with where it is."""
+    if isinstance(errors, Mapping) and errors:
+        name, inner = next(iter(errors.items()))
+        if name == api_settings.NON_FIELD_ERRORS_KEY:
+            label = path
+        elif isinstance(name, int):
+            label = f"{path}[{name}]"
+        else:
+            label = f"{path}.{name}" if path else str(name)
+        return _first_error(inner, label)
+    if isinstance(errors, list) and errors:
+        return _first_error(errors[0], path)
+    text = str(errors)
+    return f"{path}: {text}" if path else text
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """The validated body or query; a 400 with one sentence when it is malformed."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise Problem(_first_error(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def _shown(key: str) -> str:
+    return repr(key[:200])
+
+
+def known_key(key: str) -> str:
+    """A key of a queue family (work queue, DLQ, stream), else 404."""
+    family = keys.classify(key).name
+    if family not in QUEUE_FAMILIES:
+        raise Problem(
+            f"{_shown(key)} is not a queue or dead-letter queue (its key family is {family!r}).",
+            code="unknown_key",
+            status=404,
+        )
+    return key
+
+
+def list_key(key: str) -> str:
+    """A queue or DLQ whose entries can be paged (a list, not a stream)."""
+    if keys.classify(known_key(key)).name in STREAM_FAMILIES:
+        raise Problem(
+            f"{_shown(key)} is a stream: stream items are not browsable yet (only lists can be paged).",
+            code="stream_not_supported",
+        )
+    return key
+
+
+def dlq_key(key: str, verb: str) -> str:
+    """A list DLQ the console can retry from or delete from."""
+    family = keys.classify(known_key(key)).name
+    if family == "stream_dlq":
+        raise Problem(
+            f"{_shown(key)} is a stream DLQ: stream DLQs cannot be {PAST[verb]} yet.",
+            code="stream_not_supported",
+        )
+    if family not in DLQ_FAMILIES:
+        raise Problem(
+            f"{_shown(key)} is a work queue, not a dead-letter queue: only DLQ entries can be {PAST[verb]}.",
+            code="not_a_dlq",
+        )
+    return key
+
+
+# --- Permissions and base view ------------------------------------------------------------------
+
+
+@cache
+def requires(codename: str) -> type[BasePermission]:
+    """A permission class: the console view permission plus ``console.<codename>``."""
+    roles = " or ".join(name for name, granted in ROLES.items() if perm(codename) in granted)
+
+    class Requires(CanViewConsole):
+        message = f"You need the {codename!r} permission ({roles} role) to do this."
+
+        def has_permission(self, request: Request, view: Any) -> bool:
+            return super().has_permission(request, view) and request.user.has_perm(perm(codename))
+
+    Requires.__name__ = Requires.__qualname__ = f"Requires_{codename}"
+    return Requires
+
+
+class AsciiJSONRenderer(JSONRenderer):
+    """JSON with every non-ASCII character escaped: lone surrogates from hostile entries stay valid."""
+
+    ensure_ascii = True
+
+
+class ErrorShape(APIView):
+    def handle_exception(self, exc: Exception) -> Response:
+        """DRF's errors (401, 403, 404, parse errors) get the same ``error`` code as ours."""
+        response = super().handle_exception(exc)
+        data = response.data
+        if isinstance(data, dict) and "error" not in data and "detail" in data:
+            response.data = {"error": getattr(data["detail"], "code", "error"), "detail": str(data["detail"])}
+        return response
+
+
+class ConsoleAPIView(ErrorShape):
+    renderer_classes = [AsciiJSONRenderer]
+
+
+def django_request(request: Request) -> Any:
+    """The HttpRequest the services audit (user and address)."""
+    return request._request
+
+
+# --- Serializers (validation and the OpenAPI schema) --------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="A machine-readable code, e.g. duplicate_submission.")
+    detail = serializers.CharField(help_text="A sentence that says what is wrong.")
+
+
+class QueueInfoSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["queue", "dlq"])
+    type = serializers.ChoiceField(choices=["list", "stream"])
+    length = serializers.IntegerField()
+    # Field.source is popped by the serializer metaclass; this declares the "source" field.
+    source = serializers.CharField(  # type: ignore[assignment]
+        allow_null=True, help_text="The queue a DLQ's entries came from."
+    )
+    max_size = serializers.IntegerField()
+    fill_ratio = serializers.FloatField()
+    oldest_age_seconds = serializers.FloatField(allow_null=True)
+    groups = serializers.ListField(child=serializers.DictField(), help_text="Consumer groups of a stream.")
+
+
+class QueueListSerializer(serializers.Serializer):
+    queues = QueueInfoSerializer(many=True)
+
+
+class ItemsQuerySerializer(serializers.Serializer):
+    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    order = serializers.ChoiceField(choices=["oldest", "newest"], default="oldest")
+
+
+class ItemSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Fingerprint of the entry's exact bytes.")
+    index = serializers.IntegerField(help_text="Position in the list when it was read.")
+    size = serializers.IntegerField(help_text="Stored size in bytes.")
+    encoding = serializers.ListField(child=serializers.CharField(), help_text="e.g. ['zstd', 'json'].")
+    payload = serializers.JSONField(allow_null=True, help_text="The decoded JSON, or null when unreadable.")
+    error = serializers.CharField(allow_null=True, help_text="Why the entry is not a readable DLQ entry.")
+
+
+class ItemsPageSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    total = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    items = ItemSerializer(many=True)
+
+
+class FilterSerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Error text.")
+    camera = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    since = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="ISO time, e.g. 2026-02-11T22:04."
+    )
+    until = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class ActionSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=MAX_IDS,
+        help_text="Entry refs from the items endpoint: '<index>:<id>' or a bare '<id>'.",
+    )
+    all = serializers.BooleanField(required=False, default=False, help_text="Act on every matching entry.")
+    filter = FilterSerializer(required=False, help_text="Only with all: true.")
+    start = serializers.IntegerField(
+        min_value=0, default=0, help_text="Only with all: true: the position a previous answer returned."
+    )
+    nonce = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Unique per request; a repeat gets 409."
+    )
+
+    def validate_ids(self, ids: list[str]) -> list[str]:
+        for ref in ids:
+            if not REF.fullmatch(ref):
+                raise serializers.ValidationError(
+                    f"{ref[:40]!r} is not an entry id: send '<index>:<id>' or '<id>' from the items endpoint."
+                )
+        return list(dict.fromkeys(ids))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("ids")) == bool(attrs["all"]):
+            raise serializers.ValidationError("Send either ids or all: true (not both, not neither).")
+        if attrs.get("ids") and ("filter" in attrs or attrs["start"]):
+            raise serializers.ValidationError("filter and start only apply with all: true.")
+        return attrs
+
+
+class ActionResultSerializer(serializers.Serializer):
+    skipped = serializers.IntegerField()
+    skipped_reasons = serializers.DictField(child=serializers.IntegerField(), help_text="Count per reason.")
+    remaining = serializers.IntegerField(help_text="With all: entries after position still to go; else 0.")
+    position = serializers.IntegerField(allow_null=True, help_text="With all: send it back as start.")
+    audit_id = serializers.IntegerField()
+    detail = serializers.CharField(help_text="The outcome as a sentence.")
+
+
+class RetryResultSerializer(ActionResultSerializer):
+    retried = serializers.IntegerField()
+    target = serializers.CharField(help_text="The source queue the jobs were pushed to.")
+    full = serializers.BooleanField(help_text="The target reached QUEUE_MAX_SIZE: stop and try later.")
+
+
+class DeleteResultSerializer(ActionResultSerializer):
+    deleted = serializers.IntegerField()
+    archived = serializers.IntegerField(help_text="Deleted entries are archived first and can be restored.")
+
+
+class RestoreSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=1,
+        max_length=MAX_IDS,
+        help_text="Archive ids.",
+    )
+    to_source = serializers.BooleanField(
+        default=False, help_text="Push the jobs to their source queue instead of back to the DLQ."
+    )
+
+
+class RestoreResultSerializer(serializers.Serializer):
+    restored = serializers.IntegerField()
+    not_restored = serializers.IntegerField()
+
+
+class ArchiveQuerySerializer(serializers.Serializer):
+    key = serializers.CharField(required=False, help_text="Only rows deleted from this DLQ.")
+
+
+class ArchivedRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    fingerprint = serializers.CharField()
+    size = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=ArchivedItem.State.choices)
+    deleted_at = serializers.DateTimeField()
+    deleted_by = serializers.CharField()
+    restored_at = serializers.DateTimeField(allow_null=True)
+    restored_by = serializers.CharField()
+    restored_to = serializers.CharField()
+
+
+class ArchiveListSerializer(serializers.Serializer):
+    items = ArchivedRowSerializer(many=True)
+
+
+def errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
+    return dict.fromkeys((401, 403, *statuses, 503), ErrorSerializer)
+
+
+KEY = OpenApiParameter(
+    "key", str, OpenApiParameter.PATH, description="The Redis key, URL-encoded (dlq%3Adetection_queue)."
+)
+
+
+# --- Views --------------------------------------------------------------------------------------
+
+
+def json_item(entry: dlq.Entry) -> dict[str, Any]:
+    """``dlq.as_json`` made strictly JSON: NaN and Infinity become the strings "NaN", "Infinity"."""
+    item = dlq.as_json(entry)
+    try:
+        json.dumps(item["payload"], allow_nan=False)
+    except ValueError:
+        item["payload"] = json.loads(json.dumps(item["payload"]), parse_constant=str)
+    return item
+
+
+class QueueListView(ConsoleAPIView):
+    """Every queue and DLQ (both key layouts, lists and streams) with depth, fill and oldest age."""
+
+    @extend_schema(responses={200: QueueListSerializer, **errors()})
+    def get(self, request: Request) -> Response:
+        return Response({"queues": [info.as_dict() for info in list_queues(get_redis())]})
+
+
+class QueueItemsView(ConsoleAPIView):
+    """One page of a queue's or DLQ's entries, decoded; unreadable entries have payload null and an error."""
+
+    @extend_schema(
+        parameters=[KEY, ItemsQuerySerializer], responses={200: ItemsPageSerializer, **errors(400, 404)}
+    )
+    def get(self, request: Request, key: str) -> Response:
+        key = list_key(key)
+        query = validated(ItemsQuerySerializer, request.query_params)
+        page = dlq.page(
+            get_redis(),
+            key,
+            offset=query["offset"],
+            limit=query["limit"],
+            newest_first=query["order"] == "newest",
+        )
+        items = [json_item(entry) for entry in page.entries]
+        return Response(
+            {"key": key, "total": page.total, "offset": page.offset, "limit": page.limit, "items": items}
+        )
+
+
+def describe(verb: str, outcome: dlq.Outcome) -> str:
+    """The outcome as a sentence: "Retried 3 of dlq:x to x." or "Deleted 3 (archived) of dlq:x."."""
+    return outcome.summary("Retried" if verb == "retry" else "Deleted")
+
+
+def action_result(verb: str, outcome: dlq.Outcome, position: int | None, audit_id: int) -> dict[str, Any]:
+    common = {
+        "skipped": outcome.skipped_count,
+        "skipped_reasons": dict(outcome.skipped),
+        "remaining": outcome.remaining or 0,
+        "position": position,
+        "audit_id": audit_id,
+        "detail": describe(verb, outcome),
+    }
+    if verb == "retry":
+        return {"retried": outcome.done, "target": outcome.target, "full": outcome.full, **common}
+    return {"deleted": outcome.done, "archived": outcome.done, **common}
+
+
+def filters_of(body: Mapping[str, Any]) -> actions.Filters:
+    raw = {name: value for name, value in (body.get("filter") or {}).items() if value is not None}
+    try:
+        return actions.Filters.from_query(raw)
+    except actions.BadFilter as exc:
+        raise Problem(str(exc), code="bad_filter") from None
+
+
+class DlqActionView(ConsoleAPIView):
+    """Retry or delete DLQ entries; ``verb`` picks which (and the permission it needs)."""
+
+    verb: ClassVar[str] = "retry"
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [requires(PERMISSION[self.verb])()]
+
+    def post(self, request: Request, key: str) -> Response:
+        key = dlq_key(key, self.verb)
+        body = validated(ActionSerializer, request.data)
+        filters = filters_of(body)
+        client = get_redis()
+        if not actions.first_submission(client, body.get("nonce", "")):
+            raise Problem(
+                "This action was already submitted (same nonce), so it was not done again: "
+                "reload to see the current state.",
+                code="duplicate_submission",
+                status=409,
+            )
+        http = django_request(request)
+        if body["all"]:
+            outcome, position, audit_id = actions.act_on_matching(
+                client, key, filters, verb=self.verb, request=http, start=body["start"]
+            )
+            return Response(action_result(self.verb, outcome, position, audit_id))
+        outcome, audit_id = actions.act_on_selected(client, key, body["ids"], verb=self.verb, request=http)
+        return Response(action_result(self.verb, outcome, None, audit_id))
+
+
+ACTION_NOTES = """
+Body: either `{"ids": [...]}` with refs from the items endpoint (`"<index>:<id>"`, or a bare `"<id>"`;
+at most 1000), or `{"all": true, "filter": {"q", "camera", "since", "until"}, "start": 0}` for every
+matching entry. Optional `"nonce"`: a value unique to this request; sending it again answers 409
+`duplicate_submission` and does nothing.
+
+With `all`, one request handles one time-boxed chunk (about 3 seconds). While `remaining` is above 0
+(and, for retry, `full` is false), send the same body again with `"start"` set to the `position` of
+the previous answer (and a fresh nonce, if you use nonces). Every request writes an audit entry
+(`audit_id`).
+"""
+
+
+@extend_schema_view(
+    post=extend_schema(
+        parameters=[KEY],
+        request=ActionSerializer,
+        responses={200: RetryResultSerializer, **errors(400, 404, 409)},
+    )
+)
+class RetryView(DlqActionView):
+    __doc__ = (
+        "Retry DLQ entries: push each job back to its source queue and remove the entry, atomically.\n"
+        "Entries that are not retryable stay, counted in `skipped_reasons`; when the source queue reaches\n"
+        "QUEUE_MAX_SIZE the request stops with `full: true`. Needs the retry_items permission.\n"
+        + ACTION_NOTES
+    )
+    verb = "retry"
+
+
+@extend_schema_view(
+    post=extend_schema(
+        parameters=[KEY],
+        request=ActionSerializer,
+        responses={200: DeleteResultSerializer, **errors(400, 404, 409)},
+    )
+)
+class DeleteView(DlqActionView):
+    __doc__ = (
+        "Delete DLQ entries: each is archived (byte for byte) before it leaves Redis, and can be put back\n"
+        "with /api/archive/restore/. Needs the delete_items permission.\n" + ACTION_NOTES
+    )
+    verb = "delete"
+
+
+class RestoreView(ConsoleAPIView):
+    """Put archived entries back: to their DLQ, or (``to_source``) their job to the source queue.
+
+    Rows that are not archived any more (already restored) or whose job cannot be read are counted in
+    ``not_restored``; with ``to_source``, a full source queue also leaves rows archived. Needs the
+    delete_items permission.
+    """
+
+    permission_classes = [requires("delete_items")]
+
+    @extend_schema(request=RestoreSerializer, responses={200: RestoreResultSerializer, **errors(400)})
+    def post(self, request: Request) -> Response:
+        body = validated(RestoreSerializer, request.data)
+        ids = list(dict.fromkeys(body["ids"]))
+        result = actions.restore(
+            get_redis(), ids, to_source=body["to_source"], request=django_request(request)
+        )
+        return Response(result)
+
+
+class ArchiveListView(ConsoleAPIView):
+    """The most recent archived (deleted) entries, newest first, at most 100; without their bytes."""
+
+    @extend_schema(parameters=[ArchiveQuerySerializer], responses={200: ArchiveListSerializer, **errors(400)})
+    def get(self, request: Request) -> Response:
+        query = validated(ArchiveQuerySerializer, request.query_params)
+        rows: QuerySet[ArchivedItem] = ArchivedItem.objects.defer("raw").order_by("-deleted_at", "-id")
+        if query.get("key"):
+            rows = rows.filter(key=query["key"])
+        return Response({"items": ArchivedRowSerializer(rows[:ARCHIVE_ROWS], many=True).data})
+
+
+class SchemaView(ErrorShape, SpectacularAPIView):
+    """The OpenAPI 3 schema of this API: JSON by default, YAML with ?format=yaml."""
+
+    permission_classes = [CanViewConsole]
+    renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]

@@ -1,0 +1,171 @@
+"""``manage.py dlq``: list queues, show, retry, delete and export DLQ entries from a shell.
+
+The same services as the pages and the API; every retry and delete is audited as user "system".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rest_framework.exceptions import APIException
+
+from console.redis import explain, get_redis
+from queues import actions, dlq
+from queues.api import describe, dlq_key, json_item, list_key
+from queues.inventory import list_queues
+
+EXPORT_BATCH = 1000
+SUMMARY_WIDTH = 90
+FILTERS = ("q", "camera", "since", "until")
+
+
+def printable(text: str, width: int = SUMMARY_WIDTH) -> str:
+    """Text safe for a terminal: control characters (escape sequences) shown as '?', and shortened."""
+    clean = "".join(char if char.isprintable() else "?" for char in text)
+    return clean if len(clean) <= width else clean[: width - 1] + "…"
+
+
+def entry_line(entry: dlq.Entry) -> str:
+    """index, id, size, encoding, then the problem or the error and camera."""
+    if entry.problem:
+        about = f"unreadable: {entry.problem}"
+    else:
+        camera = (entry.job or {}).get("camera_id")
+        about = f"camera={camera} error={entry.field('error')}" if camera else f"error={entry.field('error')}"
+    encoding = "+".join(entry.decoded.encodings)
+    return f"{entry.index:>7}  {entry.id}  {entry.decoded.size:>8} B  {encoding:<12}  {printable(about)}"
+
+
+class Command(BaseCommand):
+    help = "List queues and show, retry, delete or export dead-letter queue entries."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+        commands.add_parser("list", help="Every queue and DLQ with its length and source queue.")
+        show = commands.add_parser("show", help="One page of a queue's entries, one line each.")
+        show.add_argument("key")
+        show.add_argument("--offset", type=int, default=0)
+        show.add_argument("--limit", type=int, default=50, help="At most 100 (default 50).")
+        show.add_argument("--newest", action="store_true", help="Newest entries first.")
+        for verb in ("retry", "delete"):
+            act = commands.add_parser(verb, help=f"{verb.capitalize()} chosen or all (matching) entries.")
+            act.add_argument("key")
+            chosen = act.add_mutually_exclusive_group(required=True)
+            chosen.add_argument("--ids", nargs="+", metavar="ID", help="Ids from 'show' (index:id or id).")
+            chosen.add_argument("--all", action="store_true", help="Every entry (or every matching one).")
+            act.add_argument("--q", default="", help="With --all: error text or type contains this.")
+            act.add_argument("--camera", default="", help="With --all: this camera only.")
+            act.add_argument("--since", default="", help="With --all: failed at or after (ISO time).")
+            act.add_argument("--until", default="", help="With --all: failed at or before (ISO time).")
+        export = commands.add_parser("export", help="Every entry as NDJSON, with its raw bytes in base64.")
+        export.add_argument("key")
+        export.add_argument("--output", help="Write to this file instead of standard output.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        handler = getattr(self, f"do_{options['subcommand']}")
+        try:
+            handler(get_redis(), options)
+        except redis.RedisError as exc:
+            raise CommandError(explain(exc, settings.HSI_REDIS)) from exc
+        except actions.BadFilter as exc:
+            raise CommandError(str(exc)) from exc
+        except APIException as exc:  # a key the API would refuse, with the same sentence
+            raise CommandError(str(exc.detail)) from exc
+
+    def do_list(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        infos = list_queues(client)
+        width = max([len(printable(info.key, 60)) for info in infos] + [3])
+        self.stdout.write(f"{'KEY':<{width}}  {'KIND':<5}  {'TYPE':<6}  {'LENGTH':>8}  SOURCE")
+        for info in infos:
+            self.stdout.write(
+                f"{printable(info.key, 60):<{width}}  {info.kind:<5}  {info.type:<6}  {info.length:>8}  "
+                f"{info.source or '-'}"
+            )
+
+    def do_show(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        if options["offset"] < 0 or not 1 <= options["limit"] <= 100:
+            raise CommandError("--offset must be 0 or more and --limit between 1 and 100.")
+        page = dlq.page(
+            client,
+            list_key(options["key"]),
+            options["offset"],
+            options["limit"],
+            newest_first=options["newest"],
+        )
+        order = "newest first" if page.newest_first else "oldest first"
+        self.stdout.write(f"{printable(page.key)}: {page.total} entries; {len(page.entries)} shown, {order}.")
+        for entry in page.entries:
+            self.stdout.write(entry_line(entry))
+
+    def do_retry(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        self._act(client, "retry", options)
+
+    def do_delete(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        self._act(client, "delete", options)
+
+    def _act(self, client: redis.Redis, verb: str, options: dict[str, Any]) -> None:
+        key = dlq_key(options["key"], verb)
+        filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
+        if options["ids"]:
+            if filters.active:
+                raise CommandError("--q, --camera, --since and --until only apply with --all.")
+            ids = list(dict.fromkeys(options["ids"]))  # a repeated id would be acted on twice
+            outcome, _ = actions.act_on_selected(client, key, ids, verb=verb, request=None)
+        else:
+            outcome = self._sweep(client, key, filters, verb)
+        self.stdout.write(describe(verb, outcome))
+
+    def _sweep(self, client: redis.Redis, key: str, filters: actions.Filters, verb: str) -> dlq.Outcome:
+        """Chunk after chunk until nothing is left, the target is full, or every entry that was there
+        at the start has been looked at (jobs that fail again and come back are not chased forever)."""
+        at_start = dlq.page(client, key, limit=1).total
+        total = dlq.Outcome(key, None)
+        position = seen = 0
+        while True:
+            part, next_position, _ = actions.act_on_matching(
+                client, key, filters, verb=verb, request=None, start=position
+            )
+            dlq.merge(total, part)
+            seen += part.examined + next_position - position
+            position = next_position
+            if not part.remaining or part.full or seen >= at_start:
+                return total
+
+    def do_export(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        key = list_key(options["key"])
+        with self._output(options["output"]) as out:
+            count = 0
+            for entry in self._entries(client, key):
+                record = {**json_item(entry), "raw_b64": base64.b64encode(entry.raw).decode("ascii")}
+                out.write(json.dumps(record, allow_nan=False) + "\n")
+                count += 1
+        where = options["output"] or "standard output"
+        self.stderr.write(f"Exported {count} entries of {printable(key)} to {where}.")
+
+    @staticmethod
+    def _entries(client: redis.Redis, key: str) -> Iterator[dlq.Entry]:
+        """Every entry present when the export started, EXPORT_BATCH per LRANGE.
+
+        Entries retried or deleted meanwhile shift the list, so a busy DLQ's export is a best effort;
+        export a quiet DLQ (or one nobody is acting on) for an exact copy.
+        """
+        length = client.llen(key)
+        for start in range(0, length, EXPORT_BATCH):
+            raws = cast(list[bytes], client.lrange(key, start, min(start + EXPORT_BATCH, length) - 1))
+            yield from (dlq.Entry.of(key, start + offset, raw) for offset, raw in enumerate(raws))
+
+    @contextmanager
+    def _output(self, path: str | None) -> Iterator[TextIO]:
+        if not path:
+            yield self.stdout  # type: ignore[misc]
+            return
+        with Path(path).open("w", encoding="utf-8") as handle:
+            yield handle
