@@ -43,9 +43,10 @@ class AuditEntry(models.Model):
 class ArchivedItem(models.Model):
     """A deleted DLQ entry, kept byte for byte so it can be restored.
 
-    Rows are written as ``pending`` before the entry leaves Redis; a crash between the two
-    leaves a pending row that ``queues.archive.reconcile`` settles (kept if the entry is gone
-    from Redis, dropped if it is still there), so an entry is never only in neither place.
+    Rows are written as ``pending`` before the entry leaves Redis, tagged with the Lua call
+    (``operation``) and their place in it (``batch_index``). A crash in between leaves pending
+    rows that ``queues.archive.reconcile`` settles from that call's receipt in Redis, so an
+    entry is always in its DLQ or in the archive, never in neither.
     """
 
     class State(models.TextChoices):
@@ -64,6 +65,8 @@ class ArchivedItem(models.Model):
     restored_at = models.DateTimeField(null=True, blank=True)
     restored_by = models.CharField(max_length=150, blank=True)
     restored_to = models.CharField(max_length=1024, blank=True)
+    operation = models.CharField(max_length=64, blank=True, db_index=True)
+    batch_index = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ("-deleted_at", "-id")

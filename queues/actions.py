@@ -11,11 +11,12 @@ import redis
 from django.http import HttpRequest
 
 from console import audit
-from queues import archive, dlq, keys, validation
+from queues import archive, dlq, keys, streams, validation
 
 SNAPSHOT_ENTRIES = 5
 AUDITED_FINGERPRINTS = 1000
 NONCE_SECONDS = 3600
+RECONCILE_AFTER_SECONDS = 60  # leave calls that may still be running alone (fencing makes it safe anyway)
 
 
 class BadFilter(ValueError):
@@ -170,10 +171,18 @@ def edit_and_retry(
     return outcome, []
 
 
+def retry_stream(
+    client: redis.Redis, key: str, ids: list[str], *, request: HttpRequest | None
+) -> tuple[dlq.Outcome, int]:
+    """Retry stream DLQ entries by id back to their stream; audited like list retries."""
+    outcome = streams.retry(client, key, ids)
+    return outcome, _record(request, "dlq.retry", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
+
+
 def restore(
     client: redis.Redis, ids: list[int], *, to_source: bool, request: HttpRequest | None
 ) -> dict[str, int]:
-    archive.reconcile(client)
+    archive.reconcile(client, older_than_seconds=RECONCILE_AFTER_SECONDS)
     result = archive.restore(client, ids, _username(request), to_source=to_source)
     audit.record(
         getattr(request, "user", None),

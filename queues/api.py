@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, ClassVar
 
+import redis
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from drf_spectacular.renderers import (
     OpenApiJsonRenderer,
     OpenApiJsonRenderer2,
@@ -34,7 +36,7 @@ from console.models import ArchivedItem
 from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
-from queues import actions, dlq, keys
+from queues import actions, dlq, keys, streams
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
 DLQ_FAMILIES = frozenset({"dlq", "overflow_dlq"})
@@ -44,6 +46,7 @@ PAST = {"retry": "retried", "delete": "deleted"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 # --- Errors -------------------------------------------------------------------------------------
@@ -99,24 +102,28 @@ def known_key(key: str) -> str:
 
 
 def list_key(key: str) -> str:
-    """A queue or DLQ whose entries can be paged (a list, not a stream)."""
-    if keys.classify(known_key(key)).name in STREAM_FAMILIES:
+    """A queue or DLQ whose entries are a list (streams are paged by id instead)."""
+    if is_stream(known_key(key)):
         raise Problem(
-            f"{_shown(key)} is a stream: stream items are not browsable yet (only lists can be paged).",
+            f"{_shown(key)} is a stream: page it with ?after=<entry id> on the items endpoint.",
             code="stream_not_supported",
         )
     return key
 
 
+def is_stream(key: str) -> bool:
+    return keys.classify(key).name in STREAM_FAMILIES
+
+
 def dlq_key(key: str, verb: str) -> str:
-    """A list DLQ the console can retry from or delete from."""
+    """A DLQ the console can retry from or delete from (stream DLQs: retry by id only)."""
     family = keys.classify(known_key(key)).name
-    if family == "stream_dlq":
+    if family == "stream_dlq" and verb != "retry":
         raise Problem(
-            f"{_shown(key)} is a stream DLQ: stream DLQs cannot be {PAST[verb]} yet.",
+            f"{_shown(key)} is a stream DLQ: its entries can be retried by id but not {PAST[verb]} yet.",
             code="stream_not_supported",
         )
-    if family not in DLQ_FAMILIES:
+    if family not in DLQ_FAMILIES | {"stream_dlq"}:
         raise Problem(
             f"{_shown(key)} is a work queue, not a dead-letter queue: only DLQ entries can be {PAST[verb]}.",
             code="not_a_dlq",
@@ -198,6 +205,9 @@ class ItemsQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(min_value=0, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
     order = serializers.ChoiceField(choices=["oldest", "newest"], default="oldest")
+    after = serializers.RegexField(
+        r"^(-|\d{1,20}-\d{1,20})$", default="-", help_text="Streams only: continue after this entry id."
+    )
 
 
 class ItemSerializer(serializers.Serializer):
@@ -244,7 +254,7 @@ class ActionSerializer(serializers.Serializer):
 
     def validate_ids(self, ids: list[str]) -> list[str]:
         for ref in ids:
-            if not REF.fullmatch(ref):
+            if not (REF.fullmatch(ref) or STREAM_ID.fullmatch(ref)):
                 raise serializers.ValidationError(
                     f"{ref[:40]!r} is not an entry id: send '<index>:<id>' or '<id>' from the items endpoint."
                 )
@@ -353,8 +363,25 @@ class QueueItemsView(ConsoleAPIView):
         parameters=[KEY, ItemsQuerySerializer], responses={200: ItemsPageSerializer, **errors(400, 404)}
     )
     def get(self, request: Request, key: str) -> Response:
-        key = list_key(key)
         query = validated(ItemsQuerySerializer, request.query_params)
+        if is_stream(known_key(key)):
+            stream = streams.page(
+                get_redis(),
+                key,
+                after=query["after"],
+                limit=query["limit"],
+                newest_first=query["order"] == "newest",
+            )
+            items = [streams.as_json(entry) for entry in stream.entries]
+            return Response(
+                {
+                    "key": key,
+                    "total": stream.total,
+                    "limit": query["limit"],
+                    "items": items,
+                    "next_after": stream.next_id,
+                }
+            )
         page = dlq.page(
             get_redis(),
             key,
@@ -416,12 +443,25 @@ class DlqActionView(ConsoleAPIView):
                 status=409,
             )
         http = django_request(request)
+        if is_stream(key):
+            return self.retry_stream(client, key, body, http)
         if body["all"]:
             outcome, position, audit_id = actions.act_on_matching(
                 client, key, filters, verb=self.verb, request=http, start=body["start"]
             )
             return Response(action_result(self.verb, outcome, position, audit_id))
         outcome, audit_id = actions.act_on_selected(client, key, body["ids"], verb=self.verb, request=http)
+        return Response(action_result(self.verb, outcome, None, audit_id))
+
+    def retry_stream(
+        self, client: redis.Redis, key: str, body: dict[str, Any], http: HttpRequest
+    ) -> Response:
+        ids = [ref for ref in body.get("ids", []) if STREAM_ID.fullmatch(ref)]
+        if body["all"] or not ids:
+            raise Problem(
+                "Stream DLQ entries are retried by their stream ids ('<ms>-<seq>'), not with all: true."
+            )
+        outcome, audit_id = actions.retry_stream(client, key, ids, request=http)
         return Response(action_result(self.verb, outcome, None, audit_id))
 
 

@@ -1,18 +1,25 @@
-"""Delete with an archive that survives a crash, and restore from it."""
+"""Delete with an archive that survives a crash, and restore from it.
+
+Each Lua call is named by a token stored on its rows. ``reconcile`` first fences a call off
+(its receipt key, SET NX), so a call still in flight can no longer act; if the call already
+ran, its receipt says exactly which rows it settled. No guess from the list's contents is
+needed, which also keeps identical entries apart.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from datetime import timedelta
 
 import redis
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from console.models import ArchivedItem
 from queues import dlq, keys
 from queues.conf import conf
-from queues.scripts import push_entries
+from queues.scripts import fence, new_token, push_entries
 
 State = ArchivedItem.State
 
@@ -21,66 +28,95 @@ def archive_and_delete(
     client: redis.Redis, key: str, entries: Sequence[dlq.Entry], username: str
 ) -> dlq.Outcome:
     """Archive rows are committed as pending first, then the entries leave Redis, then rows settle."""
-    rows = ArchivedItem.objects.bulk_create(
-        ArchivedItem(key=key, raw=e.raw, fingerprint=e.id, size=len(e.raw), deleted_by=username)
-        for e in entries
-    )
-    outcome = dlq.delete(client, key, entries)
-    deleted = {id(entry) for entry in outcome.moved}
-    kept = [row.pk for row, entry in zip(rows, entries, strict=True) if id(entry) in deleted]
-    with transaction.atomic():
-        ArchivedItem.objects.filter(pk__in=kept).update(state=State.ARCHIVED)
-        ArchivedItem.objects.filter(pk__in=[row.pk for row in rows], state=State.PENDING).delete()
+    outcome = dlq.Outcome(key, None)
+    for start in range(0, len(entries), dlq.BATCH_SIZE):
+        dlq.merge(outcome, _archive_batch(client, key, entries[start : start + dlq.BATCH_SIZE], username))
+    outcome.remaining = None
     return outcome
 
 
-def reconcile(client: redis.Redis) -> int:
-    """Settle rows a crash left behind; returns how many were settled."""
-    settled = 0
-    for row in ArchivedItem.objects.filter(state__in=[State.PENDING, State.RESTORING]):
-        raw = bytes(row.raw)
-        if row.state == State.PENDING and client.lpos(row.key, cast(Any, raw)) is not None:
-            row.delete()  # the delete never happened: the entry is still in its DLQ
-        elif row.state == State.PENDING:
-            ArchivedItem.objects.filter(pk=row.pk).update(state=State.ARCHIVED)
+def _archive_batch(client: redis.Redis, key: str, entries: Sequence[dlq.Entry], username: str) -> dlq.Outcome:
+    token = new_token()
+    ArchivedItem.objects.bulk_create(
+        ArchivedItem(
+            key=key,
+            raw=e.raw,
+            fingerprint=e.id,
+            size=len(e.raw),
+            deleted_by=username,
+            operation=token,
+            batch_index=i,
+        )
+        for i, e in enumerate(entries)
+    )
+    outcome = dlq.delete(client, key, entries, token=token)
+    deleted = {id(entry) for entry in outcome.moved}
+    _settle_deleted(token, [i for i, entry in enumerate(entries) if id(entry) in deleted])
+    return outcome
+
+
+def _settle_deleted(token: str, done: list[int]) -> None:
+    with transaction.atomic():
+        pending = ArchivedItem.objects.filter(operation=token, state=State.PENDING)
+        pending.filter(batch_index__in=done).update(state=State.ARCHIVED)
+        pending.exclude(batch_index__in=done).delete()
+
+
+def reconcile(client: redis.Redis, *, older_than_seconds: float = 0) -> int:
+    """Settle rows whose call crashed (or is fenced off now); returns how many rows were settled."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = ArchivedItem.objects.filter(
+        Q(state=State.PENDING, deleted_at__lte=cutoff) | Q(state=State.RESTORING, restored_at__lte=cutoff)
+    )
+    tokens = set(stale.values_list("operation", "state").distinct())
+    settled = stale.count()
+    for token, state in tokens:
+        receipt = fence(client, token)
+        if state == State.PENDING:
+            statuses = receipt.split(",") if receipt else []
+            _settle_deleted(token, [i for i, status in enumerate(statuses) if status == "ok"])
         else:
-            back = (
-                client.lpos(row.restored_to, cast(Any, _payload(row, row.restored_to != row.key))) is not None
-            )
-            ArchivedItem.objects.filter(pk=row.pk).update(state=State.RESTORED if back else State.ARCHIVED)
-        settled += 1
+            _settle_restored(token, int(receipt) if receipt else 0)
     return settled
+
+
+def _settle_restored(token: str, pushed: int) -> None:
+    with transaction.atomic():
+        claimed = ArchivedItem.objects.filter(operation=token, state=State.RESTORING)
+        claimed.filter(batch_index__lt=pushed).update(state=State.RESTORED)
+        claimed.filter(batch_index__gte=pushed).update(state=State.ARCHIVED, restored_at=None, restored_by="")
 
 
 def restore(
     client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool = False
 ) -> dict[str, int]:
     """Put archived entries back (to their DLQ, or their job straight to the source queue)."""
-    with transaction.atomic():
-        rows = list(
-            ArchivedItem.objects.select_for_update().filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
+    groups: dict[str, tuple[str, list[bytes]]] = {}
+    rows = ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
+    for row in rows:
+        try:
+            payload = _payload(row, to_source)
+        except dlq.NotRetryable:
+            continue  # cannot become a job again; it stays archived
+        target = _target(row, to_source)
+        token, payloads = groups.setdefault(target, (new_token(), []))
+        # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
+        # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
+        claimed = ArchivedItem.objects.filter(pk=row.pk, state=State.ARCHIVED).update(
+            state=State.RESTORING,
+            restored_to=target,
+            restored_at=timezone.now(),
+            restored_by=username,
+            operation=token,
+            batch_index=len(payloads),
         )
-        by_target: dict[str, list[tuple[ArchivedItem, bytes]]] = {}
-        for row in rows:
-            try:
-                payload = _payload(row, to_source)
-            except dlq.NotRetryable:
-                continue  # cannot become a job again; it stays archived
-            target = _target(row, to_source)
-            # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
-            # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
-            if ArchivedItem.objects.filter(pk=row.pk, state=State.ARCHIVED).update(
-                state=State.RESTORING, restored_to=target
-            ):
-                by_target.setdefault(target, []).append((row, payload))
+        if claimed:
+            payloads.append(payload)
     restored = 0
-    for target, group in by_target.items():
+    for target, (token, payloads) in groups.items():
         limit = conf("QUEUE_MAX_SIZE") if to_source else 0
-        pushed = push_entries(client, target, [payload for _, payload in group], limit)
-        ArchivedItem.objects.filter(pk__in=[r.pk for r, _ in group[:pushed]]).update(
-            state=State.RESTORED, restored_at=timezone.now(), restored_by=username
-        )
-        ArchivedItem.objects.filter(pk__in=[r.pk for r, _ in group[pushed:]]).update(state=State.ARCHIVED)
+        pushed = max(push_entries(client, target, payloads, limit, token), 0)
+        _settle_restored(token, pushed)
         restored += pushed
     return {"restored": restored, "not_restored": len(ids) - restored}
 

@@ -265,18 +265,21 @@ def retry_edited(client: redis.Redis, key: str, entry: Entry, job: dict[str, Any
     return outcome
 
 
-def delete(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
-    """Delete chosen entries by exact bytes (archive them first: see console.archive)."""
+def delete(client: redis.Redis, key: str, entries: Sequence[Entry], token: str | None = None) -> Outcome:
+    """Delete chosen entries by exact bytes (``queues.archive`` archives them first)."""
     outcome = Outcome(key, None)
-    _apply(client, outcome, [(entry, Move(entry.index, entry.raw)) for entry in entries])
+    _apply(client, outcome, [(entry, Move(entry.index, entry.raw)) for entry in entries], token)
     return outcome
 
 
-def _apply(client: redis.Redis, outcome: Outcome, moves: Sequence[tuple[Entry, Move]]) -> None:
+def _apply(
+    client: redis.Redis, outcome: Outcome, moves: Sequence[tuple[Entry, Move]], token: str | None = None
+) -> None:
+    """Run the moves, ``BATCH_SIZE`` per script call (a token names one call: pass at most one batch)."""
     max_len = conf("QUEUE_MAX_SIZE") if outcome.target else 0
     for start in range(0, len(moves), BATCH_SIZE):
         chunk = moves[start : start + BATCH_SIZE]
-        statuses = move_entries(client, outcome.key, outcome.target, [m for _, m in chunk], max_len)
+        statuses = move_entries(client, outcome.key, outcome.target, [m for _, m in chunk], max_len, token)
         for (entry, _), status in zip(chunk, statuses, strict=True):
             outcome.examined += 1
             if status == "ok":
@@ -284,6 +287,8 @@ def _apply(client: redis.Redis, outcome: Outcome, moves: Sequence[tuple[Entry, M
                 outcome.moved.append(entry)
             elif status == "full":
                 outcome.full = True
+            elif status == "aborted":
+                outcome.skipped["interrupted by a concurrent clean-up; try again"] += 1
             else:
                 outcome.skipped["already gone (retried or deleted by someone else)"] += 1
         if outcome.full:

@@ -1,4 +1,10 @@
-"""The console's Lua scripts: every mutation of an HSI list is one atomic server-side step."""
+"""The console's Lua scripts: every mutation of an HSI list is one atomic server-side step.
+
+Each call carries a receipt key. The script refuses to run if the receipt already exists, and
+writes its result there when it does run, so whoever settles a crashed caller's database rows
+(``queues.archive.reconcile``) can first fence the call off (SET NX) and then know for certain
+what it did.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,11 @@ from pathlib import Path
 import redis
 from redis.commands.core import Script
 
+from queues import keys
+
 LUA = Path(__file__).with_name("lua")
+RECEIPT_SECONDS = 7 * 24 * 3600
+ABORTED = "aborted"
 
 
 @cache
@@ -24,6 +34,14 @@ def script(client: redis.Redis, name: str) -> Script:
     return client.register_script(_source(name))
 
 
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def receipt_key(token: str) -> str:
+    return keys.console_key(f"receipt:{token}")
+
+
 @dataclass(frozen=True)
 class Move:
     """One entry to move: where it was seen, its exact bytes, and what to push in its place."""
@@ -34,21 +52,41 @@ class Move:
 
 
 def move_entries(
-    client: redis.Redis, source: str, target: str | None, moves: Sequence[Move], max_len: int = 0
+    client: redis.Redis,
+    source: str,
+    target: str | None,
+    moves: Sequence[Move],
+    max_len: int = 0,
+    token: str | None = None,
 ) -> list[str]:
     """Move (or, with no target, delete) entries by exact bytes; one status per move."""
     if not moves:
         return []
-    keys = [source, target] if target else [source]
-    args: list[bytes | str | int] = [max_len, f"\x00console-tombstone:{secrets.token_hex(16)}"]
+    token = token or new_token()
+    keys_ = [source, receipt_key(token), *([target] if target else [])]
+    args: list[bytes | str | int] = [max_len, f"\x00console-tombstone:{token}", RECEIPT_SECONDS]
     for move in moves:
         args += [move.hint, move.raw, move.payload]
-    statuses = script(client, "move")(keys=keys, args=args)
-    return [s.decode() if isinstance(s, bytes) else str(s) for s in statuses]
+    statuses = [
+        s.decode() if isinstance(s, bytes) else str(s) for s in script(client, "move")(keys=keys_, args=args)
+    ]
+    return [ABORTED] * len(moves) if statuses == [ABORTED] else statuses
 
 
-def push_entries(client: redis.Redis, target: str, payloads: Sequence[bytes], max_len: int = 0) -> int:
-    """Append while the target has room; returns how many were appended."""
+def push_entries(
+    client: redis.Redis, target: str, payloads: Sequence[bytes], max_len: int = 0, token: str | None = None
+) -> int:
+    """Append while the target has room; returns how many were appended (-1: aborted)."""
     if not payloads:
         return 0
-    return int(script(client, "push")(keys=[target], args=[max_len, *payloads]))
+    keys_ = [target, receipt_key(token or new_token())]
+    return int(script(client, "push")(keys=keys_, args=[max_len, RECEIPT_SECONDS, *payloads]))
+
+
+def fence(client: redis.Redis, token: str) -> str | None:
+    """Abort the call ``token`` if it has not run; else return what it recorded."""
+    if client.set(receipt_key(token), ABORTED, nx=True, ex=RECEIPT_SECONDS):
+        return None
+    value = client.get(receipt_key(token))
+    text = value.decode() if isinstance(value, bytes) else value
+    return None if text in (None, ABORTED) else str(text)

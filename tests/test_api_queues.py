@@ -186,7 +186,7 @@ def test_bad_paging_params_are_400_with_a_sentence(
     assert body["detail"].endswith(".")
 
 
-def test_unknown_keys_are_404_and_streams_are_refused_honestly(
+def test_unknown_keys_are_404_and_stream_limits_are_explained(
     operator_client: Client, redis_client: redis.Redis
 ) -> None:
     redis_client.set("job:abc", b"{}")
@@ -198,11 +198,11 @@ def test_unknown_keys_are_404_and_streams_are_refused_honestly(
         assert response.status_code == 404
         assert response.json()["error"] == "unknown_key"
         assert "is not a queue or dead-letter queue" in response.json()["detail"]
-    stream = operator_client.get(url("items", "detections:stream"))
-    assert stream.status_code == 400 and "stream items are not browsable yet" in stream.json()["detail"]
     stream_dlq = post(operator_client, url("retry", "detections:stream:dlq"), {"all": True})
     assert stream_dlq.status_code == 400
-    assert "stream DLQs cannot be retried yet" in stream_dlq.json()["detail"]
+    assert "retried by their stream ids" in stream_dlq.json()["detail"]
+    deleted = post(operator_client, url("delete", "detections:stream:dlq"), {"ids": ["1-0"]})
+    assert deleted.status_code == 400 and "not deleted yet" in deleted.json()["detail"]
     queue = post(operator_client, url("retry", TARGET), {"all": True})
     assert queue.status_code == 400 and queue.json()["error"] == "not_a_dlq"
     assert not AuditEntry.objects.exists()
@@ -568,3 +568,24 @@ def test_openapi_schema_validates_without_warnings(tmp_path: Path) -> None:
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(schema))
     text = schema.read_text()
     assert "/api/dlq/{key}/retry/" in text and "/api/redis/overview" in text
+
+
+def test_stream_dlq_pages_by_id_and_retries_by_id(operator_client: Client, redis_client: redis.Redis) -> None:
+    ids = [
+        redis_client.xadd("detections:stream:dlq", {"camera_id": "porch", "n": str(n), "dlq_reason": "x"})
+        for n in range(5)
+    ]
+    first = operator_client.get(url("items", "detections:stream:dlq") + "?limit=2").json()
+    assert [item["fields"]["n"] for item in first["items"]] == ["0", "1"] and first["total"] == 5
+    rest = operator_client.get(
+        url("items", "detections:stream:dlq") + f"?limit=10&after={first['next_after']}"
+    )
+    assert [item["fields"]["n"] for item in rest.json()["items"]] == ["2", "3", "4"]
+    chosen = [dlq.as_bytes(ids[1]).decode(), dlq.as_bytes(ids[3]).decode()]
+    answer = post(operator_client, url("retry", "detections:stream:dlq"), {"ids": chosen})
+    assert answer.status_code == 200 and answer.json()["retried"] == 2
+    moved: Any = redis_client.xrange("detections:stream")
+    assert [fields[b"n"] for _, fields in moved] == [b"1", b"3"]
+    assert all(b"dlq_reason" not in fields for _, fields in moved)
+    assert redis_client.xlen("detections:stream:dlq") == 3
+    assert AuditEntry.objects.get(action="dlq.retry").count == 2

@@ -23,7 +23,7 @@ def test_delete_archives_bytes_then_restore_puts_them_back(redis_client: redis.R
     assert [bytes(r.raw) for r in rows] == raws[:2] and {r.state for r in rows} == {State.ARCHIVED}
     assert archive.restore(redis_client, [r.pk for r in rows], "otto") == {"restored": 2, "not_restored": 0}
     after = redis_client.lrange(DLQ, 0, -1)
-    assert [raws.index(r) for r in after] == [2, 3, 0, 1]
+    assert [raws.index(dlq.as_bytes(r)) for r in after] == [2, 3, 0, 1]
     assert set(ArchivedItem.objects.values_list("state", flat=True)) == {State.RESTORED}
     assert archive.restore(redis_client, [r.pk for r in rows], "otto")["restored"] == 0, "restored only once"
 
@@ -46,21 +46,28 @@ def test_entry_gone_before_delete_leaves_no_row(redis_client: redis.Redis) -> No
     assert not ArchivedItem.objects.exists()
 
 
-def test_reconcile_settles_what_a_crash_left(redis_client: redis.Redis) -> None:
-    still_in_dlq, already_gone, restored_back = failure(1), failure(2), failure(3)
-    redis_client.rpush(DLQ, still_in_dlq, restored_back)
-    make = ArchivedItem.objects.create
-    make(key=DLQ, raw=still_in_dlq, fingerprint="a", size=1, deleted_by="x", state=State.PENDING)
-    gone = make(key=DLQ, raw=already_gone, fingerprint="b", size=1, deleted_by="x", state=State.PENDING)
-    back = make(key=DLQ, raw=restored_back, fingerprint="c", size=1, deleted_by="x", state=State.RESTORING)
-    back.restored_to = DLQ
-    back.save()
+def test_reconcile_fences_calls_that_never_ran_and_trusts_receipts(redis_client: redis.Redis) -> None:
+    from queues.scripts import move_entries, new_token
+
+    raws = [failure(n) for n in range(3)]
+    redis_client.rpush(DLQ, *raws)
+
+    def pending(token: str, index: int, raw: bytes) -> None:
+        ArchivedItem.objects.create(
+            key=DLQ, raw=raw, fingerprint="f", size=1, deleted_by="x", operation=token, batch_index=index
+        )
+
+    never_ran, ran = new_token(), new_token()
+    pending(never_ran, 0, raws[0])  # crashed before its script: the entry is still in the DLQ
+    pending(ran, 0, raws[1])  # crashed after its script removed the entry
+    pending(ran, 1, failure(99))  # ... which did not find this one
+    move_entries(redis_client, DLQ, None, [dlq.Move(1, raws[1]), dlq.Move(-1, failure(99))], token=ran)
     assert archive.reconcile(redis_client) == 3
-    assert set(ArchivedItem.objects.values_list("fingerprint", "state")) == {
-        ("b", State.ARCHIVED),
-        ("c", State.RESTORED),
-    }
-    assert gone.pk in ArchivedItem.objects.values_list("pk", flat=True)
+    assert list(ArchivedItem.objects.values_list("operation", "batch_index", "state")) == [
+        (ran, 0, State.ARCHIVED)
+    ]
+    assert move_entries(redis_client, DLQ, None, [dlq.Move(0, raws[0])], token=never_ran) == ["aborted"]
+    assert redis_client.lrange(DLQ, 0, -1) == [raws[0], raws[2]], "the fenced call can no longer delete"
 
 
 def test_actions_audit_every_mutation(redis_client: redis.Redis, operator) -> None:

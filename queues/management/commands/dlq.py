@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.exceptions import APIException
 
 from console.redis import explain, get_redis
-from queues import actions, dlq
-from queues.api import describe, dlq_key, json_item, list_key
+from queues import actions, api, dlq
+from queues.api import describe, json_item
 from queues.inventory import list_queues
 
 EXPORT_BATCH = 1000
@@ -42,6 +42,16 @@ def entry_line(entry: dlq.Entry) -> str:
         about = f"camera={camera} error={entry.field('error')}" if camera else f"error={entry.field('error')}"
     encoding = "+".join(entry.decoded.encodings)
     return f"{entry.index:>7}  {entry.id}  {entry.decoded.size:>8} B  {encoding:<12}  {printable(about)}"
+
+
+def list_only(key: str) -> str:
+    """The command pages lists; streams are browsed and retried by id through the API and pages."""
+    if api.is_stream(api.known_key(key)):
+        raise CommandError(
+            f"{printable(key)} is a stream: the dlq command handles lists only; use "
+            "/api/queues/<key>/items/?after=<id> and retry by id through the API."
+        )
+    return key
 
 
 class Command(BaseCommand):
@@ -95,7 +105,7 @@ class Command(BaseCommand):
             raise CommandError("--offset must be 0 or more and --limit between 1 and 100.")
         page = dlq.page(
             client,
-            list_key(options["key"]),
+            list_only(options["key"]),
             options["offset"],
             options["limit"],
             newest_first=options["newest"],
@@ -112,7 +122,7 @@ class Command(BaseCommand):
         self._act(client, "delete", options)
 
     def _act(self, client: redis.Redis, verb: str, options: dict[str, Any]) -> None:
-        key = dlq_key(options["key"], verb)
+        key = api.dlq_key(list_only(options["key"]), verb)
         filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
         if options["ids"]:
             if filters.active:
@@ -140,7 +150,7 @@ class Command(BaseCommand):
                 return total
 
     def do_export(self, client: redis.Redis, options: dict[str, Any]) -> None:
-        key = list_key(options["key"])
+        key = list_only(options["key"])
         with self._output(options["output"]) as out:
             count = 0
             for entry in self._entries(client, key):

@@ -1,0 +1,293 @@
+"""Benchmark: DLQ paging, retry-all and delete-all against the raw-Redis floor.
+
+Run on demand: ``.venv/bin/python bench/dlq.py`` (smaller: ``--page-entries 100000
+--retry-entries 20000 --slowlog-entries 100000``). It starts a private redis-server, fills it, and
+measures each console operation next to its raw floor from the same run:
+
+- a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
+- retry-all (``dlq.sweep`` + ``dlq.retry``) against a minimal Lua script that LPOPs 500 and
+  RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
+- the largest single Redis command during retry-all and delete-all, from the slow log (threshold
+  ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
+  per entry, millions at 1M entries) with the latency monitor as a cross-check;
+- one stale script call: entries another operator already retried, as the loser of a race sends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "DJANGO_DEBUG": "true",
+        "DJANGO_ENV_FILE": "",
+        "QUEUE_MAX_SIZE": "1000000000",  # retry-all must not stop at the default 10,000
+    }
+)
+
+import django  # noqa: E402
+import redis  # noqa: E402
+
+django.setup()
+
+from queues import dlq  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+Action = Callable[[redis.Redis, str, Sequence[dlq.Entry]], dlq.Outcome]
+PAGE_TARGET = (5.0, 0.020)  # page <= 5 x raw LRANGE + 20 ms
+FLOOR_SHARE_TARGET, NAIVE_TARGET, COMMAND_TARGET_MS = 0.5, 20.0, 5.0
+
+FLOOR_LUA = """
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return 0 end
+redis.call('RPUSH', KEYS[2], unpack(items))
+return #items
+"""
+
+
+def failure(n: int) -> bytes:
+    """A small HSI JobFailure entry (about 330 bytes)."""
+    entry = {
+        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
+        "error": "Detector unavailable: ConnectError",
+        "error_type": "DetectorUnavailableError",
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-11T22:04:11+00:00",
+        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
+        "queue_name": TARGET,
+    }
+    return json.dumps(entry).encode()
+
+
+def fill(client: redis.Redis, count: int) -> None:
+    client.delete(DLQ, TARGET)
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, count, 1000):
+        pipe.rpush(DLQ, *[failure(n) for n in range(start, min(start + 1000, count))])
+        if start % 100_000 == 99_000:
+            pipe.execute()
+    pipe.execute()
+
+
+def timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:9.3f} ms"
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def bench_page(client: redis.Redis, entries: int, runs: int) -> None:
+    fill(client, entries)
+    offset = entries // 2
+    assert len(dlq.page(client, DLQ, offset=offset, limit=50).entries) == 50
+    raw = [timed(lambda: client.lrange(DLQ, offset, offset + 49)) for _ in range(runs)]
+    page = [timed(lambda: dlq.page(client, DLQ, offset=offset, limit=50)) for _ in range(runs)]
+    factor, extra = PAGE_TARGET
+    budget = factor * statistics.median(raw) + extra
+    print(f"page of 50 at offset {offset:,} of {entries:,} ({runs} runs):")
+    print(f"  raw LRANGE {offset} {offset + 49}  best {ms(min(raw))}  median {ms(statistics.median(raw))}")
+    print(f"  dlq.page                     best {ms(min(page))}  median {ms(statistics.median(page))}")
+    print(f"  ratio page/raw (median): {statistics.median(page) / statistics.median(raw):.1f}x")
+    print(
+        f"  target page <= {factor:g} x raw + {extra * 1000:g} ms = {ms(budget).strip()}: "
+        f"{verdict(statistics.median(page) <= budget)}"
+    )
+
+
+def redis_usec(client: redis.Redis, *names: str) -> int:
+    """Microseconds Redis has spent in these commands so far (INFO commandstats)."""
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in names)
+
+
+def run_sweep(client: redis.Redis, entries: int) -> tuple[float, float]:
+    """Seconds for a retry-all, and the seconds of it spent inside Redis (script calls and LRANGEs)."""
+    fill(client, entries)
+    before = redis_usec(client, "evalsha", "lrange")
+    started = time.perf_counter()
+    outcome, _ = dlq.sweep(client, DLQ, dlq.retry, dlq.retry_keep(), budget_seconds=600)
+    elapsed = time.perf_counter() - started
+    inside = (redis_usec(client, "evalsha", "lrange") - before) / 1e6
+    assert outcome.done == entries and client.llen(TARGET) == entries and not client.exists(DLQ)
+    return elapsed, inside
+
+
+def run_floor(client: redis.Redis, entries: int) -> float:
+    fill(client, entries)
+    floor = client.register_script(FLOOR_LUA)
+    started = time.perf_counter()
+    while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
+        pass
+    elapsed = time.perf_counter() - started
+    assert client.llen(TARGET) == entries
+    return elapsed
+
+
+def run_naive(client: redis.Redis, entries: int) -> float:
+    fill(client, entries)
+    started = time.perf_counter()
+    while (raw := client.lpop(DLQ)) is not None:
+        client.rpush(TARGET, raw)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    assert client.llen(TARGET) == entries
+    return elapsed
+
+
+def python_steps(entries: int) -> dict[str, float]:
+    """Seconds of the per-entry Python work of a retry-all, with no Redis at all."""
+    raws = [failure(n) for n in range(entries)]
+    keep = dlq.retry_keep()
+    started = time.perf_counter()
+    decoded = [dlq.Entry.of(DLQ, index, raw) for index, raw in enumerate(raws)]
+    after_decode = time.perf_counter()
+    for entry in decoded:
+        keep(entry)
+    after_keep = time.perf_counter()
+    for entry in decoded:
+        dlq.Move(entry.index, entry.raw, entry.retry_payload())
+    done = time.perf_counter()
+    return {
+        "decode (Entry.of)": after_decode - started,
+        "retry_keep (encodes the job)": after_keep - after_decode,
+        "retry (encodes it again)": done - after_keep,
+    }
+
+
+def bench_retry(client: redis.Redis, entries: int, runs: int) -> None:
+    sweep, inside = min(run_sweep(client, entries) for _ in range(runs))
+    floor = min(run_floor(client, entries) for _ in range(runs))
+    naive = run_naive(client, entries)
+    steps = python_steps(entries)
+    print(f"retry-all of {entries:,} entries (best of {runs}; naive once):")
+    print(f"  batched-Lua floor (LPOP 500 + RPUSH)  {entries / floor:12,.0f} entries/s  {floor:7.2f} s")
+    print(f"  naive LPOP + RPUSH per entry          {entries / naive:12,.0f} entries/s  {naive:7.2f} s")
+    print(f"  console dlq.sweep + dlq.retry         {entries / sweep:12,.0f} entries/s  {sweep:7.2f} s")
+    print(f"    inside Redis (EVALSHA + LRANGE)     {inside:7.2f} s ({inside / sweep:.0%})")
+    for step, seconds in steps.items():
+        print(f"    Python {step:29} {seconds:7.2f} s ({seconds / sweep:.0%})")
+    rest = sweep - inside - sum(steps.values())
+    print(f"    rest (redis-py packing, I/O, Outcome) {rest:5.2f} s ({rest / sweep:.0%})")
+    share, speedup = floor / sweep, naive / sweep
+    floor_met, naive_met = verdict(share >= FLOOR_SHARE_TARGET), verdict(speedup >= NAIVE_TARGET)
+    print(f"  console/floor {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}: {floor_met})")
+    print(f"  console/naive {speedup:.1f}x (target >= {NAIVE_TARGET:g}x: {naive_met})")
+
+
+def slowest_commands(client: redis.Redis, threshold_us: int, work: Callable[[], object]) -> dict[str, Any]:
+    """The client's commands slower than ``threshold_us`` while ``work`` runs, from the slow log.
+
+    The log is made long enough to keep every one (``SLOWLOG GET 128`` alone would see only the
+    last 128), commands that scripts run inside Redis are left out (their script call counts
+    them), and the latency monitor's worst command is read as a cross-check.
+    """
+    client.config_set("slowlog-max-len", 1_000_000)
+    client.config_set("slowlog-log-slower-than", threshold_us)
+    client.config_set("latency-monitor-threshold", 1)
+    client.execute_command("LATENCY", "RESET")
+    client.slowlog_reset()
+    elapsed = timed(work)
+    log = client.slowlog_get(-1)
+    latest = client.execute_command("LATENCY", "LATEST")
+    client.config_set("slowlog-log-slower-than", 10_000)
+    client.config_set("latency-monitor-threshold", 0)
+    client.slowlog_reset()
+    own = (b"SLOWLOG", b"CONFIG", b"LATENCY", b"INFO")
+    commands = [
+        (e["command"].split(b" ", 1)[0].decode().upper(), e["duration"])
+        for e in log
+        if e.get("client_address") != b"?:0" and not e["command"].upper().startswith(own)
+    ]
+    scripts = sorted(duration for name, duration in commands if name == "EVALSHA") or [0]
+    name, worst = max(commands, key=lambda c: c[1])
+    monitor = max((int(event[3]) for event in latest if event[0] == b"command"), default=0)
+    return {
+        "elapsed": elapsed,
+        "count": len(commands),
+        "worst_ms": worst / 1000,
+        "name": name,
+        "script_p50_ms": scripts[len(scripts) // 2] / 1000,
+        "script_p99_ms": scripts[int(len(scripts) * 0.99)] / 1000,
+        "monitor_ms": monitor,
+    }
+
+
+def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
+    cases = [("retry-all", dlq.retry, dlq.retry_keep()), ("delete-all", dlq.delete, dlq.delete_keep())]
+    for label, action, keep in cases:
+        fill(client, entries)
+
+        def work(action: Action = action, keep: dlq.Keep = keep) -> None:
+            dlq.sweep(client, DLQ, action, keep, budget_seconds=3600)
+
+        found = slowest_commands(client, threshold_us, work)
+        assert not client.exists(DLQ)
+        print(
+            f"{label} of {entries:,} entries: {found['elapsed']:.1f} s, {entries / found['elapsed']:,.0f}/s"
+        )
+        print(
+            f"  largest single command {found['worst_ms']:.2f} ms ({found['name']}); "
+            f"script calls p50 {found['script_p50_ms']:.2f} ms, p99 {found['script_p99_ms']:.2f} ms "
+            f"({found['count']:,} commands over {threshold_us} us)"
+        )
+        print(f"  latency monitor worst command {found['monitor_ms']} ms")
+        print(f"  target <= {COMMAND_TARGET_MS:g} ms: {verdict(found['worst_ms'] <= COMMAND_TARGET_MS)}")
+    bench_stale_batch(client, entries, threshold_us, stale)
+
+
+def bench_stale_batch(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
+    """What the losing side of two racing retry-alls sends: a batch whose entries are already gone."""
+    fill(client, entries)
+    batch = dlq.page(client, DLQ, limit=stale).entries
+    assert dlq.delete(client, DLQ, batch).done == len(batch)
+    found = slowest_commands(client, threshold_us, lambda: dlq.retry(client, DLQ, batch))
+    per_entry = found["worst_ms"] / len(batch)
+    print(f"stale batch: retry of {len(batch)} already-gone entries in a DLQ of {entries - len(batch):,}:")
+    print(f"  {found['name']} {found['worst_ms']:.0f} ms: {per_entry:.1f} ms per entry (a full LPOS scan)")
+    print(f"  a stale batch of {dlq.BATCH_SIZE} would hold Redis ~{per_entry * dlq.BATCH_SIZE / 1000:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--page-entries", type=int, default=1_000_000)
+    parser.add_argument("--retry-entries", type=int, default=100_000)
+    parser.add_argument("--slowlog-entries", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="retry-all runs (page: 10x as many)")
+    parser.add_argument("--slowlog-threshold-us", type=int, default=100)
+    parser.add_argument("--stale", type=int, default=20, help="entries in the stale-batch probe")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        server = RedisServer(Path(folder)).start()
+        client = server.client(socket_timeout=120)
+        try:
+            print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
+            bench_page(client, args.page_entries, args.runs * 10)
+            bench_retry(client, args.retry_entries, args.runs)
+            bench_slowlog(client, args.slowlog_entries, args.slowlog_threshold_us, args.stale)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

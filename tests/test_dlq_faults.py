@@ -1,0 +1,498 @@
+"""Faults with real processes and a real Redis: nothing lost, nothing duplicated.
+
+A redis-server SIGKILLed mid retry-all and restarted from its AOF, operators racing in separate
+processes, a console process SIGKILLed mid archive-delete, and a script cache emptied by a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+
+from console.redis import get_redis
+from queues import dlq, scripts
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+
+# One console process: sets Django up from the environment, optionally waits at a barrier, acts,
+# and prints a JSON summary. argv: mode, then the mode's arguments.
+WORKER = """
+import json, os, sys, time
+from pathlib import Path
+
+import django
+
+django.setup()
+
+from console.redis import get_redis
+from queues import archive, dlq
+
+mode, key = sys.argv[1], sys.argv[2]
+client = get_redis()
+client.ping()
+if os.environ.get("READY_FILE"):
+    Path(os.environ["READY_FILE"]).write_text("ready")
+    while not Path(os.environ["GO_FILE"]).exists():
+        time.sleep(0.002)
+if mode == "retry-all":
+    outcome, _ = dlq.sweep(client, key, dlq.retry, dlq.retry_keep(), budget_seconds=600)
+    result = outcome.as_dict()
+elif mode == "retry-refs":
+    refs = json.loads(Path(sys.argv[3]).read_text())
+    done = found = 0
+    for start in range(0, len(refs), 50):
+        entries = dlq.resolve(client, key, dlq.parse_refs(refs[start : start + 50]))
+        found += len(entries)
+        done += dlq.retry(client, key, entries).done
+    result = {"done": done, "found": found}
+elif mode == "archive-all":
+    def action(c, k, e):
+        return archive.archive_and_delete(c, k, e, "tester")
+
+    outcome, _ = dlq.sweep(client, key, action, dlq.delete_keep(), budget_seconds=600)
+    result = outcome.as_dict()
+elif mode == "reconcile":
+    from console.models import ArchivedItem
+
+    pending = ArchivedItem.objects.filter(state="pending").count()
+    result = {"pending": pending, "settled": archive.reconcile(client)}
+elif mode == "restore":
+    from queues import actions
+
+    result = actions.restore(client, json.loads(sys.argv[3]), to_source=False, request=None)
+else:
+    raise SystemExit(f"unknown mode {mode}")
+print(json.dumps(result))
+"""
+
+
+def failure(n: int) -> bytes:
+    """A small JobFailure entry whose ``original_job.n`` identifies it."""
+    entry = {
+        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
+        "error": "Detector unavailable: ConnectError",
+        "error_type": "DetectorUnavailableError",
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-11T22:04:11+00:00",
+        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
+        "queue_name": TARGET,
+    }
+    return json.dumps(entry).encode()
+
+
+def fill(client: redis.Redis, count: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, count, 1000):
+        pipe.rpush(DLQ, *[failure(n) for n in range(start, min(start + 1000, count))])
+    pipe.execute()
+
+
+def listed(client: redis.Redis, key: str = DLQ) -> list[bytes]:
+    return [dlq.as_bytes(raw) for raw in client.lrange(key, 0, -1)]
+
+
+def still_queued(client: redis.Redis, raw: bytes) -> bool:
+    return client.lpos(DLQ, cast(Any, raw)) is not None
+
+
+def numbers(client: redis.Redis) -> list[int]:
+    """``n`` of every entry in the DLQ (a JobFailure) and the target (the bare job)."""
+    in_dlq = [json.loads(raw)["original_job"]["n"] for raw in client.lrange(DLQ, 0, -1)]
+    return in_dlq + [json.loads(raw)["n"] for raw in client.lrange(TARGET, 0, -1)]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.002) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def loaded_client(server: RedisServer) -> redis.Redis:
+    """A fresh client once the server has finished loading its AOF."""
+    client = server.client()
+
+    def ready() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.BusyLoadingError:
+            return False
+
+    wait_until(ready, 30, "redis-server to load its data", interval=0.05)
+    return client
+
+
+class Workers:
+    """Console processes for one test; every one still running is SIGKILLed at teardown."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}
+
+    def env(self, redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "console.settings",
+            "DJANGO_DEBUG": "true",
+            "DJANGO_ENV_FILE": "",
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "QUEUE_MAX_SIZE": "10000000",
+            **extra,
+        }
+
+    def spawn(
+        self, *args: str, redis_url: str, database_url: str = "", **extra: str
+    ) -> subprocess.Popen[bytes]:
+        name = f"{len(self.procs)}-{args[0]}"
+        out = self.folder / f"{name}.log"
+        database_url = database_url or f"sqlite:///{self.folder / 'unused.sqlite3'}"
+        with (self.folder / f"{name}.out").open("wb") as stdout, out.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", WORKER, *args],
+                cwd=ROOT,
+                env=self.env(redis_url, database_url, **extra),
+                stdout=stdout,
+                stderr=stderr,
+            )
+        self.procs.append(proc)
+        self.logs[proc.pid] = out
+        return proc
+
+    def stderr(self, proc: subprocess.Popen[bytes]) -> str:
+        return self.logs[proc.pid].read_text()[-3000:]
+
+    def result(self, proc: subprocess.Popen[bytes], timeout: float = 90) -> dict[str, Any]:
+        """The JSON a worker printed; it must exit 0."""
+        code = proc.wait(timeout)
+        assert code == 0, f"worker exited {code}: {self.stderr(proc)}"
+        out = self.logs[proc.pid].with_suffix(".out").read_text()
+        value: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return value
+
+    def run(self, *args: str, redis_url: str, database_url: str = "") -> dict[str, Any]:
+        return self.result(self.spawn(*args, redis_url=redis_url, database_url=database_url))
+
+    def alive(self, proc: subprocess.Popen[bytes]) -> bool:
+        if proc.poll() is None:
+            return True
+        raise AssertionError(f"worker exited {proc.returncode} too early: {self.stderr(proc)}")
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.kill_all()
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_mid_retry_all_loses_and_duplicates_nothing(
+    start_server: Callable[..., RedisServer], workers: Workers
+) -> None:
+    total = 100_000
+    server = start_server(extra=AOF)
+    client = server.client()
+    assert client.config_get("appendfsync") == {"appendfsync": "always"}
+    fill(client, total)
+    worker = workers.spawn("retry-all", DLQ, redis_url=server.url)
+    wait_until(lambda: workers.alive(worker) and client.llen(TARGET) >= 5_000, 60, "retry-all to start")
+    server.kill()
+    try:
+        worker.wait(30)  # connection refused: it exits with an error, nothing to finish against
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    server.start()
+    client = loaded_client(server)
+    moved = client.llen(TARGET)
+    assert 0 < moved < total, "the kill did not land mid-way"
+    assert sorted(numbers(client)) == list(range(total)), "the AOF replay lost or duplicated entries"
+    rerun = workers.run("retry-all", DLQ, redis_url=server.url)
+    assert rerun["done"] == total - moved
+    assert client.llen(DLQ) == 0
+    assert client.llen(TARGET) == total
+    assert sorted(numbers(client)) == list(range(total))
+
+
+@pytest.mark.timeout(120)
+def test_racing_retry_alls_and_a_selection_move_each_entry_once(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    total = 20_000
+    server = start_server()
+    client = server.client()
+    fill(client, total)
+    raws = listed(client)
+    refs = [f"{i}:{dlq.fingerprint(raw)}" for i, raw in enumerate(raws) if i % 10 == 0]
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    go = tmp_path / "go"
+    jobs = [("retry-all", DLQ), ("retry-all", DLQ), ("retry-refs", DLQ, str(tmp_path / "refs.json"))]
+    procs = [
+        workers.spawn(*job, redis_url=server.url, READY_FILE=str(tmp_path / f"ready-{i}"), GO_FILE=str(go))
+        for i, job in enumerate(jobs)
+    ]
+    wait_until(
+        lambda: all(workers.alive(p) and (tmp_path / f"ready-{i}").exists() for i, p in enumerate(procs)),
+        60,
+        "the workers to be ready",
+        interval=0.02,
+    )
+    go.write_text("go")
+    results = [workers.result(proc) for proc in procs]
+    counts = Counter(json.loads(raw)["n"] for raw in client.lrange(TARGET, 0, -1))
+    assert client.llen(DLQ) == 0
+    assert sorted(counts) == list(range(total)) and set(counts.values()) == {1}
+    assert sum(result["done"] for result in results) == total, results
+    assert all(result["skipped"] for result in results[:2]), f"the sweeps did not overlap: {results}"
+
+
+def archive_rows(database: Path, state: str | None = None) -> list[bytes]:
+    """The archived bytes in the console's SQLite file, all rows or those in one state."""
+    query = "SELECT raw FROM console_archiveditem WHERE ? IS NULL OR state = ?"
+    with closing(sqlite3.connect(database, timeout=30)) as db:
+        return [bytes(raw) for (raw,) in db.execute(query, (state, state))]
+
+
+def archive_db(workers: Workers, server: RedisServer, tmp_path: Path) -> tuple[Path, str]:
+    """A migrated SQLite file for the console processes."""
+    database = tmp_path / "db.sqlite3"
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=workers.env(server.url, f"sqlite:///{database}"),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return database, f"sqlite:///{database}"
+
+
+@contextmanager
+def writes_paused(client: redis.Redis) -> Iterator[None]:
+    """CLIENT PAUSE WRITE: reads go on, every script call waits (at most 30 s)."""
+    client.client_pause(30_000, all=False)
+    try:
+        yield
+    finally:
+        client.client_unpause()
+
+
+def held_at_script(
+    client: redis.Redis, database: Path, proc: subprocess.Popen[bytes], workers: Workers
+) -> None:
+    """Wait until an archive-delete has committed its pending rows and its script call is held."""
+
+    def held() -> bool:
+        blocked = workers.alive(proc) and client.info("clients")["blocked_clients"] >= 1
+        return blocked and len(archive_rows(database, "pending")) == dlq.BATCH_SIZE
+
+    wait_until(held, 60, "the archive-delete to wait on its script call", interval=0.01)
+
+
+def check_dlq_or_archive(client: redis.Redis, database: Path, originals: Counter[bytes]) -> None:
+    """Every original entry is in exactly one place: the DLQ or an archived row (as multisets, so
+    one of two byte-identical entries may be archived while its twin stays)."""
+    in_dlq = Counter(listed(client))
+    archived = Counter(archive_rows(database, "archived"))
+    assert len(archive_rows(database)) == archived.total(), "rows not archived after reconcile"
+    lost, extra = originals - in_dlq - archived, in_dlq + archived - originals
+    assert lost.total() == 0, "entries in neither the DLQ nor the archive"
+    assert extra.total() == 0, "entries duplicated or unknown"
+
+
+@pytest.mark.timeout(240)
+def test_console_killed_mid_archive_delete_leaves_each_entry_in_dlq_or_archive(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    total, batch = 50_000, dlq.BATCH_SIZE
+    server = start_server()
+    client = server.client()
+    database, database_url = archive_db(workers, server, tmp_path)
+    fill(client, total)
+    originals = Counter(listed(client))
+    assert len(originals) == total
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return workers.spawn("archive-all", DLQ, redis_url=server.url, database_url=database_url)
+
+    def reconcile(pending: int) -> None:
+        summary = workers.run("reconcile", DLQ, redis_url=server.url, database_url=database_url)
+        assert summary == {"pending": pending, "settled": pending}
+        check_dlq_or_archive(client, database, originals)
+
+    # 1. Killed after its rows are committed as pending, before its script call deletes anything.
+    with writes_paused(client):
+        worker = spawn()
+        held_at_script(client, database, worker, workers)
+        worker.kill()
+        worker.wait(10)
+    pending = archive_rows(database, "pending")
+    assert len(pending) == batch and client.llen(DLQ) == total, "the kill was not between commit and delete"
+    assert all(still_queued(client, raw) for raw in pending)
+    reconcile(batch)
+    assert client.llen(DLQ) == total and not archive_rows(database)
+
+    # 2. Killed after the script deleted its batch, before the rows are settled (SQLite held locked).
+    with writes_paused(client):
+        worker = spawn()
+        held_at_script(client, database, worker, workers)
+        with closing(sqlite3.connect(database, isolation_level=None)) as lock:
+            lock.execute("BEGIN EXCLUSIVE")
+            client.client_unpause()
+            wait_until(lambda: client.llen(DLQ) == total - batch, 30, "the script call to delete")
+            worker.kill()
+            worker.wait(10)
+            lock.execute("ROLLBACK")
+    pending = archive_rows(database, "pending")
+    assert len(pending) == batch and client.llen(DLQ) == total - batch, "the kill was not after the delete"
+    assert all(not still_queued(client, raw) for raw in pending)
+    reconcile(batch)
+    assert len(archive_rows(database, "archived")) == batch
+
+    # 3. Killed wherever it happens to be once a few thousand entries are gone.
+    start = client.llen(DLQ)
+    worker = spawn()
+    wait_until(lambda: workers.alive(worker) and client.llen(DLQ) <= start - 3_000, 60, "deletes")
+    worker.kill()
+    worker.wait(10)
+    left = client.llen(DLQ)
+    assert 0 < left < start, "the kill did not land mid-way"
+    reconcile(len(archive_rows(database, "pending")))
+    assert len(archive_rows(database, "archived")) == total - left
+
+
+@pytest.mark.timeout(60)
+def test_scripts_work_after_a_restart_empties_the_script_cache(
+    start_server: Callable[..., RedisServer], point_at: Callable[..., object]
+) -> None:
+    server = start_server()
+    point_at(server)
+    client = get_redis()
+    client.rpush(DLQ, *[failure(n) for n in range(10)])
+    assert dlq.retry(client, DLQ, dlq.page(client, DLQ, limit=5).entries).done == 5
+    move, push = scripts.script(client, "move").sha, scripts.script(client, "push").sha
+    assert client.script_exists(move) == [True]
+    server.restart()
+    fresh = loaded_client(server)
+    assert fresh.script_exists(move, push) == [False, False]
+    assert fresh.dbsize() == 0
+    fresh.rpush(DLQ, *[failure(n) for n in range(10, 20)])
+    outcome = dlq.retry(client, DLQ, dlq.page(client, DLQ).entries)
+    assert outcome.done == 10
+    assert [json.loads(raw)["n"] for raw in fresh.lrange(TARGET, 0, -1)] == list(range(10, 20))
+    assert fresh.llen(DLQ) == 0
+    assert scripts.push_entries(client, "restored", [b"a", b"b"]) == 2
+    assert fresh.script_exists(move, push) == [True, True]
+
+
+# Interleavings that once lost or duplicated entries, when reconcile() guessed a row's fate from
+# LPOS: it could not tell a crashed call from one still in flight, nor an entry from its identical
+# twin. Calls are now fenced by their receipt. CLIENT PAUSE WRITE holds a console process at its
+# script call, so each interleaving is reproduced exactly, with real processes.
+
+
+@pytest.mark.timeout(120)
+def test_reconcile_during_an_archive_delete_in_flight_loses_nothing(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    """A restore runs reconcile() first; meanwhile another operator's delete-all is mid-batch."""
+    total = 2_000
+    server = start_server()
+    client = server.client()
+    database, database_url = archive_db(workers, server, tmp_path)
+    fill(client, total)
+    originals = Counter(listed(client))
+    with writes_paused(client):
+        worker = workers.spawn("archive-all", DLQ, redis_url=server.url, database_url=database_url)
+        held_at_script(client, database, worker, workers)
+        reconciler = workers.spawn("reconcile", DLQ, redis_url=server.url, database_url=database_url)
+        wait_until(lambda: client.info("clients")["blocked_clients"] >= 2, 30, "the reconcile to be held")
+    summary = workers.result(reconciler)
+    assert summary["pending"] == dlq.BATCH_SIZE, "the reconcile saw the delete in flight"
+    done = workers.result(worker)["done"]
+    # Whichever reached Redis first wins: the delete ran (the reconcile settles from its receipt)
+    # or the reconcile fenced it off (that batch stays in the DLQ, its rows are dropped).
+    assert done in (total, total - dlq.BATCH_SIZE)
+    assert client.llen(DLQ) == total - done
+    check_dlq_or_archive(client, database, originals)
+
+
+@pytest.mark.timeout(120)
+def test_crash_after_deleting_one_of_two_identical_entries_loses_nothing(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    """Byte-identical entries are allowed (they share a fingerprint); a crash must not lose one."""
+    server = start_server()
+    client = server.client()
+    database, database_url = archive_db(workers, server, tmp_path)
+    twin = failure(0)
+    client.rpush(DLQ, twin, *[failure(n) for n in range(1, 1000)], twin)
+    originals = Counter(listed(client))
+    assert originals[twin] == 2
+    with writes_paused(client):
+        worker = workers.spawn("archive-all", DLQ, redis_url=server.url, database_url=database_url)
+        held_at_script(client, database, worker, workers)
+        with closing(sqlite3.connect(database, isolation_level=None)) as lock:
+            lock.execute("BEGIN EXCLUSIVE")
+            client.client_unpause()
+            wait_until(lambda: client.llen(DLQ) == 1001 - dlq.BATCH_SIZE, 30, "the script call to delete")
+            worker.kill()
+            worker.wait(10)
+            lock.execute("ROLLBACK")
+    assert twin in archive_rows(database, "pending")
+    workers.run("reconcile", DLQ, redis_url=server.url, database_url=database_url)
+    check_dlq_or_archive(client, database, originals)
+
+
+@pytest.mark.timeout(120)
+def test_two_restores_of_the_same_rows_push_each_entry_once(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    """A double-submitted restore: the second request's reconcile() runs while the first pushes."""
+    total = dlq.BATCH_SIZE
+    server = start_server()
+    client = server.client()
+    database, database_url = archive_db(workers, server, tmp_path)
+    fill(client, total)
+    originals = Counter(listed(client))
+    assert workers.run("archive-all", DLQ, redis_url=server.url, database_url=database_url)["done"] == total
+    with closing(sqlite3.connect(database)) as db:
+        ids = json.dumps([pk for (pk,) in db.execute("SELECT id FROM console_archiveditem")])
+
+    def blocked(count: int) -> bool:
+        return bool(client.info("clients")["blocked_clients"] >= count)
+
+    with writes_paused(client):
+        first = workers.spawn("restore", DLQ, ids, redis_url=server.url, database_url=database_url)
+        wait_until(lambda: workers.alive(first) and blocked(1), 60, "the first restore to push", 0.01)
+        second = workers.spawn("restore", DLQ, ids, redis_url=server.url, database_url=database_url)
+        wait_until(lambda: second.poll() is not None or blocked(2), 60, "the second restore", 0.01)
+    results = [workers.result(first), workers.result(second)]
+    assert client.llen(DLQ) == total, f"restored {[r['restored'] for r in results]} of {total} entries"
+    assert Counter(listed(client)) == originals
