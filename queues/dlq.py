@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -17,7 +18,7 @@ from queues.codec import Decoded, decode, encode_payload
 from queues.conf import conf
 from queues.scripts import Move, move_entries
 
-BATCH_SIZE = 500
+BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
 REQUIRED_FIELDS = (
     "original_job",
@@ -95,7 +96,20 @@ class Entry:
         return self.payload.get(name) if isinstance(self.payload, dict) else None
 
     def retry_payload(self) -> bytes:
-        """The bytes HSI's producer would have pushed for this job."""
+        """The bytes HSI's producer would have pushed for this job (built once per entry)."""
+        built = self._retry_payload
+        if isinstance(built, NotRetryable):
+            raise built
+        return built
+
+    @cached_property
+    def _retry_payload(self) -> bytes | NotRetryable:
+        try:
+            return self._build_retry_payload()
+        except NotRetryable as reason:
+            return reason
+
+    def _build_retry_payload(self) -> bytes:
         if self.decoded.kind == "overflow":
             data = self.field("data")
             if self.job is None or not isinstance(data, str):
