@@ -1,11 +1,653 @@
-"""Queue and DLQ pages in the console's admin site (filled in by the queues pages work)."""
+"""Queue and DLQ pages in the console's admin site: list, item browser, entry, actions, archive.
+
+Views read requests and render; every Redis read or write goes through the services in
+``queues.inventory``, ``queues.dlq`` and ``queues.actions`` (which also write the audit trail).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from django.urls import URLPattern
+import redis
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from console.models import ArchivedItem
+from console.redis import get_redis
+from console.roles import perm
+from queues import actions, dlq, inventory, keys
+from queues.actions import BadFilter, Filters
+from queues.conf import conf
+from queues.forms import (
+    MAX_SELECTED,
+    PAGE_SIZES,
+    Browse,
+    Tally,
+    back_query,
+    new_nonce,
+    number,
+    selected_ids,
+    selected_refs,
+)
+
+BULK_BUDGET_SECONDS = 3.0
+FILTER_SCAN = 5_000
+ARCHIVE_PER_PAGE = 50
+ROW_LIMIT = 120
+DASH = "\u2013"  # an en dash, as in "items 1\u201350"
+FACT_LIMIT = 1_000
+VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
+DUPLICATE = "This action was already submitted; nothing was done twice."
+ROW_DLQ_FIELDS = ("error_type", "error", "reason", "original_queue")
+ROW_DLQ_JOB_FIELDS = ("camera_id", "batch_id")
+ROW_JOB_FIELDS = ("camera_id", "file_path", "batch_id")
+FACT_DLQ_FIELDS = (
+    "error_type",
+    "error",
+    "attempt_count",
+    "first_failed_at",
+    "last_failed_at",
+    "queue_name",
+    "http_status",
+    "retry_delays",
+    "original_queue",
+    "reason",
+    "overflow_policy",
+)
+FACT_JOB_FIELDS = ("camera_id", "file_path", "batch_id", "detection_ids", "media_type", "timestamp")
+FILTER_PARAMS = ("q", "camera", "since", "until")
+TEXT_BLOCKS = (("stack_trace", "Stack trace", False), ("response_body", "Response body", True))
+
+
+# --- Keys, permissions and small text helpers --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A queue or DLQ key taken from a URL, with what the pages need to know about it."""
+
+    key: str
+    family: str
+
+    @property
+    def is_dlq(self) -> bool:
+        return inventory.QUEUE_FAMILIES[self.family] == "dlq"
+
+    @property
+    def is_stream(self) -> bool:
+        return self.family.startswith("stream")
+
+    @property
+    def actionable(self) -> bool:
+        return self.is_dlq and not self.is_stream
+
+    @property
+    def source(self) -> str | None:
+        return keys.source_queue(self.key) if self.is_dlq else None
+
+
+def queue_target(key: str) -> Target:
+    family = keys.classify(key).name
+    if family not in inventory.QUEUE_FAMILIES:
+        raise Http404("Not a queue or dead-letter queue key.")
+    return Target(key, family)
+
+
+def dlq_target(key: str, verb: str) -> Target:
+    target = queue_target(key)
+    if not target.actionable or verb not in VERBS:
+        raise Http404("Only list DLQs can be retried or deleted from.")
+    return target
+
+
+def require(request: HttpRequest, codename: str) -> None:
+    if not request.user.has_perm(perm(codename)):
+        raise PermissionDenied
+
+
+def abilities(request: HttpRequest) -> dict[str, bool]:
+    return {
+        "can_retry": request.user.has_perm(perm("retry_items")),
+        "can_delete": request.user.has_perm(perm("delete_items")),
+    }
+
+
+def clip(value: Any, limit: int, *, one_line: bool = False) -> str:
+    """Text for a page, cut at ``limit`` characters with the full length said."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    head = " ".join(text[: limit * 4].split()) if one_line else text
+    whole = len(head) <= limit and (not one_line or len(text) <= limit * 4)
+    return head if whole else f"{head[:limit]}… ({len(text):,} characters)"
+
+
+def with_query(query: QueryDict, **changes: str | None) -> str:
+    merged = query.copy()
+    for name, value in changes.items():
+        merged.pop(name, None)
+        if value is not None:
+            merged[name] = value
+    return merged.urlencode()
+
+
+def items_url(key: str, query: str = "") -> str:
+    url = reverse("admin:queue_items", args=[key])
+    return f"{url}?{query}" if query else url
+
+
+def report(request: HttpRequest, outcome: dlq.Outcome, verb: str) -> None:
+    """The outcome's own summary, as a success only when everything asked for was done."""
+    clean = outcome.done and not outcome.skipped and not outcome.full
+    (messages.success if clean else messages.warning)(request, outcome.summary(VERBS[verb][1]))
+
+
+# --- One pagination helper for every paged page ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pager:
+    label: str
+    first: str | None
+    prev: str | None
+    next: str | None
+    last: str | None
+
+
+def pager(
+    query: QueryDict, *, total: int, offset: int, size: int, shown: int, param: str = "offset"
+) -> Pager:
+    """First/prev/next/last links for a window ``offset .. offset+shown`` of ``total`` items.
+
+    ``param`` is ``offset`` (item browser) or ``page`` (a ``Paginator`` page number).
+    """
+
+    def link(at: int) -> str:
+        return "?" + with_query(query, **{param: str(at if param == "offset" else at // size + 1)})
+
+    last = max(total - 1, 0) // size * size
+    label = f"items {offset + 1:,}{DASH}{offset + shown:,} of {total:,}"
+    label = label if shown else f"no items here (of {total:,})"
+    back = offset > 0
+    return Pager(
+        label,
+        first=link(0) if back else None,
+        prev=link(max(offset - size, 0)) if back else None,
+        next=link(offset + size) if offset + size < total else None,
+        last=link(last) if offset < last else None,
+    )
+
+
+# --- Rows and entry details --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    entry: dlq.Entry
+    summary: list[tuple[str, str]]
+    problem: str
+
+    @property
+    def encodings(self) -> str:
+        return " → ".join(self.entry.decoded.encodings)
+
+
+def problem_of(entry: dlq.Entry, is_dlq: bool) -> str:
+    """A DLQ entry's problem; a queue item only has one when it is not a JSON object."""
+    return entry.problem if is_dlq or not isinstance(entry.payload, dict) else ""
+
+
+def failure_fields(entry: dlq.Entry, names: tuple[str, ...]) -> list[tuple[str, Any]]:
+    record = entry.payload if isinstance(entry.payload, dict) else {}
+    return [(name, record.get(name)) for name in names]
+
+
+def job_fields(entry: dlq.Entry, is_dlq: bool, names: tuple[str, ...]) -> list[tuple[str, Any]]:
+    job = entry.job if is_dlq else entry.payload
+    return [(name, job.get(name)) for name in names] if isinstance(job, dict) else []
+
+
+def moment(value: Any) -> Any:
+    """An ISO or epoch time as ``2026-02-11 22:04:14 UTC``; anything else unchanged."""
+    at = dlq.parse_time(value)
+    return value if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def row_of(entry: dlq.Entry, is_dlq: bool) -> Row:
+    if is_dlq:
+        pairs = failure_fields(entry, ROW_DLQ_FIELDS) + job_fields(entry, True, ROW_DLQ_JOB_FIELDS)
+        pairs.append(("last_failed_at", moment(entry.field("last_failed_at"))))
+    else:
+        pairs = job_fields(entry, False, ROW_JOB_FIELDS)
+    summary = [
+        (name, clip(value, ROW_LIMIT, one_line=True)) for name, value in pairs if value not in (None, "")
+    ]
+    if not summary and not entry.decoded.is_structured:
+        summary = [("value", clip(entry.decoded.display(limit=ROW_LIMIT * 2), ROW_LIMIT, one_line=True))]
+    return Row(entry, summary, problem_of(entry, is_dlq))
+
+
+def entry_context(entry: dlq.Entry, is_dlq: bool) -> dict[str, Any]:
+    """Everything the entry and archive detail pages show about one stored value."""
+    limit = conf("DISPLAY_LIMIT")
+    blocks = [
+        (label, clip(entry.field(name), limit), is_open)
+        for name, label, is_open in TEXT_BLOCKS
+        if is_dlq and entry.field(name) not in (None, "")
+    ]
+    if is_dlq and entry.field("context") is not None:
+        blocks.append(
+            ("Context", clip(json.dumps(entry.field("context"), indent=2, default=str), limit), True)
+        )
+    inner = entry.decoded.inner if entry.decoded.kind == "overflow" else None
+    return {
+        "entry": entry,
+        "row": row_of(entry, is_dlq),
+        "facts": shown(failure_fields(entry, FACT_DLQ_FIELDS) if is_dlq else []),
+        "job_facts": shown(job_fields(entry, is_dlq, FACT_JOB_FIELDS)),
+        "blocks": blocks,
+        "display": entry.decoded.display(limit=limit),
+        "inner_display": inner.display(limit=limit) if inner else "",
+        "raw": raw_view(entry.raw, limit),
+    }
+
+
+def shown(pairs: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    return [(name, clip(value, FACT_LIMIT)) for name, value in pairs if value not in (None, "", [])]
+
+
+@dataclass(frozen=True)
+class RawView:
+    mode: str
+    text: str
+    size: int
+    truncated: bool
+
+
+def raw_view(raw: bytes, limit: int) -> RawView:
+    """The exact bytes: as text when they are UTF-8, else as hex; cut at ``limit`` characters."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return RawView("hex", raw[: limit // 3].hex(" "), len(raw), len(raw) > limit // 3)
+    return RawView("text", text[:limit], len(raw), len(text) > limit)
+
+
+# --- The item browser's two ways of reading a list ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A bounded filtered read: the matches found between ``start`` and ``stop`` of ``total``."""
+
+    entries: list[dlq.Entry]
+    matched: int
+    start: int
+    stop: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.stop >= self.total
+
+    @property
+    def examined(self) -> int:
+        return self.stop - self.start
+
+
+def scan(client: redis.Redis, key: str, filters: Filters, browse: Browse, *, limit: int | None) -> Scan:
+    """Examine at most ``FILTER_SCAN`` entries from the offset, in pages of 100 (``dlq.page``'s cap).
+
+    With ``limit`` it stops after that many matches (the browser); without, it only counts.
+    """
+    found: list[dlq.Entry] = []
+    matched, position, total, end = 0, browse.offset, 0, browse.offset + FILTER_SCAN
+    while position < end:
+        chunk = dlq.page(client, key, position, min(100, end - position), browse.newest_first)
+        total = chunk.total
+        for entry in chunk.entries:
+            position += 1
+            if not filters.select(entry):
+                continue
+            matched += 1
+            if limit:
+                found.append(entry)
+                if matched >= limit:
+                    return Scan(found, matched, browse.offset, position, total)
+        if not chunk.entries:
+            break
+    return Scan(found, matched, browse.offset, position, total)
+
+
+def scan_note(found: Scan, size: int) -> str:
+    where = f"entries {found.start + 1:,}{DASH}{found.stop:,}" if found.examined else "no entries"
+    note = f"Searched {found.examined:,} of {found.total:,} ({where}): {found.matched:,} match"
+    if found.complete:
+        return note + "."
+    return note + (
+        f"; showing the first {size}." if found.matched >= size else "; stopped at the search limit."
+    )
+
+
+@dataclass(frozen=True)
+class Listing:
+    rows: list[Row]
+    total: int
+    pager: Pager | None = None
+    scan: Scan | None = None
+    note: str = ""
+    continue_url: str = ""
+
+
+def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filters) -> Listing:
+    client = get_redis()
+    if not filters.active:
+        page = dlq.page(client, target.key, browse.offset, browse.size, browse.newest_first)
+        rows = [row_of(e, target.is_dlq) for e in page.entries]
+        paging = pager(request.GET, total=page.total, offset=page.offset, size=page.limit, shown=len(rows))
+        return Listing(rows, page.total, pager=paging)
+    found = scan(client, target.key, filters, browse, limit=browse.size)
+    more = "" if found.complete else "?" + with_query(request.GET, offset=str(found.stop))
+    rows = [row_of(e, True) for e in found.entries]
+    return Listing(rows, found.total, scan=found, note=scan_note(found, browse.size), continue_url=more)
+
+
+# --- The pages ---------------------------------------------------------------------------------------
+
+
+class QueuePages:
+    """The queue pages of one admin site; each method is a view wrapped by ``site.admin_view``."""
+
+    def __init__(self, site: AdminSite) -> None:
+        self.site = site
+
+    def urls(self) -> list[URLPattern]:
+        view = self.site.admin_view
+        return [
+            path("queues/", view(require_safe(self.queue_list)), name="queue_list"),
+            path(
+                "queues/<path:key>/entry/<int:index>/<str:fingerprint>/",
+                view(require_safe(self.entry)),
+                name="queue_entry",
+            ),
+            path("queues/<path:key>/selected/<str:verb>/", view(self.selected), name="queue_selected"),
+            path("queues/<path:key>/matching/<str:verb>/", view(self.matching), name="queue_matching"),
+            path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
+            path("archive/", view(require_safe(self.archive)), name="archive"),
+            path("archive/restore/", view(require_POST(self.restore)), name="archive_restore"),
+            path("archive/<int:pk>/", view(require_safe(self.archived)), name="archive_item"),
+        ]
+
+    def render(
+        self, request: HttpRequest, template: str, title: str, context: dict[str, Any], status: int = 200
+    ) -> TemplateResponse:
+        full = {**self.site.each_context(request), "title": title, **abilities(request), **context}
+        full["can_act"] = full["can_retry"] or full["can_delete"]
+        return TemplateResponse(request, f"queues/{template}", full, status=status)
+
+    def queue_list(self, request: HttpRequest) -> HttpResponse:
+        queues = inventory.list_queues(get_redis())
+        return self.render(request, "queue_list.html", "Queues", {"queues": queues})
+
+    def items(self, request: HttpRequest, key: str) -> HttpResponse:
+        target = queue_target(key)
+        browse = Browse.from_query(request.GET)
+        context: dict[str, Any] = {"target": target, "browse": browse, "sizes": PAGE_SIZES}
+        context |= {"back": back_query(request.GET), "filter_query": filter_query(request.GET)}
+        if target.is_stream:
+            info = next((q for q in inventory.list_queues(get_redis()) if q.key == key), None)
+            return self.render(request, "items.html", key, {**context, "stream": info})
+        try:
+            filters = Filters.from_query(request.GET) if target.is_dlq else Filters()
+        except BadFilter as exc:
+            return self.render(request, "items.html", key, {**context, "filter_error": str(exc)})
+        context |= {"listing": listing(request, target, browse, filters), "filters": filters}
+        return self.render(request, "items.html", key, context)
+
+    def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
+        target = queue_target(key)
+        if target.is_stream:
+            raise Http404("Stream entries cannot be browsed yet.")
+        found = dlq.entry_at(get_redis(), key, index, fingerprint)
+        context: dict[str, Any] = {"target": target, "back": back_query(request.GET)}
+        if found is None:
+            return self.render(request, "vanished.html", "Entry not found", context, status=404)
+        context |= {**entry_context(found, target.is_dlq), "nonce": new_nonce()}
+        return self.render(request, "entry.html", f"Entry {found.id[:8]} of {key}", context)
+
+    def selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
+        target = dlq_target(key, verb)
+        require(request, VERBS[verb][0])
+        data = request.POST if request.method == "POST" else request.GET
+        refs, back = selected_refs(data), items_url(target.key, back_query(data))
+        if not refs or len(refs) > MAX_SELECTED:
+            messages.warning(request, f"Select between 1 and {MAX_SELECTED} entries first.")
+            return HttpResponseRedirect(back)
+        if request.method == "POST":
+            return self._act_on_selected(request, target, verb, refs, back)
+        rows = [row_of(e, True) for e in dlq.resolve(get_redis(), target.key, dlq.parse_refs(refs))]
+        if not rows:
+            messages.warning(request, f"None of the selected entries is still in {target.key}.")
+            return HttpResponseRedirect(back)
+        context = {"refs": refs, "rows": rows, "missing": len(refs) - len(rows), "count": len(rows)}
+        context |= {"sentence": selected_sentence(target, verb, len(rows)), "back": back_query(data)}
+        return self._confirm(request, target, verb, context)
+
+    def _act_on_selected(
+        self, request: HttpRequest, target: Target, verb: str, refs: list[str], back: str
+    ) -> HttpResponse:
+        client = get_redis()
+        if not actions.first_submission(client, request.POST.get("nonce", "")):
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(back)
+        outcome, _ = actions.act_on_selected(client, target.key, refs, verb=verb, request=request)
+        report(request, outcome, verb)
+        return HttpResponseRedirect(back)
+
+    def matching(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
+        target = dlq_target(key, verb)
+        require(request, VERBS[verb][0])
+        data = request.POST if request.method == "POST" else request.GET
+        try:
+            filters = Filters.from_query(data)
+        except BadFilter as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(items_url(target.key, back_query(data)))
+        if request.method == "POST":
+            return self._run_chunk(request, target, verb, filters)
+        client = get_redis()
+        counted = scan(client, target.key, filters, Browse(), limit=None) if filters.active else None
+        count = counted.matched if counted else dlq.page(client, target.key, 0, 1).total
+        sentence = confirm_sentence(target, verb, count, counted, describe(filters))
+        context = {"sentence": sentence, "count": count, "filter_fields": filter_fields(data), "all": True}
+        context["exact"] = counted is None or counted.complete
+        return self._confirm(request, target, verb, context | {"back": back_query(data)})
+
+    def _confirm(
+        self, request: HttpRequest, target: Target, verb: str, context: dict[str, Any]
+    ) -> HttpResponse:
+        """GET of an action: what will happen, to how many, and the form that does it."""
+        title = f"{VERBS[verb][2]} entries of {target.key}"
+        context |= {"target": target, "verb": verb, "nonce": new_nonce()}
+        return self.render(request, "confirm.html", title, context)
+
+    def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:
+        """One time-boxed chunk of a bulk action; JSON for bulk.js, else a progress page or a redirect."""
+        client, data = get_redis(), request.POST
+        wants_json = request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+        back = items_url(target.key, back_query(data))
+        if not actions.first_submission(client, data.get("nonce", "")):
+            if wants_json:
+                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(back)
+        start = number(data.get("start"), 0)
+        chunk, position, _ = actions.act_on_matching(
+            client,
+            target.key,
+            filters,
+            verb=verb,
+            request=request,
+            start=start,
+            budget_seconds=BULK_BUDGET_SECONDS,
+        )
+        tally = Tally.parse(data.get("tally")).add(chunk, position)
+        state = Progress(target, verb, chunk, tally, position, back)
+        if wants_json:
+            return JsonResponse(state.as_json())
+        if state.finished:
+            report(request, tally.outcome(chunk), verb)
+            return HttpResponseRedirect(back)
+        context = {"target": target, "verb": verb, "state": state, "back": back_query(data)}
+        context["filter_fields"] = filter_fields(data)
+        return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
+
+    def archive(self, request: HttpRequest) -> HttpResponse:
+        rows = ArchivedItem.objects.defer("raw")
+        key, state = request.GET.get("key", ""), request.GET.get("state", "")
+        rows = rows.filter(key=key) if key else rows
+        rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
+        page = Paginator(rows, ARCHIVE_PER_PAGE).get_page(request.GET.get("page"))
+        paging = pager(
+            request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
+            size=ARCHIVE_PER_PAGE, shown=len(page), param="page",
+        )  # fmt: skip
+        keys_ = ArchivedItem.objects.order_by("key").values_list("key", flat=True).distinct()[:200]
+        context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
+        context |= {
+            "states": ArchivedItem.State.choices,
+            "nonce": new_nonce(),
+            "back": request.GET.urlencode(),
+        }
+        return self.render(request, "archive.html", "Archive of deleted DLQ entries", context)
+
+    def archived(self, request: HttpRequest, pk: int) -> HttpResponse:
+        row = get_object_or_404(ArchivedItem, pk=pk)
+        entry = dlq.Entry.of(row.key, -1, bytes(row.raw))
+        is_dlq = keys.classify(row.key).name in inventory.QUEUE_FAMILIES
+        context = {**entry_context(entry, is_dlq), "item": row, "nonce": new_nonce()}
+        return self.render(request, "archive_item.html", f"Archived entry #{row.pk} of {row.key}", context)
+
+    def restore(self, request: HttpRequest) -> HttpResponse:
+        require(request, "delete_items")
+        query = QueryDict(request.POST.get("back", "")).urlencode()
+        back = reverse("admin:archive") + (f"?{query}" if query else "")
+        client, ids = get_redis(), selected_ids(request.POST)
+        if not ids:
+            messages.warning(request, "Select at least one archived entry first.")
+        elif not actions.first_submission(client, request.POST.get("nonce", "")):
+            messages.warning(request, DUPLICATE)
+        else:
+            to_source = request.POST.get("to") == "source"
+            result = actions.restore(client, ids, to_source=to_source, request=request)
+            level = (
+                messages.success if result["restored"] and not result["not_restored"] else messages.warning
+            )
+            level(request, restore_summary(result, to_source))
+        return HttpResponseRedirect(back)
+
+
+# --- Bulk actions and filters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a bulk action stands after a chunk; the page, the JSON and bulk.js all read this."""
+
+    target: Target
+    verb: str
+    chunk: dlq.Outcome
+    tally: Tally
+    position: int
+    back: str
+
+    @property
+    def handled(self) -> int:
+        return min(self.tally.handled(self.position), self.tally.planned)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left, the target is full, or every entry there when it began has been dealt with."""
+        return not self.chunk.remaining or self.chunk.full or self.handled >= self.tally.planned
+
+    @property
+    def summary(self) -> str:
+        return self.tally.outcome(self.chunk).summary(VERBS[self.verb][1])
+
+    @property
+    def nonce(self) -> str:
+        return new_nonce()
+
+    def as_json(self) -> dict[str, Any]:
+        clean = not self.chunk.full and not self.tally.skipped
+        return {
+            "finished": self.finished,
+            "summary": self.summary,
+            "level": "success" if clean else "warning",
+            "done": self.tally.done,
+            "handled": self.handled,
+            "planned": self.tally.planned,
+            "remaining": self.chunk.remaining,
+            "start": self.position,
+            "nonce": self.nonce,
+            "tally": self.tally.dumps(),
+            "back": self.back,
+        }
+
+
+def filter_fields(data: QueryDict) -> list[tuple[str, str]]:
+    """The filter exactly as typed (``Filters.as_query`` rounds times to minutes), for links and forms."""
+    return [(name, str(data.get(name, ""))[:200]) for name in FILTER_PARAMS if data.get(name, "").strip()]
+
+
+def filter_query(data: QueryDict) -> str:
+    return urlencode(filter_fields(data))
+
+
+def confirm_sentence(target: Target, verb: str, count: int, counted: Scan | None, words: str) -> str:
+    """What the confirmation page's button will do, and to how many entries."""
+    to = f" to {target.source}" if verb == "retry" else ""
+    what = VERBS[verb][2]
+    if counted is None:
+        return f"{what} all {count:,} entries of {target.key}{to}."
+    if counted.complete:
+        return f"{what} all {counted.matched:,} entries of {target.key} matching {words}{to}."
+    return (
+        f"{what} every entry of {target.key} matching {words}{to}: {counted.matched:,} of the first "
+        f"{counted.examined:,} of {counted.total:,} match; the rest are checked as it runs."
+    )
+
+
+def selected_sentence(target: Target, verb: str, count: int) -> str:
+    to = f" to {target.source}" if verb == "retry" else ""
+    noun = "entry" if count == 1 else "entries"
+    return f"{VERBS[verb][2]} {count} selected {noun} of {target.key}{to}."
+
+
+def describe(filters: Filters) -> str:
+    names = {"q": "error text or type", "camera": "camera", "since": "failed since", "until": "failed until"}
+    return ", ".join(f"{names[name]} “{value}”" for name, value in filters.as_query().items())
+
+
+def restore_summary(result: dict[str, int], to_source: bool) -> str:
+    where = "their source queue" if to_source else "their DLQ"
+    text = f"Restored {result['restored']} archived entries to {where}"
+    if result["not_restored"]:
+        text += (
+            f"; {result['not_restored']} not restored (not archived any more, no job to rebuild, "
+            "or the queue is full)"
+        )
+    return text + "."
 
 
 def admin_urls(site: Any) -> list[URLPattern]:
-    return []
+    return QueuePages(site).urls()

@@ -54,7 +54,7 @@ def test_edit_and_retry_moves_the_edited_job(redis_client: redis.Redis, operator
         redis_client, DLQ, entry.ref, json.dumps(edited), request=request
     )
     assert errors == [] and outcome is not None and outcome.done == 1
-    assert json.loads(redis_client.lindex(TARGET, 0)) == edited
+    assert json.loads(dlq.as_bytes(redis_client.lindex(TARGET, 0) or b"")) == edited
     assert redis_client.llen(DLQ) == 1
     audit = AuditEntry.objects.get(action="dlq.edit_and_retry")
     assert any(line.startswith('+  "camera_id": "porch"') for line in audit.detail["diff"])

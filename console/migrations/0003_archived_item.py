@@ -4,32 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('console', '0002_roles'),
+        ("console", "0002_roles"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ArchivedItem',
+            name="ArchivedItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(db_index=True, max_length=1024)),
-                ('raw', models.BinaryField()),
-                ('fingerprint', models.CharField(db_index=True, max_length=40)),
-                ('size', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('pending', 'being deleted'), ('archived', 'archived'), ('restoring', 'being restored'), ('restored', 'restored')], db_index=True, default='pending', max_length=16)),
-                ('deleted_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('deleted_by', models.CharField(max_length=150)),
-                ('restored_at', models.DateTimeField(blank=True, null=True)),
-                ('restored_by', models.CharField(blank=True, max_length=150)),
-                ('restored_to', models.CharField(blank=True, max_length=1024)),
-                ('operation', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('batch_index', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(db_index=True, max_length=1024)),
+                ("raw", models.BinaryField()),
+                ("fingerprint", models.CharField(db_index=True, max_length=40)),
+                ("size", models.PositiveIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "being deleted"),
+                            ("archived", "archived"),
+                            ("restoring", "being restored"),
+                            ("restored", "restored"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("deleted_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("deleted_by", models.CharField(max_length=150)),
+                ("restored_at", models.DateTimeField(blank=True, null=True)),
+                ("restored_by", models.CharField(blank=True, max_length=150)),
+                ("restored_to", models.CharField(blank=True, max_length=1024)),
+                ("operation", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("batch_index", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'ordering': ('-deleted_at', '-id'),
-                'default_permissions': ('view',),
+                "ordering": ("-deleted_at", "-id"),
+                "default_permissions": ("view",),
             },
         ),
     ]

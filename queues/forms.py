@@ -1,0 +1,116 @@
+"""What the queue pages read from a request: paging, selections, nonces and a bulk action's tally."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+
+from queues import dlq
+
+PAGE_SIZES = (10, 25, 50, 100)
+DEFAULT_SIZE = 50
+MAX_OFFSET = 10**15
+MAX_SELECTED = 100
+# The browser's state that a confirmation page carries back (paging, order and the DLQ filters).
+BACK_PARAMS = ("size", "order", "offset", "q", "camera", "since", "until")
+
+
+def number(value: Any, default: int) -> int:
+    """A non-negative int from a form value, else ``default``."""
+    try:
+        parsed = int(str(value).strip())
+    except ValueError:
+        return default
+    return parsed if 0 <= parsed <= MAX_OFFSET else default
+
+
+@dataclass(frozen=True)
+class Browse:
+    """How the item browser pages a list: page size, order and offset (in that order)."""
+
+    size: int = DEFAULT_SIZE
+    newest_first: bool = False
+    offset: int = 0
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> Browse:
+        size = number(query.get("size"), DEFAULT_SIZE)
+        return cls(
+            size=size if size in PAGE_SIZES else DEFAULT_SIZE,
+            newest_first=query.get("order") == "newest",
+            offset=number(query.get("offset"), 0),
+        )
+
+
+def new_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+def back_query(data: Mapping[str, Any]) -> str:
+    """The browser's own parameters from ``data`` (or from its ``back`` field), nothing else."""
+    source = QueryDict(data["back"]) if data.get("back") else data
+    kept = QueryDict(mutable=True)
+    for name in BACK_PARAMS:
+        value = source.get(name)
+        if value not in (None, ""):
+            kept[name] = str(value)[:200]
+    return kept.urlencode()
+
+
+def selected_refs(data: QueryDict) -> list[str]:
+    """The ``ref`` values of checked rows (``index:fingerprint``), de-duplicated, in order."""
+    return list(dict.fromkeys(ref.strip()[:80] for ref in data.getlist("ref") if ref.strip()))
+
+
+def selected_ids(data: QueryDict) -> list[int]:
+    return list(dict.fromkeys(int(v) for v in data.getlist("id") if v.isascii() and v.isdigit()))
+
+
+@dataclass
+class Tally:
+    """A bulk action's running totals, carried from chunk to chunk by the progress form."""
+
+    done: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    steps: int = 0
+    planned: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Tally:
+        try:
+            data = json.loads(text or "{}")
+            skipped = Counter({str(k): int(v) for k, v in dict(data.get("skipped", {})).items()})
+            return cls(int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return cls()
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {"done": self.done, "skipped": dict(self.skipped), "steps": self.steps, "planned": self.planned}
+        )
+
+    def add(self, chunk: dlq.Outcome, position: int) -> Tally:
+        """Count one chunk in; the first one fixes how many entries the action covers."""
+        planned = self.planned or chunk.done + position + (chunk.remaining or 0)
+        return Tally(self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned)
+
+    def handled(self, position: int) -> int:
+        """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""
+        return self.done + position
+
+    def outcome(self, last: dlq.Outcome) -> dlq.Outcome:
+        """The whole action as one outcome, for its summary sentence."""
+        return dlq.Outcome(
+            last.key,
+            last.target,
+            done=self.done,
+            full=last.full,
+            skipped=Counter(self.skipped),
+            remaining=last.remaining,
+        )

@@ -1,0 +1,63 @@
+// Runs a bulk retry/delete to the end: POSTs the progress form as JSON, one time-boxed chunk at a
+// time, each with the next start position and a fresh nonce from the server. Without this script
+// the page's Continue button posts the same form and gets the next progress page.
+const form = document.querySelector("form[data-bulk]");
+if (form) {
+  run(form);
+}
+
+async function run(form) {
+  const continueButton = form.querySelector("[data-bulk-continue]");
+  const hint = form.querySelector("[data-bulk-hint]");
+  continueButton.hidden = true;
+  hint.hidden = true;
+  for (;;) {
+    let reply;
+    try {
+      reply = await postChunk(form);
+    } catch (error) {
+      showStatus(`Stopped: ${error.message} Press Continue to try the next step again.`, "error");
+      continueButton.hidden = false;
+      return;
+    }
+    showProgress(reply);
+    if (reply.finished) {
+      showStatus(reply.summary, reply.level);
+      return;
+    }
+    form.elements.start.value = reply.start;
+    form.elements.nonce.value = reply.nonce;
+    form.elements.tally.value = reply.tally;
+  }
+}
+
+async function postChunk(form) {
+  const response = await fetch(form.action, {
+    method: "POST",
+    body: new FormData(form),
+    headers: { Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+    credentials: "same-origin",
+  });
+  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
+  const reply = isJson ? await response.json() : null;
+  if (!response.ok || reply === null) {
+    throw new Error(reply?.error || `the server answered ${response.status} ${response.statusText}.`);
+  }
+  return reply;
+}
+
+function showProgress(reply) {
+  const bar = document.querySelector("[data-bulk-progress]");
+  bar.max = Math.max(reply.planned, 1);
+  bar.value = reply.handled;
+  bar.textContent = `${reply.handled} of ${reply.planned}`;
+  const count = document.querySelector("[data-bulk-count]");
+  count.textContent = `${reply.handled.toLocaleString("en-US")} of ${reply.planned.toLocaleString("en-US")} entries dealt with`;
+  document.querySelector("[data-bulk-status]").textContent = reply.summary;
+}
+
+function showStatus(text, level) {
+  const status = document.querySelector("[data-bulk-status]");
+  status.textContent = text;
+  status.className = `queues-status queues-status-${level}`;
+}

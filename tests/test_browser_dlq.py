@@ -1,0 +1,239 @@
+"""The DLQ pages in a real Chromium against daphne: filter, select, retry, confirm; bulk.js; screenshots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, Route, expect
+
+from queues import dlq, keys
+from queues.codec import encode_payload
+from tests.live_server import LiveConsole
+from tests.test_browser import ARTIFACTS, base_url, browser, login, new_page  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.browser
+
+DLQ = "dlq:detection_queue"
+DLQ_PATH = "/queues/dlq:detection_queue/"
+BULK_DLQ = "dlq:browser_bulk_queue"
+CSP = "script-src 'self'"
+JSON = "application/json"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def demo_world(live_console: LiveConsole) -> LiveConsole:
+    """A fresh demo world: each test starts from the same DLQs whatever earlier tests changed."""
+    live_console.manage("load_demo_world", "--force")
+    return live_console
+
+
+@pytest.fixture
+def live_redis(live_console: LiveConsole) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(live_console.env["REDIS_URL"])
+    yield client
+    client.close()
+
+
+def summary(verb: str, done: int, key: str) -> str:
+    """The service's sentence for a finished action: what the page must say."""
+    target = keys.source_queue(key) if verb == "Retried" else None
+    return dlq.Outcome(key, target, done=done).summary(verb)
+
+
+def with_csp(page: Page) -> list[str]:
+    """Serve every page with ``script-src 'self'``; collect CSP violations and script errors."""
+    problems: list[str] = []
+
+    def add_header(route: Route) -> None:
+        response = route.fetch(max_redirects=0)
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+    page.route("**/*", add_header)
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def queue_length(page: Page, key: str) -> int:
+    return int(page.locator(f'tr[data-key="{key}"] [data-testid=length]').inner_text().replace(",", ""))
+
+
+def test_operator_filters_selects_retries_and_sees_the_counts(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    demo_world: LiveConsole,
+) -> None:
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/")
+        login(page, base_url, "operator")
+        page.wait_for_url(f"{base_url}/queues/")
+        dlq_before, queue_before = queue_length(page, DLQ), queue_length(page, "detection_queue")
+
+        page.get_by_role("link", name=DLQ, exact=True).click()
+        page.get_by_label("Camera").fill("porch")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-testid=scan-note]")).to_contain_text("match")
+        rows = page.locator("[data-testid=entries] tbody tr")
+        assert rows.count() >= 2
+        for text in rows.all_inner_texts():
+            assert "porch" in text
+        chosen = [rows.nth(i).get_attribute("data-ref") or "" for i in (0, 1)]
+        for ref in chosen:
+            page.locator(f'input[name=ref][value="{ref}"]').check()
+
+        page.get_by_role("button", name="Retry selected").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            "Retry 2 selected entries of dlq:detection_queue to detection_queue."
+        )
+        page.get_by_role("button", name="Yes, retry 2 entries").click()
+        expect(page.locator(".messagelist .success")).to_have_text(summary("Retried", 2, DLQ))
+        assert "camera=porch" in page.url
+        for ref in chosen:
+            fingerprint = ref.partition(":")[2]
+            expect(page.locator(f'tr[data-ref$=":{fingerprint}"]')).to_have_count(0)
+
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Queues").click()
+        assert queue_length(page, DLQ) == dlq_before - 2
+        assert queue_length(page, "detection_queue") == queue_before + 2
+        assert not problems, problems
+
+
+def test_viewer_sees_no_action_buttons(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    demo_world: LiveConsole,
+) -> None:
+    with new_page(browser, viewport=DESKTOP) as page:
+        page.goto(f"{base_url}{DLQ_PATH}")
+        login(page, base_url, "viewer")
+        page.wait_for_url(f"{base_url}{DLQ_PATH}")
+        expect(page.locator("[data-testid=entries] tbody tr")).to_have_count(50)
+        expect(page.locator("input[name=ref]")).to_have_count(0)
+        for name in ("Retry selected", "Delete selected", "Retry all…", "Delete all…"):
+            expect(page.get_by_role("button", name=name)).to_have_count(0)
+            expect(page.get_by_role("link", name=name)).to_have_count(0)
+        page.locator("[data-testid=entries] tbody tr a").first.click()
+        expect(page.get_by_text("Decoded value")).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile("Retry|Delete"))).to_have_count(0)
+
+
+def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """About 45,000 entries take two or more 3-second chunks: the progress page, then bulk.js."""
+    entry = {"original_job": {"camera_id": "bulk"}, "error": "bulk", "attempt_count": 3}
+    live_redis.delete(BULK_DLQ)
+    for start in range(0, 45_000, 5_000):
+        live_redis.rpush(BULK_DLQ, *[encode_payload({**entry, "n": n}) for n in range(start, start + 5_000)])
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        chunks: list[str] = []
+        page.on("request", lambda r: chunks.append(r.url) if r.headers.get("accept") == JSON else None)
+        page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
+        login(page, base_url, "operator")
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Delete all 45,000 entries of {BULK_DLQ}."
+        )
+        page.get_by_role("button", name="Yes, delete 45,000 entries").click()
+        expect(page.locator("progress[data-bulk-progress]")).to_be_visible()
+        status = page.locator("[data-testid=bulk-status]")
+        expect(status).to_have_text(summary("Deleted", 45_000, BULK_DLQ), timeout=60_000)
+        expect(status).to_have_class(re.compile("queues-status-success"))
+        assert page.eval_on_selector("progress", "bar => [bar.value, bar.max]") == [45_000, 45_000]
+        expect(page.get_by_role("button", name="Continue")).to_be_hidden()
+        page.get_by_role("link", name=f"Back to {BULK_DLQ}").click()
+        expect(page.locator("[data-testid=pager-label]").first).to_have_text("no items here (of 0)")
+        assert live_redis.llen(BULK_DLQ) == 0
+        assert chunks, "bulk.js posted no JSON chunk: the first chunk did everything"
+        assert not problems, problems
+
+
+# --- Screenshots of every page, desktop and phone --------------------------------------------------
+
+
+def shoot(page: Page, name: str, width: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"queues-{name}-{width}.png"), full_page=True)
+    scroll_width, inner_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll_width <= inner_width + 1, f"{name} is {scroll_width}px wide in a {inner_width}px viewport"
+
+
+def visit_every_page(page: Page, base_url: str, width: str) -> None:  # noqa: F811 - not the fixture
+    page.goto(f"{base_url}/queues/")
+    shoot(page, "list", width)
+    page.goto(f"{base_url}{DLQ_PATH}?size=25&camera=porch")
+    shoot(page, "dlq-filtered", width)
+    page.goto(f"{base_url}{DLQ_PATH}?size=25")
+    shoot(page, "dlq", width)
+    page.locator("[data-testid=entries] tbody tr").nth(1).locator("a").click()
+    page.locator("details").last.evaluate("details => details.open = true")
+    shoot(page, "entry", width)
+    page.goto(f"{base_url}{DLQ_PATH}?size=10")
+    page.locator("input[name=ref]").nth(0).check()
+    page.locator("input[name=ref]").nth(2).check()
+    page.get_by_role("button", name="Delete selected").click()
+    shoot(page, "confirm-selected", width)
+    page.get_by_role("button", name=re.compile("Yes, delete")).click()
+    shoot(page, "after-delete", width)
+    page.goto(f"{base_url}{DLQ_PATH}matching/retry/?q=timed+out")
+    shoot(page, "confirm-all", width)
+    for name, path in (
+        ("queue", "/queues/detection_queue/"),
+        ("overflow", "/queues/dlq:overflow:analysis_queue/"),
+        ("stream", "/queues/detections:stream/"),
+        ("vanished", f"{DLQ_PATH}entry/3/00000000000000000000/"),
+        ("bad-filter", f"{DLQ_PATH}?since=yesterday"),
+        ("archive", "/archive/"),
+    ):
+        page.goto(f"{base_url}{path}")
+        shoot(page, name, width)
+    page.locator("[data-testid=archive-rows] tbody tr a").first.click()
+    shoot(page, "archive-item", width)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_screenshots_of_every_page(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    demo_world: LiveConsole,
+    width: str,
+) -> None:
+    with new_page(browser, viewport=DESKTOP if width == "desktop" else PHONE) as page:
+        page.goto(f"{base_url}/login/")
+        login(page, base_url, "operator")
+        visit_every_page(page, base_url, width)
+
+
+def test_progress_page_without_javascript(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """With scripts off the progress page offers Continue; one press may finish the job."""
+    live_redis.delete(BULK_DLQ)
+    for start in range(0, 30_000, 5_000):
+        live_redis.rpush(
+            BULK_DLQ, *[encode_payload({"error": "x", "n": n}) for n in range(start, start + 5_000)]
+        )
+    with new_page(browser, viewport=DESKTOP, java_script_enabled=False) as page:
+        page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
+        login(page, base_url, "operator")
+        page.get_by_role("button", name="Yes, delete 30,000 entries").click()
+        expect(page.get_by_role("button", name="Continue")).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)  # shoot() measures with script, which is off here
+        page.screenshot(path=str(ARTIFACTS / "queues-progress-desktop.png"), full_page=True)
+        for _ in range(10):
+            button = page.get_by_role("button", name="Continue")
+            if not button.count():
+                break
+            with page.expect_navigation(timeout=30_000):
+                button.click()
+        expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", 30_000, BULK_DLQ))

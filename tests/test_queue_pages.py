@@ -1,0 +1,612 @@
+"""Queue, DLQ and archive pages: roles, confirm → POST → redirect, bounded reads, escaping, audit."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from html import unescape
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from console.models import ArchivedItem, AuditEntry
+from queues import dlq, views
+from queues.codec import decode, encode_payload
+from queues.demo import build_demo_world
+from tests.conftest import logged_in
+
+pytestmark = pytest.mark.django_db
+
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+DASH = views.DASH
+DUPLICATE = "This action was already submitted; nothing was done twice."
+
+
+def failure(n: int, *, camera: str = "", error: str = "", **extra: Any) -> bytes:
+    entry = {
+        "original_job": {"camera_id": camera or f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
+        "error": error or ("Detection request timed out after 30.0s" if n % 3 == 0 else "Invalid image"),
+        "error_type": "TimeoutError" if n % 3 == 0 else "ValueError",
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-11T22:04:11+00:00",
+        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
+        "queue_name": "detection_queue",
+        **extra,
+    }
+    return encode_payload(entry)
+
+
+def seed(client: redis.Redis, count: int, key: str = DLQ, **options: Any) -> list[bytes]:
+    raws = [failure(n, **options) for n in range(count)]
+    for start in range(0, count, 1000):
+        client.rpush(key, *raws[start : start + 1000])
+    return raws
+
+
+def jobs(client: redis.Redis, key: str = TARGET) -> list[int]:
+    return [decode(raw).value["n"] for raw in client.lrange(key, 0, -1)]
+
+
+def dlq_jobs(client: redis.Redis, key: str = DLQ) -> list[int]:
+    return [decode(raw).value["original_job"]["n"] for raw in client.lrange(key, 0, -1)]
+
+
+def refs(client: redis.Redis, *indexes: int, key: str = DLQ) -> list[str]:
+    entries = dlq.page(client, key, 0, 100).entries
+    return [entries[i].ref for i in indexes]
+
+
+def shown_messages(response: Any) -> list[str]:
+    """Messages waiting for the next page (earlier unread ones from the same client included)."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def said(verb: str, done: int, key: str = DLQ, **fields: Any) -> str:
+    """The service's own summary sentence, which the pages show as their message."""
+    target = TARGET if verb == "Retried" and key == DLQ else None
+    return dlq.Outcome(key, target, done=done, **fields).summary(verb)
+
+
+def message_levels(response: Any) -> list[str]:
+    return [m.level_tag for m in get_messages(response.wsgi_request)]
+
+
+def snapshot(client: redis.Redis) -> dict[str, Any]:
+    keys = sorted(k.decode() for k in client.scan_iter() if not k.startswith(b"console:"))
+    state = {key: client.dump(key) for key in keys}
+    return {"redis": state, "archive": list(ArchivedItem.objects.values_list("pk", "state"))}
+
+
+def url(name: str, *args: Any) -> str:
+    return reverse(f"admin:{name}", args=args)
+
+
+def entry_url(client: redis.Redis, index: int = 0, key: str = DLQ) -> str:
+    entry = dlq.page(client, key, index, 1).entries[0]
+    return url("queue_entry", key, entry.index, entry.id)
+
+
+def archived_row(operator: User, client: redis.Redis) -> ArchivedItem:
+    post(logged_in(operator), url("queue_selected", DLQ, "delete"), ref=refs(client, 0))
+    return ArchivedItem.objects.get()
+
+
+def post(client: Client, address: str, **data: Any) -> Any:
+    return client.post(address, {"nonce": views.new_nonce(), **data})
+
+
+# --- Who may see and do what ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(redis_client: redis.Redis) -> redis.Redis:
+    build_demo_world(redis_client)
+    return redis_client
+
+
+def page_urls(client: redis.Redis, operator: User) -> list[str]:
+    row = archived_row(operator, client)
+    return [
+        url("queue_list"),
+        url("queue_items", DLQ),
+        url("queue_items", TARGET),
+        url("queue_items", "dlq:overflow:analysis_queue"),
+        url("queue_items", "detections:stream"),
+        entry_url(client),
+        entry_url(client, key=TARGET),
+        url("archive"),
+        url("archive_item", row.pk),
+    ]
+
+
+ACTION_URLS = [
+    url("queue_selected", DLQ, "retry"),
+    url("queue_selected", DLQ, "delete"),
+    url("queue_matching", DLQ, "retry"),
+    url("queue_matching", DLQ, "delete"),
+    url("archive_restore"),
+]
+
+
+def test_anonymous_and_roleless_are_sent_to_login(world: redis.Redis, operator: User, roleless: User) -> None:
+    pages = page_urls(world, operator)
+    for client in (Client(), logged_in(roleless)):
+        for target in pages:
+            response = client.get(target)
+            assert response.status_code == 302 and response["Location"].startswith("/login/"), target
+        before = snapshot(world)
+        for target in ACTION_URLS:
+            response = post(client, target, ref=refs(world, 0), id="1")
+            assert response.status_code == 302 and response["Location"].startswith("/login/"), target
+        assert snapshot(world) == before
+
+
+def test_viewer_sees_every_page_without_action_buttons(
+    world: redis.Redis, viewer: User, operator: User
+) -> None:
+    client = logged_in(viewer)
+    for target in page_urls(world, operator):
+        response = client.get(target)
+        assert response.status_code == 200, target
+        html = response.content.decode()
+        for control in ('name="ref"', "Retry selected", "Delete selected", "Retry all", "Restore to DLQ"):
+            assert control not in html, (target, control)
+        assert 'name="id"' not in html and "Retry this entry" not in html
+
+
+def test_viewer_gets_403_on_every_action_and_redis_is_unchanged(world: redis.Redis, viewer: User) -> None:
+    client = logged_in(viewer)
+    ref = refs(world, 0, 1)
+    before = snapshot(world)
+    for target in ACTION_URLS:
+        assert post(client, target, ref=ref, id="1", to="dlq").status_code == 403, target
+        if target != url("archive_restore"):
+            assert client.get(target, {"ref": ref}).status_code == 403, target
+    assert snapshot(world) == before
+    assert not AuditEntry.objects.exists()
+
+
+def test_operator_sees_action_buttons(world: redis.Redis, operator: User) -> None:
+    html = logged_in(operator).get(url("queue_items", DLQ)).content.decode()
+    assert html.count('name="ref"') == 50
+    for control in ("Retry selected", "Delete selected", "Retry all…", "Delete all…"):
+        assert control in html
+    work_queue = logged_in(operator).get(url("queue_items", TARGET)).content.decode()
+    assert 'name="ref"' not in work_queue and "Retry all" not in work_queue
+
+
+def test_unknown_keys_and_verbs_are_404(world: redis.Redis, operator: User) -> None:
+    client = logged_in(operator)
+    for target in (
+        url("queue_items", "job:status:list"),
+        url("queue_items", "orchestrator:service:redis:state"),
+        url("queue_selected", TARGET, "retry"),
+        url("queue_selected", DLQ, "explode"),
+        url("queue_matching", "detections:stream:dlq", "retry"),
+        url("queue_entry", "detections:stream", 0, "abc"),
+    ):
+        assert client.get(target, {"ref": "0:abc"}).status_code == 404, target
+
+
+def test_get_pages_refuse_post(world: redis.Redis, operator: User) -> None:
+    client = logged_in(operator)
+    for target in (url("queue_list"), url("queue_items", DLQ), url("archive")):
+        assert post(client, target).status_code == 405
+
+
+# --- Queue list ----------------------------------------------------------------------------------
+
+
+def test_queue_list_shows_depths_fill_ages_groups_and_sources(
+    redis_client: redis.Redis, viewer: User, settings: Any
+) -> None:
+    build_demo_world(redis_client)
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 50}
+    response = logged_in(viewer).get(url("queue_list"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    rows = {q.key: q for q in response.context["queues"]}
+    assert rows[TARGET].length == 40 and rows[TARGET].warning, "40 of 50 is 80%: warned"
+    assert rows[DLQ].length == 62 and not rows[DLQ].warning
+    assert re.search(r'<tr data-key="detection_queue" class="queues-warning">', html)
+    assert "80% of 50" in html
+    assert f'href="{url("queue_items", DLQ)}"' in html
+    assert "retries to <a" in html and ">detection_queue</a>" in html
+    assert "group <code>detection-workers</code>: 7 pending" in html
+    assert re.search(r"\d+[dhm]", html), "oldest item ages are humanised"
+
+
+# --- Item browser --------------------------------------------------------------------------------
+
+
+def test_browser_rows_show_summary_encoding_and_problem(world: redis.Redis, viewer: User) -> None:
+    response = logged_in(viewer).get(url("queue_items", DLQ), {"size": "25"})
+    html = response.content.decode()
+    rows = response.context["listing"].rows
+    assert len(rows) == 25 and f"items 1{DASH}25 of 62" in html
+    assert any(row.encodings == "zstd → json" for row in rows)
+    labels = {name for row in rows for name, _ in row.summary}
+    assert {"error_type", "error", "camera_id", "last_failed_at"} <= labels
+    assert "not JSON (text)" in html, "the malformed entry at 17 says why"
+    assert "zstd → json" in html
+
+
+def test_deep_offset_paging_is_one_cheap_read(redis_client: redis.Redis, viewer: User) -> None:
+    for _ in range(20):
+        redis_client.rpush(TARGET, *[b'{"camera_id":"porch","file_path":"/x.jpg"}'] * 50_000)
+    client = logged_in(viewer)
+    html = client.get(url("queue_items", TARGET), {"offset": "500000"}).content.decode()
+    assert f"items 500,001{DASH}500,050 of 1,000,000" in html
+    pager = client.get(url("queue_items", TARGET), {"offset": "500000"}).context["listing"].pager
+    assert "offset=999950" in pager.last and "offset=500050" in pager.next and "offset=499950" in pager.prev
+    newest = client.get(url("queue_items", TARGET), {"order": "newest", "size": "10"}).context["listing"]
+    assert [row.entry.index for row in newest.rows] == list(range(999_999, 999_989, -1))
+
+
+def test_filter_scans_at_most_5000_and_continues(redis_client: redis.Redis, viewer: User) -> None:
+    raws = [failure(n, camera="porch" if n in (10, 4_999, 5_500) else "garage") for n in range(6_000)]
+    redis_client.rpush(DLQ, *raws)
+    client = logged_in(viewer)
+    first = client.get(url("queue_items", DLQ), {"camera": "porch"})
+    listing = first.context["listing"]
+    assert [row.entry.index for row in listing.rows] == [10, 4_999]
+    assert (
+        f"Searched 5,000 of 6,000 (entries 1{DASH}5,000): 2 match; stopped at the search limit."
+        in listing.note
+    )
+    assert "camera=porch" in listing.continue_url and "offset=5000" in listing.continue_url
+    html = first.content.decode()
+    assert "Continue searching" in html
+    rest = client.get(url("queue_items", DLQ) + listing.continue_url).context["listing"]
+    assert [row.entry.index for row in rest.rows] == [5_500] and rest.continue_url == ""
+
+
+def test_filter_by_error_text_shows_only_matches(world: redis.Redis, viewer: User) -> None:
+    listing = logged_in(viewer).get(url("queue_items", DLQ), {"q": "timed out"}).context["listing"]
+    assert listing.rows and all("timed out" in dict(row.summary)["error"] for row in listing.rows)
+
+
+def test_bad_filter_date_is_a_sentence_not_a_500(world: redis.Redis, operator: User) -> None:
+    response = logged_in(operator).get(url("queue_items", DLQ), {"since": "yesterday"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "must be a date and time like 2026-02-11T22:04" in html
+    assert 'data-testid="filter-error"' in html
+    assert "Retry all" not in html, "no bulk button may act on everything while the filter is unreadable"
+    confirm = logged_in(operator).get(url("queue_matching", DLQ, "retry"), {"until": "soon"})
+    assert confirm.status_code == 302
+    assert any("must be a date and time" in m for m in shown_messages(confirm))
+
+
+def test_stream_page_says_browsing_is_not_available(world: redis.Redis, viewer: User) -> None:
+    html = logged_in(viewer).get(url("queue_items", "detections:stream")).content.decode()
+    assert "Browsing stream entries is not available yet" in html
+    assert "Length: 20 entries" in html and "detection-workers" in html
+
+
+def test_odd_key_names_round_trip_through_urls(redis_client: redis.Redis, operator: User) -> None:
+    key = "dlq:odd key?#%/x"
+    redis_client.rpush(key, failure(1))
+    link = url("queue_items", key)
+    assert quote("odd key?#%") in link
+    client = logged_in(operator)
+    assert client.get(link).context["listing"].total == 1
+    response = post(client, url("queue_selected", key, "retry"), ref=refs(redis_client, 0, key=key))
+    assert response.status_code == 302 and redis_client.llen("odd key?#%/x") == 1
+
+
+# --- Entry detail --------------------------------------------------------------------------------
+
+
+def test_entry_detail_shows_the_failure(world: redis.Redis, operator: User) -> None:
+    response = logged_in(operator).get(entry_url(world, 1))
+    html = response.content.decode()
+    assert response.status_code == 200
+    for text in (
+        "error_type",
+        "attempt_count",
+        "first_failed_at",
+        "last_failed_at",
+        "camera_id",
+        "file_path",
+    ):
+        assert text in html
+    assert "<details" in html and "Stack trace" in html and "Traceback (most recent call last)" in html
+    assert "Raw bytes (" in html and "Decoded value" in html
+    assert "Retry this entry" in html and "Delete this entry" in html
+
+
+def test_entry_detail_of_a_vanished_entry_is_a_404_page(world: redis.Redis, operator: User) -> None:
+    link = entry_url(world, 3)
+    post(logged_in(operator), url("queue_selected", DLQ, "retry"), ref=refs(world, 3))
+    response = logged_in(operator).get(link)
+    assert response.status_code == 404
+    assert "This entry is no longer in dlq:detection_queue (retried or deleted)." in response.content.decode()
+
+
+def test_hostile_entries_are_escaped_and_big_values_truncated(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    script = "<script>alert(1)</script>"
+    redis_client.rpush(
+        DLQ,
+        script.encode(),
+        failure(1, camera=script, error=script),
+        b"\xff\xfe\x00<script>",
+        failure(2, error="x" * 1_048_576, stack_trace="y" * 1_048_576),
+        b"<b>" + b"z" * 1_048_576,
+    )
+    client = logged_in(operator)
+    pages = [client.get(url("queue_items", DLQ))] + [client.get(entry_url(redis_client, i)) for i in range(5)]
+    for response in pages:
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "<script>alert" not in html and "<b>zzz" not in html
+        assert len(html) < 200_000, "a 1 MB value is never rendered whole"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[2].content.decode()
+    assert "not JSON (binary: not UTF-8 text)" in pages[3].content.decode()
+    assert "shown as hex" in pages[3].content.decode()
+    big = pages[4].content.decode()
+    assert "truncated" in big and "1,048,576 characters" in big
+
+
+def test_hostile_key_names_are_escaped(redis_client: redis.Redis, operator: User) -> None:
+    key = "dlq:<img src=x onerror=alert(1)>"
+    redis_client.rpush(key, failure(1))
+    client = logged_in(operator)
+    for response in (client.get(url("queue_list")), client.get(url("queue_items", key))):
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+# --- Selected retry and delete -------------------------------------------------------------------
+
+
+def test_retry_selected_confirms_then_moves_exactly_the_checked_entries(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 6)
+    client = logged_in(operator)
+    chosen = refs(redis_client, 1, 4)
+    confirm = client.get(url("queue_selected", DLQ, "retry"), {"ref": chosen, "back": "size=10&offset=0"})
+    html = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert "Retry 2 selected entries of dlq:detection_queue to detection_queue." in html
+    assert redis_client.llen(DLQ) == 6, "the confirmation page changes nothing"
+    nonce = re.findall(r'name="nonce" value="([0-9a-f]{32})"', html)[0]
+    response = client.post(
+        url("queue_selected", DLQ, "retry"), {"ref": chosen, "nonce": nonce, "back": "size=10"}
+    )
+    assert response.status_code == 302 and response["Location"] == url("queue_items", DLQ) + "?size=10"
+    assert shown_messages(response) == [said("Retried", 2)]
+    assert "Retried 2" in said("Retried", 2) and "to detection_queue" in said("Retried", 2)
+    assert jobs(redis_client) == [1, 4] and dlq_jobs(redis_client) == [0, 2, 3, 5]
+
+
+def test_a_stale_index_still_retries_the_right_entry(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 5)
+    chosen = refs(redis_client, 3)
+    redis_client.lpush(DLQ, failure(100), failure(101))  # the page the user saw is now off by two
+    post(logged_in(operator), url("queue_selected", DLQ, "retry"), ref=chosen)
+    assert jobs(redis_client) == [3]
+    assert dlq_jobs(redis_client) == [101, 100, 0, 1, 2, 4]
+
+
+def test_delete_selected_archives_and_reports(redis_client: redis.Redis, operator: User) -> None:
+    raws = seed(redis_client, 3)
+    response = post(logged_in(operator), url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 0, 2))
+    assert shown_messages(response) == [said("Deleted", 2)]
+    assert dlq_jobs(redis_client) == [1]
+    assert sorted(bytes(r) for r in ArchivedItem.objects.values_list("raw", flat=True)) == sorted(
+        [raws[0], raws[2]]
+    )
+
+
+def test_selecting_an_entry_someone_else_retried_is_a_warning(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 3)
+    chosen = refs(redis_client, 0, 1)
+    post(logged_in(operator), url("queue_selected", DLQ, "retry"), ref=chosen[:1])
+    response = post(logged_in(operator), url("queue_selected", DLQ, "retry"), ref=chosen)
+    skipped = Counter({"not found (already retried or deleted?)": 1})
+    assert shown_messages(response) == [said("Retried", 1, skipped=skipped)]
+    assert message_levels(response) == ["warning"]
+
+
+def test_confirming_entries_that_are_all_gone_says_so(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 2)
+    chosen = refs(redis_client, 0)
+    post(logged_in(operator), url("queue_selected", DLQ, "delete"), ref=chosen)
+    response = logged_in(operator).get(url("queue_selected", DLQ, "retry"), {"ref": chosen})
+    assert response.status_code == 302
+    assert shown_messages(response) == ["None of the selected entries is still in dlq:detection_queue."]
+
+
+def test_nothing_selected_is_a_warning(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 2)
+    response = logged_in(operator).get(url("queue_selected", DLQ, "retry"))
+    assert response.status_code == 302 and redis_client.llen(DLQ) == 2
+    assert shown_messages(response) == ["Select between 1 and 100 entries first."]
+
+
+def test_double_submit_with_the_same_nonce_does_nothing_twice(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 4)
+    client = logged_in(operator)
+    data = {"ref": refs(redis_client, 0), "nonce": views.new_nonce()}
+    client.post(url("queue_selected", DLQ, "retry"), data)
+    data["ref"] = refs(redis_client, 0)  # even for another entry, the same form cannot act twice
+    second = client.post(url("queue_selected", DLQ, "retry"), data)
+    assert shown_messages(second)[-1] == DUPLICATE
+    assert jobs(redis_client) == [0] and redis_client.llen(DLQ) == 3
+    bulk = {"nonce": views.new_nonce(), "start": "0"}
+    client.post(url("queue_matching", DLQ, "delete"), bulk)
+    assert redis_client.llen(DLQ) == 0
+    seed(redis_client, 2)
+    again = client.post(url("queue_matching", DLQ, "delete"), bulk)
+    assert shown_messages(again)[-1] == DUPLICATE and redis_client.llen(DLQ) == 2
+    as_json = client.post(url("queue_matching", DLQ, "delete"), bulk, HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 409 and as_json.json()["error"] == DUPLICATE
+
+
+# --- Bulk actions --------------------------------------------------------------------------------
+
+
+def test_bulk_confirm_page_counts_and_changes_nothing(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 30)
+    client = logged_in(operator)
+    everything = client.get(url("queue_matching", DLQ, "retry")).content.decode()
+    assert "Retry all 30 entries of dlq:detection_queue to detection_queue." in everything
+    matching = client.get(url("queue_matching", DLQ, "delete"), {"q": "timed out"}).content.decode()
+    assert "Delete all 10 entries of dlq:detection_queue matching error text or type “timed out”." in matching
+    assert 'name="q" value="timed out"' in matching
+    assert redis_client.llen(DLQ) == 30 and not AuditEntry.objects.exists()
+
+
+def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
+    redis_client: redis.Redis, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "BULK_BUDGET_SECONDS", 0.001)  # one 500-entry batch per chunk
+    seed(redis_client, 1_500)
+    redis_client.rpush(DLQ, b"not json")
+    client = logged_in(operator)
+    data: dict[str, str] = {"start": "0", "nonce": views.new_nonce()}
+    replies: list[dict[str, Any]] = []
+    while not (replies and replies[-1]["finished"]):
+        response = client.post(url("queue_matching", DLQ, "retry"), data, HTTP_ACCEPT="application/json")
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+        reply = response.json()
+        replies.append(reply)
+        assert reply["nonce"] != data["nonce"]
+        data = {"start": str(reply["start"]), "nonce": reply["nonce"], "tally": reply["tally"]}
+        assert len(replies) < 20
+    assert len(replies) >= 3
+    assert [r["handled"] for r in replies] == sorted(r["handled"] for r in replies)
+    assert replies[-1]["planned"] == 1_501 and replies[-1]["handled"] == 1_501
+    assert replies[-1]["summary"] == said("Retried", 1_500, skipped=Counter({"not JSON (text)": 1}))
+    assert sorted(jobs(redis_client)) == list(range(1_500))
+    assert redis_client.lrange(DLQ, 0, -1) == [b"not json"]
+    audits = AuditEntry.objects.filter(action="dlq.retry_all")
+    assert audits.count() == len(replies) and sum(a.count for a in audits) == 1_500
+
+
+def test_bulk_without_javascript_continues_through_progress_pages(
+    redis_client: redis.Redis, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "BULK_BUDGET_SECONDS", 0.001)
+    seed(redis_client, 1_200)
+    client = logged_in(operator)
+    response = client.post(url("queue_matching", DLQ, "delete"), {"start": "0", "nonce": views.new_nonce()})
+    pages = 0
+    while response.status_code == 200:
+        html = response.content.decode()
+        assert "<progress" in html and "queues/js/bulk.js" in html and "<script>" not in html
+        fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
+        form = {name: unescape(value) for name, value in fields}
+        response = client.post(url("queue_matching", DLQ, "delete"), form)
+        pages += 1
+    assert pages >= 2 and response.status_code == 302
+    assert shown_messages(response) == [said("Deleted", 1_200)]
+    assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.filter(state="archived").count() == 1_200
+
+
+def test_bulk_retry_matching_moves_only_matches(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 30)
+    response = post(
+        logged_in(operator), url("queue_matching", DLQ, "retry"), q="TimeoutError", start="0", back="q=x"
+    )
+    assert response.status_code == 302 and response["Location"] == url("queue_items", DLQ) + "?q=x"
+    assert sorted(jobs(redis_client)) == list(range(0, 30, 3))
+    assert redis_client.llen(DLQ) == 20
+
+
+def test_bulk_stops_when_the_target_is_full(redis_client: redis.Redis, operator: User, settings: Any) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 5}
+    seed(redis_client, 8)
+    response = post(logged_in(operator), url("queue_matching", DLQ, "retry"), start="0")
+    assert shown_messages(response) == [said("Retried", 5, full=True, remaining=3)]
+    assert message_levels(response) == ["warning"]
+    assert redis_client.llen(TARGET) == 5 and redis_client.llen(DLQ) == 3
+
+
+# --- Archive -------------------------------------------------------------------------------------
+
+
+def test_archive_lists_filters_and_restores_identical_bytes(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    raws = seed(redis_client, 4)
+    client = logged_in(operator)
+    post(client, url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 1, 2))
+    page = client.get(url("archive"), {"key": DLQ, "state": "archived"})
+    assert [row.fingerprint for row in page.context["page"]] == [
+        dlq.fingerprint(raws[2]),
+        dlq.fingerprint(raws[1]),
+    ]
+    assert client.get(url("archive"), {"state": "restored"}).context["page"].paginator.count == 0
+    ids = [str(row.pk) for row in page.context["page"]]
+    response = post(client, url("archive_restore"), id=ids, to="dlq", back="state=archived")
+    assert response["Location"] == url("archive") + "?state=archived"
+    assert shown_messages(response) == ["Restored 2 archived entries to their DLQ."]
+    assert sorted(redis_client.lrange(DLQ, 0, -1)) == sorted(raws)
+    assert set(ArchivedItem.objects.values_list("state", flat=True)) == {"restored"}
+    again = post(client, url("archive_restore"), id=ids, to="dlq")
+    assert "2 not restored" in shown_messages(again)[-1] and redis_client.llen(DLQ) == 4
+
+
+def test_archive_restore_job_to_source_queue(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 2)
+    row = archived_row(operator, redis_client)
+    html = logged_in(operator).get(url("archive_item", row.pk)).content.decode()
+    assert "Restore job to source queue" in html and "Decoded value" in html and "original_job" in html
+    post(logged_in(operator), url("archive_restore"), id=str(row.pk), to="source")
+    assert jobs(redis_client) == [0]
+
+
+def test_archive_pages_fifty_rows(redis_client: redis.Redis, viewer: User) -> None:
+    ArchivedItem.objects.bulk_create(
+        ArchivedItem(key=DLQ, raw=b"x", fingerprint=f"{n:020x}", size=1, state="archived") for n in range(120)
+    )
+    client = logged_in(viewer)
+    first = client.get(url("archive"))
+    assert len(first.context["page"]) == 50 and f"items 1{DASH}50 of 120" in first.content.decode()
+    last = client.get(url("archive") + first.context["pager"].last)
+    assert len(last.context["page"]) == 20 and f"items 101{DASH}120 of 120" in last.content.decode()
+
+
+# --- Audit ---------------------------------------------------------------------------------------
+
+
+def test_every_mutation_is_audited(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 10)
+    client = logged_in(operator)
+    post(client, url("queue_selected", DLQ, "retry"), ref=refs(redis_client, 0))
+    post(client, url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 0))
+    post(client, url("queue_matching", DLQ, "retry"), q="timed out", start="0")
+    post(client, url("queue_matching", DLQ, "delete"), start="0")
+    post(
+        client,
+        url("archive_restore"),
+        id=[str(pk) for pk in ArchivedItem.objects.values_list("pk", flat=True)],
+    )
+    audit = list(AuditEntry.objects.order_by("pk").values_list("action", "username", "key", "count"))
+    assert audit == [
+        ("dlq.retry", "otto", DLQ, 1),
+        ("dlq.delete", "otto", DLQ, 1),
+        ("dlq.retry_all", "otto", DLQ, 3),
+        ("dlq.delete_all", "otto", DLQ, 5),
+        ("archive.restore", "otto", "", 6),
+    ]
+    detail = AuditEntry.objects.get(action="dlq.retry").detail
+    assert detail["done"] == 1 and json.dumps(detail)
