@@ -111,10 +111,16 @@ def _archive_delete(request: HttpRequest | None) -> Action:
     return lambda client, key, entries: archive.archive_and_delete(client, key, entries, _username(request))
 
 
+def _check_verb(verb: str) -> None:
+    if verb not in ("retry", "delete"):
+        raise ValueError(f"Unknown DLQ action {verb!r}: use 'retry' or 'delete'.")
+
+
 def act_on_selected(
     client: redis.Redis, key: str, refs: list[str], *, verb: str, request: HttpRequest | None
 ) -> tuple[dlq.Outcome, int]:
     """Retry or delete the entries a user picked; returns the outcome and the audit id."""
+    _check_verb(verb)
     entries, missing = _selected(client, key, refs)
     action = dlq.retry if verb == "retry" else _archive_delete(request)
     outcome = action(client, key, entries)
@@ -134,6 +140,7 @@ def act_on_matching(
     budget_seconds: float = 3.0,
 ) -> tuple[dlq.Outcome, int, int]:
     """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``."""
+    _check_verb(verb)
     select = filters.select if filters.active else None
     if verb == "retry":
         outcome, position = dlq.sweep(

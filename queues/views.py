@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST, require_safe
 from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
-from queues import actions, dlq, inventory, keys
+from queues import actions, dlq, inventory, keys, validation
 from queues.actions import BadFilter, Filters
 from queues.conf import conf
 from queues.forms import (
@@ -120,6 +120,7 @@ def abilities(request: HttpRequest) -> dict[str, bool]:
     return {
         "can_retry": request.user.has_perm(perm("retry_items")),
         "can_delete": request.user.has_perm(perm("delete_items")),
+        "can_edit": request.user.has_perm(perm("edit_and_retry")),
     }
 
 
@@ -379,6 +380,11 @@ class QueuePages:
                 view(require_safe(self.entry)),
                 name="queue_entry",
             ),
+            path(
+                "queues/<path:key>/entry/<int:index>/<str:fingerprint>/edit/",
+                view(self.edit),
+                name="queue_edit",
+            ),
             path("queues/<path:key>/selected/<str:verb>/", view(self.selected), name="queue_selected"),
             path("queues/<path:key>/matching/<str:verb>/", view(self.matching), name="queue_matching"),
             path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
@@ -423,6 +429,40 @@ class QueuePages:
             return self.render(request, "vanished.html", "Entry not found", context, status=404)
         context |= {**entry_context(found, target.is_dlq), "nonce": new_nonce()}
         return self.render(request, "entry.html", f"Entry {found.id[:8]} of {key}", context)
+
+    def edit(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
+        """Edit-and-retry: GET shows the job, POST previews (rules + diff), a confirmed POST retries."""
+        target = dlq_target(key, "retry")
+        require(request, "edit_and_retry")
+        found = dlq.entry_at(get_redis(), key, index, fingerprint)
+        context: dict[str, Any] = {"target": target, "back": back_query(request.GET)}
+        if found is None or found.job is None:
+            return self.render(request, "vanished.html", "Entry not found", context, status=404)
+        text = request.POST.get("job") or json.dumps(found.job, indent=2, ensure_ascii=False)
+        context |= {"entry": found, "text": text, "nonce": new_nonce()}
+        if request.method == "POST":
+            job, errors = validation.parse_job(text)
+            errors = errors or validation.job_errors(target.source or "", job)
+            if not errors and request.POST.get("confirm") == "yes":
+                return self._edit_and_retry(request, target, found, text)
+            context |= {"errors": errors, "diff": [] if errors else validation.diff(found.job, job)}
+            context["previewed"] = not errors
+        return self.render(request, "edit.html", f"Edit and retry {found.id[:8]}", context)
+
+    def _edit_and_retry(
+        self, request: HttpRequest, target: Target, entry: dlq.Entry, text: str
+    ) -> HttpResponse:
+        client = get_redis()
+        back = items_url(target.key, back_query(request.GET))
+        if not actions.first_submission(client, request.POST.get("nonce", "")):
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(back)
+        outcome, errors = actions.edit_and_retry(client, target.key, entry.ref, text, request=request)
+        if outcome is None:
+            messages.error(request, " ".join(errors))
+        else:
+            report(request, outcome, "retry")
+        return HttpResponseRedirect(back)
 
     def selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
         target = dlq_target(key, verb)

@@ -610,3 +610,38 @@ def test_every_mutation_is_audited(redis_client: redis.Redis, operator: User) ->
     ]
     detail = AuditEntry.objects.get(action="dlq.retry").detail
     assert detail["done"] == 1 and json.dumps(detail)
+
+
+def test_edit_and_retry_page_previews_rules_and_diff_then_retries(
+    operator: User, redis_client: redis.Redis
+) -> None:
+    job = {"camera_id": "porch", "file_path": "/export/porch/a.jpg", "timestamp": "2026-02-12T07:15:03"}
+    failure_entry = {
+        "original_job": job,
+        "error": "x",
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-12T07:15:04+00:00",
+        "last_failed_at": "2026-02-12T07:15:05+00:00",
+        "queue_name": "detection_queue",
+    }
+    redis_client.rpush("dlq:detection_queue", encode_payload(failure_entry))
+    entry = dlq.page(redis_client, "dlq:detection_queue").entries[0]
+    url = f"/queues/dlq%3Adetection_queue/entry/{entry.index}/{entry.id}/edit/"
+    client = logged_in(operator)
+    page = client.get(url)
+    assert page.status_code == 200 and "/export/porch/a.jpg" in page.content.decode()
+    bad = client.post(url, {"job": json.dumps({**job, "file_path": "../etc/passwd"}), "confirm": "no"})
+    assert "absolute path" in bad.content.decode() and redis_client.llen("dlq:detection_queue") == 1
+    edited = json.dumps({**job, "camera_id": "garage"})
+    preview = client.post(url, {"job": edited, "confirm": "no"})
+    assert '+  "camera_id": "garage"' in unescape(preview.content.decode())
+    assert redis_client.llen("dlq:detection_queue") == 1, "a preview changes nothing"
+    done = client.post(url, {"job": edited, "confirm": "yes", "nonce": "n-1"})
+    assert done.status_code == 302
+    assert json.loads(redis_client.lindex("detection_queue", 0) or b"") == {**job, "camera_id": "garage"}
+    assert redis_client.llen("dlq:detection_queue") == 0
+
+
+def test_viewer_cannot_edit_and_retry(viewer: User, redis_client: redis.Redis) -> None:
+    response = logged_in(viewer).post("/queues/dlq%3Adetection_queue/entry/0/abcd/edit/", {"confirm": "yes"})
+    assert response.status_code == 403
