@@ -16,7 +16,6 @@ measures each console operation next to its raw floor from the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -43,6 +42,7 @@ import redis  # noqa: E402
 django.setup()
 
 from queues import dlq  # noqa: E402
+from tests.factories import failure  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
@@ -56,20 +56,6 @@ if not items then return 0 end
 redis.call('RPUSH', KEYS[2], unpack(items))
 return #items
 """
-
-
-def failure(n: int) -> bytes:
-    """A small HSI JobFailure entry (about 330 bytes)."""
-    entry = {
-        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
-        "error": "Detector unavailable: ConnectError",
-        "error_type": "DetectorUnavailableError",
-        "attempt_count": 3,
-        "first_failed_at": "2026-02-11T22:04:11+00:00",
-        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
-        "queue_name": TARGET,
-    }
-    return json.dumps(entry).encode()
 
 
 def fill(client: redis.Redis, count: int) -> None:

@@ -30,6 +30,13 @@ REQUIRED_FIELDS = (
 )
 
 
+STATUS_REASONS = {
+    "missing": "already gone (retried or deleted by someone else)",
+    "aborted": "interrupted by a concurrent clean-up; try again",
+    "empty": "no original fields to re-add",
+}
+
+
 class NotRetryable(Exception):
     """An entry that stays in the DLQ, with the reason."""
 
@@ -223,6 +230,18 @@ class Outcome:
     moved: list[Entry] = field(default_factory=list)
     remaining: int | None = None
 
+    def count(self, status: str, entry: Entry | None = None) -> None:
+        """Tally one script status: "ok", "full", or why the entry was left alone."""
+        self.examined += 1
+        if status == "ok":
+            self.done += 1
+            if entry is not None:
+                self.moved.append(entry)
+        elif status == "full":
+            self.full = True
+        else:
+            self.skipped[STATUS_REASONS.get(status, STATUS_REASONS["missing"])] += 1
+
     @property
     def skipped_count(self) -> int:
         return sum(self.skipped.values())
@@ -295,16 +314,7 @@ def _apply(
         chunk = moves[start : start + BATCH_SIZE]
         statuses = move_entries(client, outcome.key, outcome.target, [m for _, m in chunk], max_len, token)
         for (entry, _), status in zip(chunk, statuses, strict=True):
-            outcome.examined += 1
-            if status == "ok":
-                outcome.done += 1
-                outcome.moved.append(entry)
-            elif status == "full":
-                outcome.full = True
-            elif status == "aborted":
-                outcome.skipped["interrupted by a concurrent clean-up; try again"] += 1
-            else:
-                outcome.skipped["already gone (retried or deleted by someone else)"] += 1
+            outcome.count(status, entry)
         if outcome.full:
             return
 

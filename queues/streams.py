@@ -60,16 +60,8 @@ def retry(client: redis.Redis, key: str, ids: list[str]) -> dlq.Outcome:
     if not ids:
         return outcome
     statuses = script(client, "stream_retry")(keys=[key, target], args=[conf("QUEUE_MAX_SIZE"), *ids])
-    for status in (as_text(s) for s in statuses):
-        outcome.examined += 1
-        if status == "ok":
-            outcome.done += 1
-        elif status == "full":
-            outcome.full = True
-        elif status == "empty":
-            outcome.skipped["no original fields to re-add"] += 1
-        else:
-            outcome.skipped["already gone (retried or deleted by someone else)"] += 1
+    for status in statuses:
+        outcome.count(as_text(status))
     return outcome
 
 

@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from typing import Any
 
 import redis
 
 from queues import dlq
-from queues.codec import decode, encode_payload
+from queues.codec import decode
+from tests.factories import failure
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
-
-
-def failure(n: int, *, big: bool = False) -> bytes:
-    entry: dict[str, Any] = {
-        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
-        "error": "Detector unavailable: ConnectError" if n % 2 else "Invalid image: truncated JPEG",
-        "error_type": "DetectorUnavailableError" if n % 2 else "ValueError",
-        "attempt_count": 3,
-        "first_failed_at": "2026-02-11T22:04:11+00:00",
-        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
-        "queue_name": "detection_queue",
-    }
-    if big:
-        entry["stack_trace"] = "".join(f"  File mod_{i}.py, line {i * n}\n" for i in range(80))
-        entry["original_job"]["labels"] = [f"label-{i}-{n}" for i in range(120)]
-    return encode_payload(entry)
 
 
 def jobs_in(client: redis.Redis, key: str) -> list[int]:

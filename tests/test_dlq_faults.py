@@ -24,6 +24,7 @@ import redis
 
 from console.redis import get_redis
 from queues import dlq, scripts
+from tests.factories import failure
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,20 +81,6 @@ else:
     raise SystemExit(f"unknown mode {mode}")
 print(json.dumps(result))
 """
-
-
-def failure(n: int) -> bytes:
-    """A small JobFailure entry whose ``original_job.n`` identifies it."""
-    entry = {
-        "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
-        "error": "Detector unavailable: ConnectError",
-        "error_type": "DetectorUnavailableError",
-        "attempt_count": 3,
-        "first_failed_at": "2026-02-11T22:04:11+00:00",
-        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
-        "queue_name": TARGET,
-    }
-    return json.dumps(entry).encode()
 
 
 def fill(client: redis.Redis, count: int) -> None:
