@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import redis
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
@@ -28,7 +26,6 @@ from console.redis import get_redis
 from console.roles import perm
 from queues import actions, dlq, inventory, keys, validation
 from queues.actions import BadFilter, Filters
-from queues.conf import conf
 from queues.forms import (
     MAX_SELECTED,
     PAGE_SIZES,
@@ -40,34 +37,15 @@ from queues.forms import (
     selected_ids,
     selected_refs,
 )
+from queues.presentation import Row, entry_context, row_of
+from queues.search import Scan, search
 
 BULK_BUDGET_SECONDS = 3.0
-FILTER_SCAN = 5_000
+FILTER_PARAMS = ("q", "camera", "since", "until")
 ARCHIVE_PER_PAGE = 50
-ROW_LIMIT = 120
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
-FACT_LIMIT = 1_000
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
 DUPLICATE = "This action was already submitted; nothing was done twice."
-ROW_DLQ_FIELDS = ("error_type", "error", "reason", "original_queue")
-ROW_DLQ_JOB_FIELDS = ("camera_id", "batch_id")
-ROW_JOB_FIELDS = ("camera_id", "file_path", "batch_id")
-FACT_DLQ_FIELDS = (
-    "error_type",
-    "error",
-    "attempt_count",
-    "first_failed_at",
-    "last_failed_at",
-    "queue_name",
-    "http_status",
-    "retry_delays",
-    "original_queue",
-    "reason",
-    "overflow_policy",
-)
-FACT_JOB_FIELDS = ("camera_id", "file_path", "batch_id", "detection_ids", "media_type", "timestamp")
-FILTER_PARAMS = ("q", "camera", "since", "until")
-TEXT_BLOCKS = (("stack_trace", "Stack trace", False), ("response_body", "Response body", True))
 
 
 # --- Keys, permissions and small text helpers --------------------------------------------------------
@@ -122,14 +100,6 @@ def abilities(request: HttpRequest) -> dict[str, bool]:
         "can_delete": request.user.has_perm(perm("delete_items")),
         "can_edit": request.user.has_perm(perm("edit_and_retry")),
     }
-
-
-def clip(value: Any, limit: int, *, one_line: bool = False) -> str:
-    """Text for a page, cut at ``limit`` characters with the full length said."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    head = " ".join(text[: limit * 4].split()) if one_line else text
-    whole = len(head) <= limit and (not one_line or len(text) <= limit * 4)
-    return head if whole else f"{head[:limit]}… ({len(text):,} characters)"
 
 
 def with_query(query: QueryDict, **changes: str | None) -> str:
@@ -191,142 +161,7 @@ def pager(
 # --- Rows and entry details --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Row:
-    entry: dlq.Entry
-    summary: list[tuple[str, str]]
-    problem: str
-
-    @property
-    def encodings(self) -> str:
-        return " → ".join(self.entry.decoded.encodings)
-
-
-def problem_of(entry: dlq.Entry, is_dlq: bool) -> str:
-    """A DLQ entry's problem; a queue item only has one when it is not a JSON object."""
-    return entry.problem if is_dlq or not isinstance(entry.payload, dict) else ""
-
-
-def failure_fields(entry: dlq.Entry, names: tuple[str, ...]) -> list[tuple[str, Any]]:
-    record = entry.payload if isinstance(entry.payload, dict) else {}
-    return [(name, record.get(name)) for name in names]
-
-
-def job_fields(entry: dlq.Entry, is_dlq: bool, names: tuple[str, ...]) -> list[tuple[str, Any]]:
-    job = entry.job if is_dlq else entry.payload
-    return [(name, job.get(name)) for name in names] if isinstance(job, dict) else []
-
-
-def moment(value: Any) -> Any:
-    """An ISO or epoch time as ``2026-02-11 22:04:14 UTC``; anything else unchanged."""
-    at = dlq.parse_time(value)
-    return value if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def row_of(entry: dlq.Entry, is_dlq: bool) -> Row:
-    if is_dlq:
-        pairs = failure_fields(entry, ROW_DLQ_FIELDS) + job_fields(entry, True, ROW_DLQ_JOB_FIELDS)
-        pairs.append(("last_failed_at", moment(entry.field("last_failed_at"))))
-    else:
-        pairs = job_fields(entry, False, ROW_JOB_FIELDS)
-    summary = [
-        (name, clip(value, ROW_LIMIT, one_line=True)) for name, value in pairs if value not in (None, "")
-    ]
-    if not summary and not entry.decoded.is_structured:
-        summary = [("value", clip(entry.decoded.display(limit=ROW_LIMIT * 2), ROW_LIMIT, one_line=True))]
-    return Row(entry, summary, problem_of(entry, is_dlq))
-
-
-def entry_context(entry: dlq.Entry, is_dlq: bool) -> dict[str, Any]:
-    """Everything the entry and archive detail pages show about one stored value."""
-    limit = conf("DISPLAY_LIMIT")
-    blocks = [
-        (label, clip(entry.field(name), limit), is_open)
-        for name, label, is_open in TEXT_BLOCKS
-        if is_dlq and entry.field(name) not in (None, "")
-    ]
-    if is_dlq and entry.field("context") is not None:
-        blocks.append(
-            ("Context", clip(json.dumps(entry.field("context"), indent=2, default=str), limit), True)
-        )
-    inner = entry.decoded.inner if entry.decoded.kind == "overflow" else None
-    return {
-        "entry": entry,
-        "row": row_of(entry, is_dlq),
-        "facts": shown(failure_fields(entry, FACT_DLQ_FIELDS) if is_dlq else []),
-        "job_facts": shown(job_fields(entry, is_dlq, FACT_JOB_FIELDS)),
-        "blocks": blocks,
-        "display": entry.decoded.display(limit=limit),
-        "inner_display": inner.display(limit=limit) if inner else "",
-        "raw": raw_view(entry.raw, limit),
-    }
-
-
-def shown(pairs: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    return [(name, clip(value, FACT_LIMIT)) for name, value in pairs if value not in (None, "", [])]
-
-
-@dataclass(frozen=True)
-class RawView:
-    mode: str
-    text: str
-    size: int
-    truncated: bool
-
-
-def raw_view(raw: bytes, limit: int) -> RawView:
-    """The exact bytes: as text when they are UTF-8, else as hex; cut at ``limit`` characters."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return RawView("hex", raw[: limit // 3].hex(" "), len(raw), len(raw) > limit // 3)
-    return RawView("text", text[:limit], len(raw), len(text) > limit)
-
-
 # --- The item browser's two ways of reading a list ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scan:
-    """A bounded filtered read: the matches found between ``start`` and ``stop`` of ``total``."""
-
-    entries: list[dlq.Entry]
-    matched: int
-    start: int
-    stop: int
-    total: int
-
-    @property
-    def complete(self) -> bool:
-        return self.stop >= self.total
-
-    @property
-    def examined(self) -> int:
-        return self.stop - self.start
-
-
-def scan(client: redis.Redis, key: str, filters: Filters, browse: Browse, *, limit: int | None) -> Scan:
-    """Examine at most ``FILTER_SCAN`` entries from the offset, in pages of 100 (``dlq.page``'s cap).
-
-    With ``limit`` it stops after that many matches (the browser); without, it only counts.
-    """
-    found: list[dlq.Entry] = []
-    matched, position, total, end = 0, browse.offset, 0, browse.offset + FILTER_SCAN
-    while position < end:
-        chunk = dlq.page(client, key, position, min(100, end - position), browse.newest_first)
-        total = chunk.total
-        for entry in chunk.entries:
-            position += 1
-            if not filters.select(entry):
-                continue
-            matched += 1
-            if limit:
-                found.append(entry)
-                if matched >= limit:
-                    return Scan(found, matched, browse.offset, position, total)
-        if not chunk.entries:
-            break
-    return Scan(found, matched, browse.offset, position, total)
 
 
 def scan_note(found: Scan, size: int) -> str:
@@ -356,7 +191,14 @@ def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filte
         rows = [row_of(e, target.is_dlq) for e in page.entries]
         paging = pager(request.GET, total=page.total, offset=page.offset, size=page.limit, shown=len(rows))
         return Listing(rows, page.total, pager=paging)
-    found = scan(client, target.key, filters, browse, limit=browse.size)
+    found = search(
+        client,
+        target.key,
+        filters.select,
+        start=browse.offset,
+        newest_first=browse.newest_first,
+        limit=browse.size,
+    )
     more = "" if found.complete else "?" + with_query(request.GET, offset=str(found.stop))
     rows = [row_of(e, True) for e in found.entries]
     return Listing(rows, found.total, scan=found, note=scan_note(found, browse.size), continue_url=more)
@@ -505,7 +347,7 @@ class QueuePages:
         if request.method == "POST":
             return self._run_chunk(request, target, verb, filters)
         client = get_redis()
-        counted = scan(client, target.key, filters, Browse(), limit=None) if filters.active else None
+        counted = search(client, target.key, filters.select) if filters.active else None
         count = counted.matched if counted else dlq.page(client, target.key, 0, 1).total
         sentence = confirm_sentence(target, verb, count, counted, describe(filters))
         context = {"sentence": sentence, "count": count, "filter_fields": filter_fields(data), "all": True}
