@@ -7,6 +7,7 @@ Views read requests and render; every Redis read or write goes through the servi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
-from queues import actions, dlq, inventory, keys, validation
+from queues import actions, dlq, inventory, keys, streams, validation
 from queues.actions import BadFilter, Filters
 from queues.forms import (
     MAX_SELECTED,
@@ -37,11 +38,12 @@ from queues.forms import (
     selected_ids,
     selected_refs,
 )
-from queues.presentation import Row, entry_context, row_of
+from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of
 from queues.search import Scan, search
 
 BULK_BUDGET_SECONDS = 3.0
 FILTER_PARAMS = ("q", "camera", "since", "until")
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
@@ -228,6 +230,9 @@ class QueuePages:
                 name="queue_edit",
             ),
             path("queues/<path:key>/selected/<str:verb>/", view(self.selected), name="queue_selected"),
+            path(
+                "queues/<path:key>/stream-retry/", view(require_POST(self.stream_retry)), name="stream_retry"
+            ),
             path("queues/<path:key>/matching/<str:verb>/", view(self.matching), name="queue_matching"),
             path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
             path("archive/", view(require_safe(self.archive)), name="archive"),
@@ -252,14 +257,50 @@ class QueuePages:
         context: dict[str, Any] = {"target": target, "browse": browse, "sizes": PAGE_SIZES}
         context |= {"back": back_query(request.GET), "filter_query": filter_query(request.GET)}
         if target.is_stream:
-            info = next((q for q in inventory.list_queues(get_redis()) if q.key == key), None)
-            return self.render(request, "items.html", key, {**context, "stream": info})
+            return self._stream_items(request, target, browse, context)
         try:
             filters = Filters.from_query(request.GET) if target.is_dlq else Filters()
         except BadFilter as exc:
             return self.render(request, "items.html", key, {**context, "filter_error": str(exc)})
         context |= {"listing": listing(request, target, browse, filters), "filters": filters}
         return self.render(request, "items.html", key, context)
+
+    def _stream_items(
+        self, request: HttpRequest, target: Target, browse: Browse, context: dict[str, Any]
+    ) -> HttpResponse:
+        after = request.GET.get("after", "-")
+        if not STREAM_ID.fullmatch(after):
+            after = "-"
+        client = get_redis()
+        info = next((q for q in inventory.list_queues(client) if q.key == target.key), None)
+        page = streams.page(
+            client, target.key, after=after, limit=browse.size, newest_first=browse.newest_first
+        )
+        rows = [
+            (entry, [(k, clip(v, ROW_LIMIT, one_line=True)) for k, v in entry.fields.items()])
+            for entry in page.entries
+        ]
+        more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
+        context |= {"stream": info, "stream_rows": rows, "stream_total": page.total, "more_url": more}
+        context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
+        return self.render(request, "items.html", target.key, context)
+
+    def stream_retry(self, request: HttpRequest, key: str) -> HttpResponse:
+        """Retry stream DLQ entries by id (POST only), each back to its stream in one Lua step."""
+        target = queue_target(key)
+        require(request, "retry_items")
+        if target.family != "stream_dlq":
+            raise Http404("Only stream DLQs are retried by entry id.")
+        ids = [i for i in request.POST.getlist("id") if STREAM_ID.fullmatch(i)][:MAX_SELECTED]
+        back = items_url(target.key, back_query(request.POST))
+        client = get_redis()
+        if not ids:
+            messages.warning(request, "Select the stream entries to retry first.")
+        elif not actions.first_submission(client, request.POST.get("nonce", "")):
+            messages.warning(request, DUPLICATE)
+        else:
+            report(request, actions.retry_stream(client, target.key, ids, request=request)[0], "retry")
+        return HttpResponseRedirect(back)
 
     def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
         target = queue_target(key)

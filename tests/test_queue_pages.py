@@ -285,10 +285,30 @@ def test_bad_filter_date_is_a_sentence_not_a_500(world: redis.Redis, operator: U
     assert any("must be a date and time" in m for m in shown_messages(confirm))
 
 
-def test_stream_page_says_browsing_is_not_available(world: redis.Redis, viewer: User) -> None:
-    html = logged_in(viewer).get(url("queue_items", "detections:stream")).content.decode()
-    assert "Browsing stream entries is not available yet" in html
-    assert "Length: 20 entries" in html and "detection-workers" in html
+def test_stream_page_lists_entries_by_id_with_groups(world: redis.Redis, viewer: User) -> None:
+    first = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10})
+    html = first.content.decode()
+    assert "Stream of 20 entries" in html and "detection-workers" in html
+    ids = re.findall(r"<td><code>(\d+-\d+)</code></td>", html)
+    assert len(ids) == 10 and 'name="id"' not in html, "a viewer gets no checkboxes"
+    second = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10, "after": ids[-1]})
+    later = re.findall(r"<td><code>(\d+-\d+)</code></td>", second.content.decode())
+    assert len(later) == 10 and not set(later) & set(ids)
+
+
+def test_operator_retries_stream_dlq_entries_by_id(world: redis.Redis, operator: User, viewer: User) -> None:
+    key = "detections:stream:dlq"
+    html = logged_in(operator).get(url("queue_items", key)).content.decode()
+    ids = re.findall(r'name="id" value="(\d+-\d+)"', html)
+    assert len(ids) == 4
+    before = world.xlen("detections:stream")
+    refused = logged_in(viewer).post(url("stream_retry", key), {"id": ids[:2], "nonce": "v"})
+    assert refused.status_code == 403 and world.xlen(key) == 4
+    done = logged_in(operator).post(url("stream_retry", key), {"id": ids[:2], "nonce": "s-1"})
+    assert done.status_code == 302 and any("Retried 2" in m for m in shown_messages(done))
+    assert world.xlen(key) == 2 and world.xlen("detections:stream") == before + 2
+    again = logged_in(operator).post(url("stream_retry", key), {"id": ids[:2], "nonce": "s-1"})
+    assert any("already submitted" in m for m in shown_messages(again)) and world.xlen(key) == 2
 
 
 def test_odd_key_names_round_trip_through_urls(redis_client: redis.Redis, operator: User) -> None:
