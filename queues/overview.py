@@ -110,7 +110,7 @@ def server_facts(client: redis.Redis) -> ServerFacts:
 
 
 def key_census(client: redis.Redis, *, limit: int | None = None) -> KeyCensus:
-    """Count keys per family with SCAN (never KEYS), examining at most ``limit`` keys."""
+    """Count keys per family with a bounded SCAN, examining at most ``limit`` keys."""
     limit = limit or conf("SCAN_LIMIT")
     counts = {f.name: FamilyCount(f.name, f.label, f.patterns) for f in (*keys.families(), keys.OTHER)}
     cursor, examined = 0, 0
