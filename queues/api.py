@@ -36,17 +36,14 @@ from console.models import ArchivedItem
 from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
-from queues import actions, dlq, keys, streams
+from queues import actions, dlq, inventory, keys, streams
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
-DLQ_FAMILIES = frozenset({"dlq", "overflow_dlq"})
-STREAM_FAMILIES = frozenset({"streams", "stream_dlq"})
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
 PAST = {"retry": "retried", "delete": "deleted"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 # --- Errors -------------------------------------------------------------------------------------
@@ -112,7 +109,7 @@ def list_key(key: str) -> str:
 
 
 def is_stream(key: str) -> bool:
-    return keys.classify(key).name in STREAM_FAMILIES
+    return inventory.is_stream(keys.classify(key).name)
 
 
 def dlq_key(key: str, verb: str) -> str:
@@ -123,7 +120,7 @@ def dlq_key(key: str, verb: str) -> str:
             f"{_shown(key)} is a stream DLQ: its entries can be retried by id but not {PAST[verb]} yet.",
             code="stream_not_supported",
         )
-    if family not in DLQ_FAMILIES | {"stream_dlq"}:
+    if family not in inventory.LIST_DLQ_FAMILIES | {"stream_dlq"}:
         raise Problem(
             f"{_shown(key)} is a work queue, not a dead-letter queue: only DLQ entries can be {PAST[verb]}.",
             code="not_a_dlq",
@@ -206,7 +203,9 @@ class ItemsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
     order = serializers.ChoiceField(choices=["oldest", "newest"], default="oldest")
     after = serializers.RegexField(
-        r"^(-|\d{1,20}-\d{1,20})$", default="-", help_text="Streams only: continue after this entry id."
+        rf"^(-|{streams.ENTRY_ID.pattern})$",
+        default="-",
+        help_text="Streams only: continue after this entry id.",
     )
 
 
@@ -254,7 +253,7 @@ class ActionSerializer(serializers.Serializer):
 
     def validate_ids(self, ids: list[str]) -> list[str]:
         for ref in ids:
-            if not (REF.fullmatch(ref) or STREAM_ID.fullmatch(ref)):
+            if not (REF.fullmatch(ref) or streams.ENTRY_ID.fullmatch(ref)):
                 raise serializers.ValidationError(
                     f"{ref[:40]!r} is not an entry id: send '<index>:<id>' or '<id>' from the items endpoint."
                 )
@@ -456,7 +455,7 @@ class DlqActionView(ConsoleAPIView):
     def retry_stream(
         self, client: redis.Redis, key: str, body: dict[str, Any], http: HttpRequest
     ) -> Response:
-        ids = [ref for ref in body.get("ids", []) if STREAM_ID.fullmatch(ref)]
+        ids = [ref for ref in body.get("ids", []) if streams.ENTRY_ID.fullmatch(ref)]
         if body["all"] or not ids:
             raise Problem(
                 "Stream DLQ entries are retried by their stream ids ('<ms>-<seq>'), not with all: true."

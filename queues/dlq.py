@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -144,8 +144,6 @@ class Entry:
 
 
 def parse_time(value: Any) -> float | None:
-    from datetime import datetime
-
     if isinstance(value, int | float):
         return float(value)
     if not isinstance(value, str):
@@ -417,7 +415,3 @@ def as_json(entry: Entry) -> dict[str, Any]:
         "payload": entry.payload,
         "error": entry.problem or None,
     }
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

@@ -20,6 +20,8 @@ QUEUE_FAMILIES = {
     "streams": "queue",
     "stream_dlq": "dlq",
 }
+LIST_DLQ_FAMILIES = frozenset({"dlq", "overflow_dlq"})
+STREAM_FAMILIES = frozenset({"streams", "stream_dlq"})
 TIME_FIELDS = ("pipeline_start_time", "timestamp", "queued_at", "last_failed_at", "first_failed_at")
 WARN_RATIO = 0.8
 
@@ -77,19 +79,33 @@ def oldest_age(raw: bytes | None, now: float) -> float | None:
     return None
 
 
+def is_stream(family: str) -> bool:
+    return family in STREAM_FAMILIES
+
+
+def _info(key: str, family: str) -> QueueInfo:
+    kind = QUEUE_FAMILIES[family]
+    return QueueInfo(
+        key,
+        kind,
+        "stream" if is_stream(family) else "list",
+        source=keys.source_queue(key) if kind == "dlq" else None,
+        max_size=conf("QUEUE_MAX_SIZE"),
+    )
+
+
 def list_queues(client: redis.Redis) -> list[QueueInfo]:
     """Depth and head item of every list, length and groups of every stream, pipelined."""
-    found = queue_keys(client)
-    infos = [
-        QueueInfo(
-            key,
-            QUEUE_FAMILIES[family],
-            "stream" if family.startswith("stream") else "list",
-            source=keys.source_queue(key) if QUEUE_FAMILIES[family] == "dlq" else None,
-            max_size=conf("QUEUE_MAX_SIZE"),
-        )
-        for key, family in sorted(found.items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
-    ]
+    found = sorted(queue_keys(client).items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
+    return _measure(client, [_info(key, family) for key, family in found])
+
+
+def describe(client: redis.Redis, key: str) -> QueueInfo:
+    """The same facts for one queue or DLQ key (no SCAN)."""
+    return _measure(client, [_info(key, keys.classify(key).name)])[0]
+
+
+def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
     pipe = client.pipeline(transaction=False)
     for info in infos:
         if info.type == "list":

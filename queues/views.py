@@ -7,7 +7,6 @@ Views read requests and render; every Redis read or write goes through the servi
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +42,6 @@ from queues.search import Scan, search
 
 BULK_BUDGET_SECONDS = 3.0
 FILTER_PARAMS = ("q", "camera", "since", "until")
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
@@ -66,7 +64,7 @@ class Target:
 
     @property
     def is_stream(self) -> bool:
-        return self.family.startswith("stream")
+        return inventory.is_stream(self.family)
 
     @property
     def actionable(self) -> bool:
@@ -269,10 +267,10 @@ class QueuePages:
         self, request: HttpRequest, target: Target, browse: Browse, context: dict[str, Any]
     ) -> HttpResponse:
         after = request.GET.get("after", "-")
-        if not STREAM_ID.fullmatch(after):
+        if not streams.ENTRY_ID.fullmatch(after):
             after = "-"
         client = get_redis()
-        info = next((q for q in inventory.list_queues(client) if q.key == target.key), None)
+        info = inventory.describe(client, target.key)
         page = streams.page(
             client, target.key, after=after, limit=browse.size, newest_first=browse.newest_first
         )
@@ -291,7 +289,7 @@ class QueuePages:
         require(request, "retry_items")
         if target.family != "stream_dlq":
             raise Http404("Only stream DLQs are retried by entry id.")
-        ids = [i for i in request.POST.getlist("id") if STREAM_ID.fullmatch(i)][:MAX_SELECTED]
+        ids = [i for i in request.POST.getlist("id") if streams.ENTRY_ID.fullmatch(i)][:MAX_SELECTED]
         back = items_url(target.key, back_query(request.POST))
         client = get_redis()
         if not ids:
