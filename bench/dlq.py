@@ -5,8 +5,9 @@ Run on demand: ``.venv/bin/python bench/dlq.py`` (smaller: ``--page-entries 1000
 measures each console operation next to its raw floor from the same run:
 
 - a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
-- retry-all (``dlq.sweep`` + ``dlq.retry``) against a minimal Lua script that LPOPs 500 and
-  RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
+- retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
+  and RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
+  once with HSI's plain JSON entries (the script's fast path), once ``Z:``-compressed (Python's);
 - the largest single Redis command during retry-all and delete-all, from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
   per entry, millions at 1M entries) with the latency monitor as a cross-check;
@@ -21,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,6 @@ from tests.factories import failure  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
-Action = Callable[[redis.Redis, str, Sequence[dlq.Entry]], dlq.Outcome]
 PAGE_TARGET = (5.0, 0.020)  # page <= 5 x raw LRANGE + 20 ms
 FLOOR_SHARE_TARGET, NAIVE_TARGET, COMMAND_TARGET_MS = 0.5, 20.0, 5.0
 
@@ -58,11 +58,11 @@ return #items
 """
 
 
-def fill(client: redis.Redis, count: int) -> None:
+def fill(client: redis.Redis, count: int, *, big: bool = False) -> None:
     client.delete(DLQ, TARGET)
     pipe = client.pipeline(transaction=False)
     for start in range(0, count, 1000):
-        pipe.rpush(DLQ, *[failure(n) for n in range(start, min(start + 1000, count))])
+        pipe.rpush(DLQ, *[failure(n, big=big) for n in range(start, min(start + 1000, count))])
         if start % 100_000 == 99_000:
             pipe.execute()
     pipe.execute()
@@ -106,20 +106,20 @@ def redis_usec(client: redis.Redis, *names: str) -> int:
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in names)
 
 
-def run_sweep(client: redis.Redis, entries: int) -> tuple[float, float]:
-    """Seconds for a retry-all, and the seconds of it spent inside Redis (script calls and LRANGEs)."""
-    fill(client, entries)
+def run_retry_all(client: redis.Redis, entries: int, big: bool) -> tuple[float, float]:
+    """Seconds for a retry-all, and the seconds of it spent inside Redis (script calls and reads)."""
+    fill(client, entries, big=big)
     before = redis_usec(client, "evalsha", "lrange")
     started = time.perf_counter()
-    outcome, _ = dlq.sweep(client, DLQ, dlq.retry, dlq.retry_keep(), budget_seconds=600)
+    outcome, _ = dlq.retry_all(client, DLQ, budget_seconds=3600)
     elapsed = time.perf_counter() - started
     inside = (redis_usec(client, "evalsha", "lrange") - before) / 1e6
     assert outcome.done == entries and client.llen(TARGET) == entries and not client.exists(DLQ)
     return elapsed, inside
 
 
-def run_floor(client: redis.Redis, entries: int) -> float:
-    fill(client, entries)
+def run_floor(client: redis.Redis, entries: int, big: bool) -> float:
+    fill(client, entries, big=big)
     floor = client.register_script(FLOOR_LUA)
     started = time.perf_counter()
     while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
@@ -129,8 +129,8 @@ def run_floor(client: redis.Redis, entries: int) -> float:
     return elapsed
 
 
-def run_naive(client: redis.Redis, entries: int) -> float:
-    fill(client, entries)
+def run_naive(client: redis.Redis, entries: int, big: bool) -> float:
+    fill(client, entries, big=big)
     started = time.perf_counter()
     while (raw := client.lpop(DLQ)) is not None:
         client.rpush(TARGET, raw)  # type: ignore[arg-type]
@@ -139,41 +139,18 @@ def run_naive(client: redis.Redis, entries: int) -> float:
     return elapsed
 
 
-def python_steps(entries: int) -> dict[str, float]:
-    """Seconds of the per-entry Python work of a retry-all, with no Redis at all."""
-    raws = [failure(n) for n in range(entries)]
-    keep = dlq.retry_keep()
-    started = time.perf_counter()
-    decoded = [dlq.Entry.of(DLQ, index, raw) for index, raw in enumerate(raws)]
-    after_decode = time.perf_counter()
-    for entry in decoded:
-        keep(entry)
-    after_keep = time.perf_counter()
-    for entry in decoded:
-        dlq.Move(entry.index, entry.raw, entry.retry_payload())
-    done = time.perf_counter()
-    return {
-        "decode (Entry.of)": after_decode - started,
-        "retry_keep (encodes the job)": after_keep - after_decode,
-        "retry (encodes it again)": done - after_keep,
-    }
-
-
-def bench_retry(client: redis.Redis, entries: int, runs: int) -> None:
-    sweep, inside = min(run_sweep(client, entries) for _ in range(runs))
-    floor = min(run_floor(client, entries) for _ in range(runs))
-    naive = run_naive(client, entries)
-    steps = python_steps(entries)
-    print(f"retry-all of {entries:,} entries (best of {runs}; naive once):")
-    print(f"  batched-Lua floor (LPOP 500 + RPUSH)  {entries / floor:12,.0f} entries/s  {floor:7.2f} s")
+def bench_retry(client: redis.Redis, entries: int, runs: int, big: bool) -> None:
+    console, inside = min(run_retry_all(client, entries, big) for _ in range(runs))
+    floor = min(run_floor(client, entries, big) for _ in range(runs))
+    naive = run_naive(client, entries, big)
+    kind = "Z:-compressed entries (Python path)" if big else "HSI's plain JSON entries (Lua path)"
+    print(f"retry-all of {entries:,} {kind}, {len(failure(1, big=big))} bytes each (best of {runs}):")
+    floor_label = f"batched-Lua floor (LPOP {dlq.BATCH_SIZE} + RPUSH)"
+    print(f"  {floor_label:37} {entries / floor:12,.0f} entries/s  {floor:7.2f} s")
     print(f"  naive LPOP + RPUSH per entry          {entries / naive:12,.0f} entries/s  {naive:7.2f} s")
-    print(f"  console dlq.sweep + dlq.retry         {entries / sweep:12,.0f} entries/s  {sweep:7.2f} s")
-    print(f"    inside Redis (EVALSHA + LRANGE)     {inside:7.2f} s ({inside / sweep:.0%})")
-    for step, seconds in steps.items():
-        print(f"    Python {step:29} {seconds:7.2f} s ({seconds / sweep:.0%})")
-    rest = sweep - inside - sum(steps.values())
-    print(f"    rest (redis-py packing, I/O, Outcome) {rest:5.2f} s ({rest / sweep:.0%})")
-    share, speedup = floor / sweep, naive / sweep
+    print(f"  console dlq.retry_all                 {entries / console:12,.0f} entries/s  {console:7.2f} s")
+    print(f"    inside Redis (EVALSHA + LRANGE)     {inside:7.2f} s ({inside / console:.0%})")
+    share, speedup = floor / console, naive / console
     floor_met, naive_met = verdict(share >= FLOOR_SHARE_TARGET), verdict(speedup >= NAIVE_TARGET)
     print(f"  console/floor {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}: {floor_met})")
     print(f"  console/naive {speedup:.1f}x (target >= {NAIVE_TARGET:g}x: {naive_met})")
@@ -218,12 +195,12 @@ def slowest_commands(client: redis.Redis, threshold_us: int, work: Callable[[], 
 
 
 def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
-    cases = [("retry-all", dlq.retry, dlq.retry_keep()), ("delete-all", dlq.delete, dlq.delete_keep())]
-    for label, action, keep in cases:
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("retry-all", lambda: dlq.retry_all(client, DLQ, budget_seconds=3600)),
+        ("delete-all", lambda: dlq.sweep(client, DLQ, dlq.delete, dlq.delete_keep(), budget_seconds=3600)),
+    ]
+    for label, work in cases:
         fill(client, entries)
-
-        def work(action: Action = action, keep: dlq.Keep = keep) -> None:
-            dlq.sweep(client, DLQ, action, keep, budget_seconds=3600)
 
         found = slowest_commands(client, threshold_us, work)
         assert not client.exists(DLQ)
@@ -269,7 +246,8 @@ def main() -> None:
         try:
             print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
             bench_page(client, args.page_entries, args.runs * 10)
-            bench_retry(client, args.retry_entries, args.runs)
+            bench_retry(client, args.retry_entries, args.runs, big=False)
+            bench_retry(client, args.retry_entries // 5, args.runs, big=True)
             bench_slowlog(client, args.slowlog_entries, args.slowlog_threshold_us, args.stale)
         finally:
             server.stop()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import zstandard
 
@@ -62,9 +63,25 @@ class Decoded:
         return text
 
 
+_zstd_contexts = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """One per thread: a context is costly to make and must not be shared between threads."""
+    if not hasattr(_zstd_contexts, "decompressor"):
+        _zstd_contexts.decompressor = zstandard.ZstdDecompressor()
+    return cast(zstandard.ZstdDecompressor, _zstd_contexts.decompressor)
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_zstd_contexts, "compressor"):
+        _zstd_contexts.compressor = zstandard.ZstdCompressor()
+    return cast(zstandard.ZstdCompressor, _zstd_contexts.compressor)
+
+
 def _zstd(raw: bytes) -> bytes:
     compressed = base64.b64decode(raw[len(ZSTD_PREFIX) :], validate=True)
-    reader = zstandard.ZstdDecompressor().decompressobj()
+    reader = _decompressor().decompressobj()
     out = reader.decompress(compressed)
     if len(out) > MAX_DECOMPRESSED:
         raise ValueError("decompressed value is larger than 64 MiB")
@@ -125,10 +142,24 @@ def decode(raw: bytes | str | None) -> Decoded:
         return Decoded("binary", None, data, note=f"undecodable: {type(exc).__name__}")
 
 
+def inflate(raw: bytes) -> bytes | None:
+    """The JSON text inside a ``Z:`` value (``None`` if it is not one, or is broken)."""
+    if not raw.startswith(ZSTD_PREFIX):
+        return None
+    try:
+        return _zstd(raw)
+    except (binascii.Error, zstandard.ZstdError, ValueError):
+        return None
+
+
 def encode_payload(value: Any, *, threshold: int = 1024) -> bytes:
     """Store ``value`` the way HSI's ``add_to_queue_safe`` does (JSON, zstd when large)."""
-    text = json.dumps(value).encode()
+    return encode_text(json.dumps(value).encode(), threshold=threshold)
+
+
+def encode_text(text: bytes, *, threshold: int = 1024) -> bytes:
+    """Store JSON text as ``add_to_queue_safe`` does: as it is, or ``Z:`` zstd when large."""
     if len(text) <= threshold:
         return text
-    compressed = ZSTD_PREFIX + base64.b64encode(zstandard.ZstdCompressor().compress(text))
+    compressed = ZSTD_PREFIX + base64.b64encode(_compressor().compress(text))
     return compressed if len(compressed) < len(text) else text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -14,12 +16,13 @@ from typing import Any
 import redis
 
 from queues import keys
-from queues.codec import Decoded, decode, encode_payload
+from queues.codec import Decoded, decode, encode_payload, encode_text, inflate
 from queues.conf import conf
-from queues.scripts import Move, move_entries
+from queues.scripts import Move, move_entries, retry_run
 
 BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
+MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
 REQUIRED_FIELDS = (
     "original_job",
     "error",
@@ -46,6 +49,28 @@ def as_bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
+JOB_HEAD = re.compile(rb'\{[ \t\n\r\f\v]*"original_job"[ \t\n\r\f\v]*:[ \t\n\r\f\v]*(?=\{)')
+PRINTABLE = re.compile(rb"[ -~]*")
+_JSON = json.JSONDecoder()
+
+
+def job_span(raw: bytes) -> bytes | None:
+    """The exact bytes of ``original_job`` when an entry starts with it and ends like an object.
+
+    The rule ``retry_run.lua`` applies in Redis: such a job is retried as HSI's producer wrote it,
+    byte for byte. The object must be printable-ASCII JSON, as Python's ``json.dumps`` writes it.
+    """
+    head = JOB_HEAD.match(raw)
+    if head is None or not raw.endswith(b"}"):
+        return None
+    try:
+        value, end = _JSON.raw_decode(raw.decode("latin-1"), head.end())
+    except (ValueError, RecursionError):
+        return None
+    span = raw[head.end() : end]
+    return span if isinstance(value, dict) and PRINTABLE.fullmatch(span) else None
+
+
 def fingerprint(raw: bytes) -> str:
     """A stable id for an entry's exact bytes (identical entries share it, which is harmless)."""
     return hashlib.blake2b(raw, digest_size=10).hexdigest()
@@ -56,11 +81,15 @@ class Entry:
     key: str
     index: int
     raw: bytes
-    decoded: Decoded = field(repr=False)
 
     @classmethod
     def of(cls, key: str, index: int, raw: bytes) -> Entry:
-        return cls(key, index, raw, decode(raw))
+        return cls(key, index, raw)
+
+    @cached_property
+    def decoded(self) -> Decoded:
+        """Decoded on first use: retrying HSI's entries needs only ``job_span``."""
+        return decode(self.raw)
 
     @property
     def id(self) -> str:
@@ -117,6 +146,11 @@ class Entry:
             return reason
 
     def _build_retry_payload(self) -> bytes:
+        span = job_span(self.raw)
+        if span is None and (text := inflate(self.raw)) is not None and (inner := job_span(text)):
+            span = encode_text(inner)  # the job as HSI's producer stores it: Z: again when large
+        if span is not None:
+            return span
         if self.decoded.kind == "overflow":
             data = self.field("data")
             if self.job is None or not isinstance(data, str):
@@ -233,7 +267,7 @@ class Outcome:
         self.examined += 1
         if status == "ok":
             self.done += 1
-            if entry is not None:
+            if entry is not None and len(self.moved) < MOVED_KEPT:
                 self.moved.append(entry)
         elif status == "full":
             self.full = True
@@ -357,21 +391,73 @@ def sweep(
     outcome = Outcome(key, None)
     position = start
     while time.monotonic() < deadline:
-        raws = client.lrange(key, position, position + BATCH_SIZE - 1)
+        raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
         if not raws:
             break
-        plan: list[tuple[Entry, str | None]] = []
-        kept = 0
-        for raw in raws:
-            entry = Entry.of(key, position + kept, as_bytes(raw))
-            reason = keep(entry)
-            plan.append((entry, reason))
-            kept += reason is not None
-        part = action(client, key, [entry for entry, reason in plan if reason is None])
-        merge(outcome, part)
-        position += _settle_kept(outcome, plan, part)
-        if part.full:
+        kept, full = _chunk(client, key, raws, position, action, keep, outcome)
+        position += kept
+        if full:
             break
+    outcome.remaining = max(client.llen(key) - position, 0)
+    return outcome, position
+
+
+def _chunk(
+    client: redis.Redis,
+    key: str,
+    raws: Sequence[bytes],
+    position: int,
+    action: Callable[[redis.Redis, str, Sequence[Entry]], Outcome],
+    keep: Keep,
+    outcome: Outcome,
+) -> tuple[int, bool]:
+    """Act on consecutive entries read at ``position``; returns how many stay ahead, and if full."""
+    plan: list[tuple[Entry, str | None]] = []
+    kept = 0
+    for raw in raws:
+        entry = Entry.of(key, position + kept, raw)
+        reason = keep(entry)
+        plan.append((entry, reason))
+        kept += reason is not None
+    part = action(client, key, [entry for entry, reason in plan if reason is None])
+    merge(outcome, part)
+    return _settle_kept(outcome, plan, part), part.full
+
+
+def retry_all(
+    client: redis.Redis, key: str, *, budget_seconds: float = 5.0, start: int = 0
+) -> tuple[Outcome, int]:
+    """Retry every entry from ``start`` on, within a budget; like ``sweep`` with ``retry``, faster.
+
+    Runs of HSI's own entries are read and moved by ``retry_run.lua`` without passing through
+    Python; where it stops ("defer"), the run of entries it cannot take (compressed, overflow,
+    malformed) goes through ``sweep``'s path: decoded here, moved by exact bytes or left with a reason.
+    """
+    target = target_of(key)
+    outcome = Outcome(key, target)
+    max_len = conf("QUEUE_MAX_SIZE")
+    deadline = time.monotonic() + budget_seconds
+    position = start
+    while time.monotonic() < deadline:
+        sample = min(max(MOVED_KEPT - len(outcome.moved), 0), BATCH_SIZE)
+        run = retry_run(client, key, target, position, BATCH_SIZE, max_len, sample)
+        outcome.done += run.retried
+        outcome.examined += run.retried
+        outcome.moved.extend(Entry.of(key, -1, raw) for raw in run.sample)
+        if run.stop == "full":
+            outcome.full = True
+            break
+        if run.stop == "defer":
+            raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
+            # Up to the next entry the script can take again (the first one is always ours).
+            cut = next((i for i, raw in enumerate(raws) if i and job_span(raw) is not None), len(raws))
+            kept, full = _chunk(client, key, raws[:cut], position, retry, retry_keep(), outcome)
+            position += kept
+            if full:
+                break
+        elif run.stop == "end":
+            break
+    outcome.target = target
     outcome.remaining = max(client.llen(key) - position, 0)
     return outcome, position
 
@@ -403,7 +489,7 @@ def merge(total: Outcome, part: Outcome) -> None:
     total.examined += part.examined
     total.full = total.full or part.full
     total.skipped.update(part.skipped)
-    total.moved.extend(part.moved)
+    total.moved.extend(part.moved[: max(MOVED_KEPT - len(total.moved), 0)])
 
 
 def as_json(entry: Entry) -> dict[str, Any]:

@@ -90,3 +90,23 @@ def fence(client: redis.Redis, token: str) -> str | None:
     value = client.get(receipt_key(token))
     text = value.decode() if isinstance(value, bytes) else value
     return None if text in (None, ABORTED) else str(text)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one ``retry_run`` call did: how many it retried, why it stopped, a sample of them."""
+
+    retried: int
+    stop: str  # "more", "end", "full" or "defer" (the entry at the position is for Python)
+    sample: list[bytes]
+
+
+def retry_run(
+    client: redis.Redis, source: str, target: str, start: int, count: int, max_len: int = 0, sample: int = 0
+) -> Run:
+    """Retry up to ``count`` entries from ``start`` on, read and moved by the script itself."""
+    tombstone = f"\x00console-tombstone:{new_token()}"
+    args: list[bytes | str | int] = [max_len, start, count, tombstone, sample]
+    reply = script(client, "retry_run")(keys=[source, target], args=args)
+    stop = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    return Run(int(reply[0]), stop, [bytes(raw) for raw in reply[2:]])

@@ -37,6 +37,14 @@ local function remove_at(pos)
   end
 end
 
+if target then
+  -- A wrong-typed target would fail the RPUSH after the entry left the source: check first.
+  local kind = redis.call('TYPE', target)['ok']
+  if kind ~= 'list' and kind ~= 'none' then
+    return redis.error_reply(target .. ' is a ' .. kind .. ', not a list: nothing was moved')
+  end
+end
+
 local results = {}
 local target_len = target and redis.call('LLEN', target) or 0
 for i = 4, #ARGV, 3 do

@@ -1,0 +1,201 @@
+"""Retry-all's fast path: runs of HSI's own entries retried inside Redis by ``retry_run.lua``.
+
+The script and ``dlq.job_span`` state one rule twice (Lua, Python); these tests hold them to it:
+whatever the script retries, it pushes exactly the bytes Python would, and whatever it cannot
+take it leaves for Python, in place.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from queues import dlq, scripts
+from queues.codec import decode, encode_payload
+from tests.factories import failure
+
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+HOSTILE_ENTRIES = [
+    b"garbage",
+    b"",
+    b'{"original_job": {"n": 1}',  # cut short
+    b'{"original_job": {"n": 0x10}, "error": "hex"}',
+    b'{"original_job": {"n": 01}, "error": "leading zero"}',
+    b'{"original_job": {"n": NaN}, "error": "NaN: Python reads it, cjson does not"}',
+    b'{"original_job": {"n": -Infinity}, "error": "so is -Infinity"}',
+    b'{"original_job": {"camera_id": "caf\xc3\xa9"}, "error": "raw UTF-8"}',
+    b'{"original_job": {"camera_id": "\xff\xfe"}, "error": "not UTF-8"}',
+    b'{"original_job": {"camera_id": "tab\there"}, "error": "raw control character"}',
+    b'{"original_job": {"camera_id": "\\ud800"}, "error": "lone surrogate"}',
+    b'{"original_job": [1, 2], "error": "a list"}',
+    b'{"original_job": "a string", "error": "x"}',
+    b'{"error": "first", "original_job": {"n": 2}}',  # not the first key: Python's full decode
+    b'{"original_job": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}, "error": "deep"}',
+    b'{"original_job": {"path": "a}b{c}"}, "error": "braces in a string"}',
+    b'{"original_job": {"n": 3}, "error": "tail is cut"',
+    b'{"original_queue": "detection_queue", "data": "{\\"n\\": 4}", "reason": "queue_overflow"}',
+    failure(5, big=True),  # Z: compressed
+    b'"{\\"original_job\\": {}}"',  # a JSON-quoted string
+]
+
+
+def python_payload(raw: bytes) -> bytes | None:
+    try:
+        return dlq.Entry.of(DLQ, 0, raw).retry_payload()
+    except dlq.NotRetryable:
+        return None
+
+
+def listed(client: redis.Redis, key: str) -> list[bytes]:
+    return [dlq.as_bytes(raw) for raw in client.lrange(key, 0, -1)]
+
+
+def test_hsi_entries_are_retried_in_order_as_the_producer_wrote_them(redis_client: redis.Redis) -> None:
+    raws = [failure(n) for n in range(1200)]
+    redis_client.rpush(DLQ, *raws)
+    outcome, position = dlq.retry_all(redis_client, DLQ)
+    assert (outcome.done, position, outcome.remaining, outcome.skipped_count) == (1200, 0, 0, 0)
+    pushed = listed(redis_client, TARGET)
+    assert pushed == [json.dumps(json.loads(raw)["original_job"]).encode() for raw in raws]
+    assert [json.loads(raw)["n"] for raw in pushed] == list(range(1200))
+    assert not redis_client.exists(DLQ)
+    assert [entry.job and entry.job["n"] for entry in outcome.moved[:3]] == [0, 1, 2]
+
+
+def test_the_script_and_python_agree_on_every_hostile_entry(redis_client: redis.Redis) -> None:
+    for raw in HOSTILE_ENTRIES:
+        redis_client.delete(DLQ, TARGET)
+        redis_client.rpush(DLQ, raw)
+        run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+        if run.retried:
+            assert listed(redis_client, TARGET) == [python_payload(raw)], raw
+        else:
+            assert run.stop == "defer" and listed(redis_client, DLQ) == [raw], raw
+
+
+def test_mixed_dlq_retry_all_matches_the_python_path(redis_client: redis.Redis, redis_server) -> None:
+    """Every entry Python can retry is retried exactly once, in order; the rest stay, in order."""
+    raws = [raw for n in range(40) for raw in (failure(n), HOSTILE_ENTRIES[n % len(HOSTILE_ENTRIES)])]
+    expected = [p for p in map(python_payload, raws) if p is not None]
+    left = [raw for raw in raws if python_payload(raw) is None]
+    redis_client.rpush(DLQ, *raws)
+    outcome, position = dlq.retry_all(redis_client, DLQ)
+    assert listed(redis_client, TARGET) == expected
+    assert listed(redis_client, DLQ) == left
+    assert position == len(left) and outcome.done == len(expected)
+    assert outcome.skipped_count == len(left)
+
+
+def test_kept_entries_ahead_stay_in_order_when_resuming_past_them(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, b"kept-1", b"kept-2", *[failure(n) for n in range(10)], b"kept-3")
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 2, 100)
+    assert (run.retried, run.stop) == (10, "defer")
+    assert listed(redis_client, DLQ) == [b"kept-1", b"kept-2", b"kept-3"]
+    assert [json.loads(raw)["n"] for raw in listed(redis_client, TARGET)] == list(range(10))
+
+
+def test_a_deferred_entry_mid_batch_is_put_back_where_it_was(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, failure(0), failure(1), b"odd one", failure(2), failure(3))
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100, sample=5)
+    assert (run.retried, run.stop, run.sample) == (2, "defer", [failure(0), failure(1)])
+    assert listed(redis_client, DLQ) == [b"odd one", failure(2), failure(3)]
+
+
+def test_a_full_target_stops_the_run_and_nothing_is_evicted(redis_client: redis.Redis, settings: Any) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 30}
+    redis_client.rpush(TARGET, *[b'{"already": %d}' % n for n in range(25)])
+    redis_client.rpush(DLQ, *[failure(n) for n in range(100)])
+    outcome, position = dlq.retry_all(redis_client, DLQ)
+    assert outcome.full and outcome.done == 5 and outcome.remaining == 95
+    assert "detection_queue is full" in outcome.summary("Retried")
+    assert redis_client.llen(TARGET) == 30 and redis_client.llen(DLQ) == 95
+    redis_client.delete(TARGET)
+    outcome, _ = dlq.retry_all(redis_client, DLQ, start=position)
+    assert outcome.done == 30 and redis_client.llen(DLQ) == 65
+
+
+def test_a_wrong_typed_target_moves_nothing(redis_client: redis.Redis) -> None:
+    redis_client.set(TARGET, "not a list")
+    redis_client.rpush(DLQ, *[failure(n) for n in range(3)])
+    with pytest.raises(redis.ResponseError, match="not a list: nothing was moved"):
+        dlq.retry_all(redis_client, DLQ)
+    assert redis_client.llen(DLQ) == 3
+
+
+def test_the_servers_cjson_settings_are_left_as_they_were(redis_client: redis.Redis) -> None:
+    """The script tightens cjson for its own call only; other scripts on the server see no change."""
+    read = "return {tostring(cjson.decode_invalid_numbers()), cjson.decode_max_depth()}"
+    before = redis_client.eval(read, 0)
+    redis_client.rpush(DLQ, failure(1))
+    scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+    redis_client.set("wrong", "type")
+    with pytest.raises(redis.ResponseError):
+        scripts.retry_run(redis_client, DLQ, "wrong", 0, 10)
+    assert redis_client.eval(read, 0) == before == [b"true", 1000]
+
+
+def test_three_operators_retrying_all_at_once_retry_each_entry_once(
+    redis_client: redis.Redis, redis_server
+) -> None:
+    redis_client.rpush(
+        DLQ, *[raw for n in range(3000) for raw in (failure(n), failure(n + 5000, big=n % 7 == 0))]
+    )
+
+    def operator() -> None:
+        with redis_server.client() as own:
+            dlq.retry_all(own, DLQ, budget_seconds=60)
+
+    threads = [threading.Thread(target=operator) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = Counter(decode(raw).value["n"] for raw in listed(redis_client, TARGET))
+    assert len(counts) == 6000 and set(counts.values()) == {1}
+    assert redis_client.llen(DLQ) == 0
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    job=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    ascii=st.booleans(),
+    separators=st.sampled_from([(", ", ": "), (",", ":"), (" , ", " : ")]),
+    tail=st.sampled_from([b"", b" ", b"x", b"}"]),
+)
+def test_generated_entries_get_the_same_verdict_from_lua_and_python(
+    redis_client: redis.Redis, job: dict[str, Any], ascii: bool, separators: tuple[str, str], tail: bytes
+) -> None:
+    entry = {"original_job": job, "error": "generated", "attempt_count": 3}
+    raw = json.dumps(entry, ensure_ascii=ascii, separators=separators).encode() + tail
+    redis_client.delete(DLQ, TARGET)
+    redis_client.rpush(DLQ, raw)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+    if run.retried:
+        assert listed(redis_client, TARGET) == [dlq.job_span(raw)] == [python_payload(raw)]
+    else:
+        assert listed(redis_client, DLQ) == [raw]
+    span = dlq.job_span(raw) or b""
+    if ascii and separators == (", ", ": ") and not tail and span.count(b"}") <= 8:
+        assert run.retried == 1, "HSI's own format must take the fast path"
+        assert listed(redis_client, TARGET) == [encode_payload(job)]
