@@ -47,7 +47,16 @@ class ArchivedItem(models.Model):
     (``operation``) and their place in it (``batch_index``). A crash in between leaves pending
     rows that ``queues.archive.reconcile`` settles from that call's receipt in Redis, so an
     entry is always in its DLQ or in the archive, never in neither.
+
+    ``kind`` says what ``raw`` holds: a list entry's exact bytes, or a stream entry as JSON
+    ``{"format": 1, "id": ..., "fields": {...}}`` (fields as text, or all base64 with
+    ``"encoding": "base64"`` when one is not UTF-8; see ``queues.streams.Stored``). It is stored,
+    not derived from the key, because the key families are configurable.
     """
+
+    class Kind(models.TextChoices):
+        LIST = "list", "list entry"
+        STREAM = "stream", "stream entry"
 
     class State(models.TextChoices):
         PENDING = "pending", "being deleted"
@@ -67,6 +76,8 @@ class ArchivedItem(models.Model):
     restored_to = models.CharField(max_length=1024, blank=True)
     operation = models.CharField(max_length=64, blank=True, db_index=True)
     batch_index = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LIST)
+    entry_id = models.CharField(max_length=48, blank=True, help_text="A stream entry's id when deleted.")
 
     class Meta:
         ordering = ("-deleted_at", "-id")

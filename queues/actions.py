@@ -11,7 +11,7 @@ import redis
 from django.http import HttpRequest
 
 from console import audit
-from queues import archive, dlq, keys, streams, validation
+from queues import archive, dlq, keys, selection, streams, validation
 
 SNAPSHOT_ENTRIES = 5
 AUDITED_FINGERPRINTS = 1000
@@ -78,24 +78,29 @@ def first_submission(client: redis.Redis, nonce: str) -> bool:
 
 
 def _record(request: HttpRequest | None, action: str, key: str, outcome: dlq.Outcome, **extra: Any) -> int:
-    entry = audit.record(
-        getattr(request, "user", None),
+    return _audit(
+        request,
         action,
-        key=key,
-        count=outcome.done,
-        request=request,
-        detail={
+        key,
+        outcome.done,
+        {
             **outcome.as_dict(),
             "fingerprints": [e.id for e in outcome.moved[:AUDITED_FINGERPRINTS]],
             "snapshot": [e.decoded.display(limit=1500) for e in outcome.moved[:SNAPSHOT_ENTRIES]],
             **extra,
         },
     )
+
+
+def _audit(request: HttpRequest | None, action: str, key: str, count: int, detail: dict[str, Any]) -> int:
+    entry = audit.record(
+        getattr(request, "user", None), action, key=key, count=count, request=request, detail=detail
+    )
     return entry.pk
 
 
 def _selected(client: redis.Redis, key: str, refs: list[str]) -> tuple[list[dlq.Entry], int]:
-    entries = dlq.resolve(client, key, dlq.parse_refs(refs))
+    entries = selection.resolve(client, key, refs)
     return entries, len(refs) - len(entries)
 
 
@@ -142,7 +147,9 @@ def act_on_matching(
     """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``."""
     _check_verb(verb)
     select = filters.select if filters.active else None
-    if verb == "retry":
+    if verb == "retry" and select is None:
+        outcome, position = dlq.retry_all(client, key, budget_seconds=budget_seconds, start=start)
+    elif verb == "retry":
         outcome, position = dlq.sweep(
             client, key, dlq.retry, dlq.retry_keep(select), budget_seconds=budget_seconds, start=start
         )
@@ -178,12 +185,69 @@ def edit_and_retry(
     return outcome, []
 
 
+def _record_stream(
+    request: HttpRequest | None, action: str, key: str, outcome: streams.StreamOutcome, **extra: Any
+) -> int:
+    """A stream action's audit entry: the ids acted on and the first few entries' fields."""
+    return _audit(
+        request,
+        action,
+        key,
+        outcome.done,
+        {
+            **outcome.as_dict(),
+            "entry_ids": [e.id for e in outcome.acted[:AUDITED_FINGERPRINTS]],
+            "snapshot": [{"id": e.id, "fields": e.text.fields} for e in outcome.acted[:SNAPSHOT_ENTRIES]],
+            **extra,
+        },
+    )
+
+
 def retry_stream(
     client: redis.Redis, key: str, ids: list[str], *, request: HttpRequest | None
-) -> tuple[dlq.Outcome, int]:
+) -> tuple[streams.StreamOutcome, int]:
     """Retry stream DLQ entries by id back to their stream; audited like list retries."""
     outcome = streams.retry(client, key, ids)
-    return outcome, _record(request, "dlq.retry", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
+    return outcome, _record_stream(request, "dlq.retry", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
+
+
+def _archive_delete_stream(request: HttpRequest | None) -> streams.Action:
+    return lambda client, key, entries: archive.archive_and_delete_stream(
+        client, key, entries, _username(request)
+    )
+
+
+def delete_stream(
+    client: redis.Redis, key: str, ids: list[str], *, request: HttpRequest | None
+) -> tuple[streams.StreamOutcome, int]:
+    """Archive, then delete stream DLQ entries by id; ids no longer there count as skipped."""
+    found = streams.read(client, key, ids) if ids else []
+    outcome = archive.archive_and_delete_stream(client, key, found, _username(request))
+    if len(ids) > len(found):
+        outcome.skipped["not found (already retried or deleted?)"] += len(ids) - len(found)
+    return outcome, _record_stream(request, "dlq.delete", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
+
+
+def act_on_stream(
+    client: redis.Redis,
+    key: str,
+    *,
+    verb: str,
+    request: HttpRequest | None,
+    after: str = "-",
+    budget_seconds: float = 3.0,
+) -> tuple[streams.StreamOutcome, str, int, int]:
+    """Retry or delete every entry of a stream DLQ after id ``after``, one time-boxed chunk.
+
+    Returns the outcome, the position (continue after this id), how many entries stay at or
+    before it (not retryable), and the audit id.
+    """
+    _check_verb(verb)
+    action = streams.retry_entries if verb == "retry" else _archive_delete_stream(request)
+    outcome, position, kept = streams.sweep(client, key, action, budget_seconds=budget_seconds, after=after)
+    outcome.target = keys.source_queue(key) if verb == "retry" else None
+    audit_id = _record_stream(request, f"dlq.{verb}_all", key, outcome, after=after, position=position)
+    return outcome, position, kept, audit_id
 
 
 def restore(

@@ -21,7 +21,7 @@ from drf_spectacular.renderers import (
     OpenApiYamlRenderer,
     OpenApiYamlRenderer2,
 )
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
@@ -113,13 +113,8 @@ def is_stream(key: str) -> bool:
 
 
 def dlq_key(key: str, verb: str) -> str:
-    """A DLQ the console can retry from or delete from (stream DLQs: retry by id only)."""
+    """A DLQ the console can retry from or delete from: a list DLQ or a stream DLQ."""
     family = keys.classify(known_key(key)).name
-    if family == "stream_dlq" and verb != "retry":
-        raise Problem(
-            f"{_shown(key)} is a stream DLQ: its entries can be retried by id but not {PAST[verb]} yet.",
-            code="stream_not_supported",
-        )
     if family not in inventory.LIST_DLQ_FAMILIES | {"stream_dlq"}:
         raise Problem(
             f"{_shown(key)} is a work queue, not a dead-letter queue: only DLQ entries can be {PAST[verb]}.",
@@ -240,12 +235,20 @@ class ActionSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=64),
         required=False,
         max_length=MAX_IDS,
-        help_text="Entry refs from the items endpoint: '<index>:<id>' or a bare '<id>'.",
+        help_text=(
+            "Entry refs from the items endpoint: '<index>:<id>' or a bare '<id>'; "
+            "for a stream DLQ, entry ids ('<ms>-<seq>')."
+        ),
     )
     all = serializers.BooleanField(required=False, default=False, help_text="Act on every matching entry.")
     filter = FilterSerializer(required=False, help_text="Only with all: true.")
     start = serializers.IntegerField(
         min_value=0, default=0, help_text="Only with all: true: the position a previous answer returned."
+    )
+    after = serializers.RegexField(
+        rf"^(-|{streams.ENTRY_ID.pattern})$",
+        required=False,
+        help_text="Stream DLQs, only with all: true: the position (an entry id) a previous answer returned.",
     )
     nonce = serializers.CharField(
         required=False, allow_blank=True, max_length=64, help_text="Unique per request; a repeat gets 409."
@@ -264,14 +267,28 @@ class ActionSerializer(serializers.Serializer):
             raise serializers.ValidationError("Send either ids or all: true (not both, not neither).")
         if attrs.get("ids") and ("filter" in attrs or attrs["start"]):
             raise serializers.ValidationError("filter and start only apply with all: true.")
+        if attrs.get("ids") and "after" in attrs:
+            raise serializers.ValidationError("after only applies with all: true.")
+        if "after" in attrs and not (attrs["after"] == "-" or streams.is_entry_id(attrs["after"])):
+            raise serializers.ValidationError("after: each part of an entry id must be below 2^64.")
         return attrs
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True})
+class PositionField(serializers.Field):
+    """Where a bulk action continues: a list's position (int) or a stream's last entry id."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class ActionResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     skipped_reasons = serializers.DictField(child=serializers.IntegerField(), help_text="Count per reason.")
     remaining = serializers.IntegerField(help_text="With all: entries after position still to go; else 0.")
-    position = serializers.IntegerField(allow_null=True, help_text="With all: send it back as start.")
+    position = PositionField(
+        help_text="With all: send it back as start (a list DLQ) or as after (a stream DLQ: an entry id)."
+    )
     audit_id = serializers.IntegerField()
     detail = serializers.CharField(help_text="The outcome as a sentence.")
 
@@ -319,6 +336,10 @@ class ArchivedRowSerializer(serializers.Serializer):
     restored_at = serializers.DateTimeField(allow_null=True)
     restored_by = serializers.CharField()
     restored_to = serializers.CharField()
+    kind = serializers.ChoiceField(
+        choices=ArchivedItem.Kind.choices, help_text="list: raw bytes kept; stream: id and fields kept."
+    )
+    entry_id = serializers.CharField(help_text="A stream entry's id when it was deleted ('' for lists).")
 
 
 class ArchiveListSerializer(serializers.Serializer):
@@ -399,7 +420,9 @@ def describe(verb: str, outcome: dlq.Outcome) -> str:
     return outcome.summary("Retried" if verb == "retry" else "Deleted")
 
 
-def action_result(verb: str, outcome: dlq.Outcome, position: int | None, audit_id: int) -> dict[str, Any]:
+def action_result(
+    verb: str, outcome: dlq.Outcome, position: int | str | None, audit_id: int
+) -> dict[str, Any]:
     common = {
         "skipped": outcome.skipped_count,
         "skipped_reasons": dict(outcome.skipped),
@@ -432,6 +455,7 @@ class DlqActionView(ConsoleAPIView):
     def post(self, request: Request, key: str) -> Response:
         key = dlq_key(key, self.verb)
         body = validated(ActionSerializer, request.data)
+        stream_ids = self.stream_ids(key, body)
         filters = filters_of(body)
         client = get_redis()
         if not actions.first_submission(client, body.get("nonce", "")):
@@ -442,8 +466,8 @@ class DlqActionView(ConsoleAPIView):
                 status=409,
             )
         http = django_request(request)
-        if is_stream(key):
-            return self.retry_stream(client, key, body, http)
+        if stream_ids is not None:
+            return self.stream_action(client, key, body, stream_ids, http)
         if body["all"]:
             outcome, position, audit_id = actions.act_on_matching(
                 client, key, filters, verb=self.verb, request=http, start=body["start"]
@@ -452,15 +476,36 @@ class DlqActionView(ConsoleAPIView):
         outcome, audit_id = actions.act_on_selected(client, key, body["ids"], verb=self.verb, request=http)
         return Response(action_result(self.verb, outcome, None, audit_id))
 
-    def retry_stream(
-        self, client: redis.Redis, key: str, body: dict[str, Any], http: HttpRequest
-    ) -> Response:
-        ids = [ref for ref in body.get("ids", []) if streams.ENTRY_ID.fullmatch(ref)]
-        if body["all"] or not ids:
+    @staticmethod
+    def stream_ids(key: str, body: dict[str, Any]) -> list[str] | None:
+        """A stream DLQ's entry ids from the body (``[]`` with all: true); None for a list DLQ."""
+        if not is_stream(key):
+            if "after" in body:
+                raise Problem("after applies to stream DLQs only; a list DLQ continues from start.")
+            return None
+        if "filter" in body or body["start"]:
             raise Problem(
-                "Stream DLQ entries are retried by their stream ids ('<ms>-<seq>'), not with all: true."
+                "A stream DLQ's all: true takes every entry: filter does not apply, and it continues "
+                "from after (the entry id of the previous answer's position), not start."
             )
-        outcome, audit_id = actions.retry_stream(client, key, ids, request=http)
+        bad = [ref for ref in body.get("ids", []) if not streams.is_entry_id(ref)]
+        if bad:
+            raise Problem(
+                f"{bad[0][:40]!r} is not a stream entry id: a stream DLQ's entries are named "
+                "'<ms>-<seq>' (the ids of the items endpoint)."
+            )
+        return list(body.get("ids", []))
+
+    def stream_action(
+        self, client: redis.Redis, key: str, body: dict[str, Any], ids: list[str], http: HttpRequest
+    ) -> Response:
+        if body["all"]:
+            outcome, position, _, audit_id = actions.act_on_stream(
+                client, key, verb=self.verb, request=http, after=body.get("after", "-")
+            )
+            return Response(action_result(self.verb, outcome, position, audit_id))
+        act = actions.retry_stream if self.verb == "retry" else actions.delete_stream
+        outcome, audit_id = act(client, key, ids, request=http)
         return Response(action_result(self.verb, outcome, None, audit_id))
 
 
@@ -474,6 +519,9 @@ With `all`, one request handles one time-boxed chunk (about 3 seconds). While `r
 (and, for retry, `full` is false), send the same body again with `"start"` set to the `position` of
 the previous answer (and a fresh nonce, if you use nonces). Every request writes an audit entry
 (`audit_id`).
+
+Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
+(no `filter`), and its `position` is an entry id: send it back as `"after"`.
 """
 
 
@@ -513,8 +561,10 @@ class RestoreView(ConsoleAPIView):
     """Put archived entries back: to their DLQ, or (``to_source``) their job to the source queue.
 
     Rows that are not archived any more (already restored) or whose job cannot be read are counted in
-    ``not_restored``; with ``to_source``, a full source queue also leaves rows archived. Needs the
-    delete_items permission.
+    ``not_restored``; with ``to_source``, a full source queue also leaves rows archived. Stream entries
+    are added again with new ids: all their fields to the DLQ stream, or to the source stream only the
+    original ones (without original_message_id, dlq_reason, dlq_timestamp, delivery_count); nothing
+    is trimmed. Needs the delete_items permission.
     """
 
     permission_classes = [requires("delete_items")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import redis
 from django.db import transaction
@@ -17,11 +18,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from console.models import ArchivedItem
-from queues import dlq, keys
+from queues import dlq, keys, streams
 from queues.conf import conf
 from queues.scripts import fence, new_token, push_entries
 
 State = ArchivedItem.State
+Kind = ArchivedItem.Kind
 
 
 def archive_and_delete(
@@ -52,6 +54,44 @@ def _archive_batch(client: redis.Redis, key: str, entries: Sequence[dlq.Entry], 
     outcome = dlq.delete(client, key, entries, token=token)
     deleted = {id(entry) for entry in outcome.moved}
     _settle_deleted(token, [i for i, entry in enumerate(entries) if id(entry) in deleted])
+    return outcome
+
+
+def archive_and_delete_stream(
+    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str
+) -> streams.StreamOutcome:
+    """The same for stream entries: rows (id and fields) committed as pending, XDEL by id, settle."""
+    outcome = streams.StreamOutcome(key, None)
+    for start in range(0, len(entries), streams.BATCH_SIZE):
+        part = _archive_stream_batch(client, key, entries[start : start + streams.BATCH_SIZE], username)
+        streams.merge(outcome, part)
+    outcome.remaining = None
+    return outcome
+
+
+def _archive_stream_batch(
+    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str
+) -> streams.StreamOutcome:
+    token = new_token()
+    rows = []
+    for i, entry in enumerate(entries):
+        raw = entry.archived()
+        rows.append(
+            ArchivedItem(
+                key=key,
+                kind=Kind.STREAM,
+                entry_id=entry.id,
+                raw=raw,
+                fingerprint=dlq.fingerprint(raw),
+                size=entry.size,
+                deleted_by=username,
+                operation=token,
+                batch_index=i,
+            )
+        )
+    ArchivedItem.objects.bulk_create(rows)
+    outcome = streams.delete_entries(client, key, entries, token=token)
+    _settle_deleted(token, [i for i, status in enumerate(outcome.statuses) if status == "ok"])
     return outcome
 
 
@@ -91,7 +131,7 @@ def restore(
     client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool = False
 ) -> dict[str, int]:
     """Put archived entries back (to their DLQ, or their job straight to the source queue)."""
-    groups: dict[str, tuple[str, list[bytes]]] = {}
+    groups: dict[tuple[str, str], tuple[str, list[Any]]] = {}
     rows = ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
     for row in rows:
         try:
@@ -99,7 +139,7 @@ def restore(
         except dlq.NotRetryable:
             continue  # cannot become a job again; it stays archived
         target = _target(row, to_source)
-        token, payloads = groups.setdefault(target, (new_token(), []))
+        token, payloads = groups.setdefault((target, row.kind), (new_token(), []))
         # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
         # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
         claimed = ArchivedItem.objects.filter(pk=row.pk, state=State.ARCHIVED).update(
@@ -113,9 +153,12 @@ def restore(
         if claimed:
             payloads.append(payload)
     restored = 0
-    for target, (token, payloads) in groups.items():
+    for (target, kind), (token, payloads) in groups.items():
         limit = conf("QUEUE_MAX_SIZE") if to_source else 0
-        pushed = max(push_entries(client, target, payloads, limit, token), 0)
+        if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
+            pushed = max(streams.push_entries(client, target, payloads, limit, token), 0)
+        else:
+            pushed = max(push_entries(client, target, payloads, limit, token), 0)
         _settle_restored(token, pushed)
         restored += pushed
     return {"restored": restored, "not_restored": len(ids) - restored}
@@ -125,6 +168,20 @@ def _target(row: ArchivedItem, to_source: bool) -> str:
     return (keys.source_queue(row.key) or row.key) if to_source else row.key
 
 
-def _payload(row: ArchivedItem, to_source: bool) -> bytes:
+def _payload(row: ArchivedItem, to_source: bool) -> bytes | streams.Fields:
     raw = bytes(row.raw)
+    if row.kind == Kind.STREAM:
+        return _stream_fields(raw, to_source)
     return dlq.Entry.of(row.key, -1, raw).retry_payload() if to_source else raw
+
+
+def _stream_fields(raw: bytes, to_source: bool) -> streams.Fields:
+    """The fields to XADD: all of them back to the DLQ stream, the original ones to the source."""
+    try:
+        entry = streams.Stored.from_archive(raw)
+    except ValueError as exc:
+        raise dlq.NotRetryable(str(exc)) from None
+    fields = entry.job_fields if to_source else entry.fields
+    if not fields:
+        raise dlq.NotRetryable(dlq.STATUS_REASONS["empty"])
+    return fields

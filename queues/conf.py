@@ -16,6 +16,8 @@ DEFAULTS: dict[str, Any] = {
     "OVERVIEW_CACHE_SECONDS": 10,
     "KEY_FAMILIES": None,  # None = queues.keys.DEFAULT_FAMILIES
     "DISPLAY_LIMIT": 4096,
+    "SELECTION_LIMIT": 1000,  # entries one DLQ selection across pages may hold
+    "CONSUMER_IDLE_SECONDS": 60,  # a group whose consumers are all idle longer is flagged
 }
 
 

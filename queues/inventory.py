@@ -1,4 +1,8 @@
-"""Every queue and DLQ of both layouts with depth, fill ratio and oldest-item age, in one round trip."""
+"""Every queue and DLQ of both layouts with depth, fill ratio and oldest-item age, in one round trip.
+
+Streams add their consumer groups; a second round trip, only when there are groups, reads every
+group's consumers (XINFO CONSUMERS) at once.
+"""
 
 from __future__ import annotations
 
@@ -100,6 +104,12 @@ def list_queues(client: redis.Redis) -> list[QueueInfo]:
     return _measure(client, [_info(key, family) for key, family in found])
 
 
+def measure(client: redis.Redis, found: dict[str, str]) -> list[QueueInfo]:
+    """``list_queues`` for keys already found (key -> family, see ``queue_keys``): no SCAN."""
+    ordered = sorted(found.items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
+    return _measure(client, [_info(key, family) for key, family in ordered])
+
+
 def describe(client: redis.Redis, key: str) -> QueueInfo:
     """The same facts for one queue or DLQ key (no SCAN)."""
     return _measure(client, [_info(key, keys.classify(key).name)])[0]
@@ -123,11 +133,44 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
             info.oldest_age_seconds = oldest_age(extra if isinstance(extra, bytes) else None, now)
         elif isinstance(extra, list):
             info.groups = [_group(group) for group in extra]
+    _add_consumers(client, infos)
     return infos
 
 
-def _group(group: dict[Any, Any]) -> dict[str, Any]:
-    def text(value: Any) -> Any:
-        return value.decode() if isinstance(value, bytes) else value
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
-    return {text(k): text(v) for k, v in group.items()}
+
+def _group(group: dict[Any, Any]) -> dict[str, Any]:
+    return {_text(k): _text(v) for k, v in group.items()}
+
+
+def _add_consumers(client: redis.Redis, infos: list[QueueInfo]) -> None:
+    """Each group's consumers with pending count and idle times, for all groups in one pipeline.
+
+    ``idle_consumers`` flags a group whose consumers have all been idle (no read or claim
+    attempted) longer than ``CONSUMER_IDLE_SECONDS``; a group without consumers is not flagged.
+    """
+    groups = [(info.key, group) for info in infos for group in info.groups]
+    if not groups:
+        return
+    pipe = client.pipeline(transaction=False)
+    for key, group in groups:
+        pipe.xinfo_consumers(key, str(group.get("name", "")))
+    threshold = float(conf("CONSUMER_IDLE_SECONDS"))
+    for (_, group), reply in zip(groups, pipe.execute(raise_on_error=False), strict=True):
+        consumers = [_consumer(c) for c in reply] if isinstance(reply, list) else []
+        group["consumer_details"] = consumers
+        group["idle_consumers"] = bool(consumers) and all(c["idle_seconds"] > threshold for c in consumers)
+
+
+def _consumer(reply: dict[Any, Any]) -> dict[str, Any]:
+    """XINFO CONSUMERS' fields in seconds; ``inactive`` is reported by Redis 7.2 and later only."""
+    fields = _group(reply)
+    inactive = fields.get("inactive")
+    return {
+        "name": str(fields.get("name", "")),
+        "pending": int(fields.get("pending") or 0),
+        "idle_seconds": int(fields.get("idle") or 0) / 1000,
+        "inactive_seconds": inactive / 1000 if isinstance(inactive, int) and inactive >= 0 else None,
+    }

@@ -1,23 +1,51 @@
-"""Streams and stream DLQs: pages of entries by id, and retry back to the stream in Lua."""
+"""Streams and stream DLQs: pages of entries by id; retry, delete and restore in Lua.
+
+An entry is named by its id. Stream entries never change once added, so the fields read by id
+are exactly the fields that a later XDEL by that id removes: archiving them first is exact.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from queues import dlq
 from queues.conf import conf
-from queues.scripts import script
+from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, script
 
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
 ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, "<ms>-<seq>"
+MAX_ID_PART = 2**64 - 1
+BATCH_SIZE = dlq.BATCH_SIZE  # ids per Lua call
+KEPT_COUNT_LIMIT = 1000  # entries left behind a sweep's position that are counted exactly
+STOP_STATUSES = ("full", "aborted")
+ARCHIVE_FORMAT = 1
+
+Fields = tuple[tuple[bytes, bytes], ...]
 
 
 def as_text(value: bytes | str) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def is_entry_id(text: str) -> bool:
+    """``<ms>-<seq>`` with both parts in Redis's 64-bit range (anything else makes XDEL raise)."""
+    if not ENTRY_ID.fullmatch(text):
+        return False
+    ms, seq = text.split("-")
+    return int(ms) <= MAX_ID_PART and int(seq) <= MAX_ID_PART
+
+
+def entry_ids(values: Sequence[str]) -> list[str]:
+    """The valid entry ids among ``values``, de-duplicated, in order."""
+    return list(dict.fromkeys(v.strip() for v in values if is_entry_id(v.strip())))
 
 
 @dataclass(frozen=True)
@@ -28,6 +56,62 @@ class StreamEntry:
     @property
     def job(self) -> dict[str, str]:
         return {k: v for k, v in self.fields.items() if k not in DLQ_FIELDS}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stream entry as Redis holds it: its id and the exact bytes of its fields, in order."""
+
+    id: str
+    fields: Fields
+
+    @classmethod
+    def of(cls, entry_id: bytes | str, fields: Mapping[Any, Any]) -> Stored:
+        return cls(as_text(entry_id), tuple((dlq.as_bytes(k), dlq.as_bytes(v)) for k, v in fields.items()))
+
+    @property
+    def size(self) -> int:
+        return sum(len(name) + len(value) for name, value in self.fields)
+
+    @property
+    def job_fields(self) -> Fields:
+        """The original fields: without those the DLQ added (what a retry re-adds to the stream)."""
+        return tuple((k, v) for k, v in self.fields if as_text(k) not in DLQ_FIELDS)
+
+    @property
+    def text(self) -> StreamEntry:
+        return StreamEntry(self.id, {as_text(k): as_text(v) for k, v in self.fields})
+
+    def archived(self) -> bytes:
+        """What an archive row keeps: ``{"id", "fields"}`` as JSON, the fields as text when every
+        name and value is UTF-8, else all of them base64 with ``"encoding": "base64"``."""
+        record: dict[str, Any] = {"format": ARCHIVE_FORMAT, "id": self.id}
+        try:
+            record["fields"] = {k.decode("utf-8"): v.decode("utf-8") for k, v in self.fields}
+        except UnicodeDecodeError:
+            record["encoding"] = "base64"
+            record["fields"] = {_b64(k): _b64(v) for k, v in self.fields}
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_archive(cls, raw: bytes) -> Stored:
+        """The entry an archive row holds; ``ValueError`` when the row is not one."""
+        try:
+            record = json.loads(raw)
+            entry_id, fields = record["id"], record["fields"]
+            if not (isinstance(entry_id, str) and isinstance(fields, dict)):
+                raise TypeError
+            if record.get("encoding") == "base64":
+                pairs = tuple((base64.b64decode(k), base64.b64decode(v)) for k, v in fields.items())
+            else:
+                pairs = tuple((str(k).encode(), str(v).encode()) for k, v in fields.items())
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError("not an archived stream entry") from exc
+        return cls(entry_id, pairs)
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -55,16 +139,154 @@ def page(
     return StreamPage(key, int(total), entries, next_id)
 
 
-def retry(client: redis.Redis, key: str, ids: list[str]) -> dlq.Outcome:
-    """Move stream DLQ entries back to their stream with their original fields."""
+def read(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
+    """The entries with these ids that are still in the stream, in the order asked (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xrange(key, min=entry_id, max=entry_id, count=1)
+    return [Stored.of(*rows[0]) for rows in pipe.execute() if rows]
+
+
+def entries_after(client: redis.Redis, key: str, after: str, count: int) -> list[Stored]:
+    rows: Any = client.xrange(key, min="-" if after == "-" else f"({after}", max="+", count=count)
+    return [Stored.of(entry_id, fields) for entry_id, fields in rows]
+
+
+def length(client: redis.Redis, key: str) -> int:
+    return int(client.xlen(key))
+
+
+@dataclass
+class StreamOutcome(dlq.Outcome):
+    """A stream action's outcome: ``acted`` are the entries retried or deleted, ``statuses`` one
+    script status per entry handed to the action, in order."""
+
+    acted: list[Stored] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+
+    def tally(self, status: str, entry: Stored) -> None:
+        self.count(status)
+        self.statuses.append(status)
+        if status == "ok":
+            self.acted.append(entry)
+
+
+def merge(total: StreamOutcome, part: StreamOutcome) -> None:
+    dlq.merge(total, part)
+    total.acted.extend(part.acted)
+    total.statuses.extend(part.statuses)
+
+
+def _texts(statuses: Any) -> list[str]:
+    return [as_text(status) if isinstance(status, bytes | str) else str(status) for status in statuses]
+
+
+def retry_entries(client: redis.Redis, key: str, entries: Sequence[Stored]) -> StreamOutcome:
+    """Move entries back to their stream with their original fields, ``BATCH_SIZE`` ids per call.
+
+    The script checks each id is still there (XRANGE id id) in the same atomic step as the XADD
+    and XDEL, so an entry is never retried twice (two tabs, two operators, a replayed request).
+    """
     target = dlq.target_of(key)
-    outcome = dlq.Outcome(key, target)
-    if not ids:
-        return outcome
-    statuses = script(client, "stream_retry")(keys=[key, target], args=[conf("QUEUE_MAX_SIZE"), *ids])
-    for status in statuses:
-        outcome.count(as_text(status))
+    outcome = StreamOutcome(key, target)
+    for start in range(0, len(entries), BATCH_SIZE):
+        chunk = entries[start : start + BATCH_SIZE]
+        ids = [entry.id for entry in chunk]
+        statuses = script(client, "stream_retry")(keys=[key, target], args=[conf("QUEUE_MAX_SIZE"), *ids])
+        for entry, status in zip(chunk, _texts(statuses), strict=True):
+            outcome.tally(status, entry)
+        if outcome.full:
+            break
     return outcome
+
+
+def retry(client: redis.Redis, key: str, ids: Sequence[str]) -> StreamOutcome:
+    """Retry stream DLQ entries by id; ids no longer there count as skipped."""
+    found = read(client, key, ids) if ids else []
+    outcome = retry_entries(client, key, found)
+    for _ in range(len(ids) - len(found)):
+        outcome.count("missing")
+    return outcome
+
+
+def delete_entries(
+    client: redis.Redis, key: str, entries: Sequence[Stored], token: str | None = None
+) -> StreamOutcome:
+    """XDEL the entries by id in one call named by ``token`` (``queues.archive`` archives them first)."""
+    outcome = StreamOutcome(key, None)
+    if not entries:
+        return outcome
+    if len(entries) > BATCH_SIZE:
+        raise ValueError(f"at most {BATCH_SIZE} entries per call")
+    keys_ = [key, receipt_key(token or new_token())]
+    statuses = _texts(
+        script(client, "stream_delete")(keys=keys_, args=[RECEIPT_SECONDS, *[e.id for e in entries]])
+    )
+    if statuses == [ABORTED]:
+        statuses = [ABORTED] * len(entries)
+    for entry, status in zip(entries, statuses, strict=True):
+        outcome.tally(status, entry)
+    return outcome
+
+
+def push_entries(
+    client: redis.Redis, target: str, entries: Sequence[Fields], max_len: int = 0, token: str | None = None
+) -> int:
+    """XADD entries (their fields) while the stream has room; how many were added (-1: aborted)."""
+    if not entries:
+        return 0
+    args: list[bytes | int] = [max_len, RECEIPT_SECONDS]
+    for fields in entries:
+        args.append(len(fields))
+        for name, value in fields:
+            args += [name, value]
+    keys_ = [target, receipt_key(token or new_token())]
+    return int(script(client, "stream_push")(keys=keys_, args=args))
+
+
+Action = Callable[[redis.Redis, str, Sequence[Stored]], StreamOutcome]
+
+
+def sweep(
+    client: redis.Redis, key: str, action: Action, *, budget_seconds: float = 5.0, after: str = "-"
+) -> tuple[StreamOutcome, str, int]:
+    """Apply ``action`` to the entries after id ``after``, ``BATCH_SIZE`` at a time, within a budget.
+
+    Returns the outcome, the position (the last id dealt with: a follow-up call continues after
+    it) and how many entries are still in the stream at or before it (left there, e.g. with no
+    original fields to re-add). ``remaining`` counts the entries after the position. When the
+    target fills up (or a call was fenced off) the position stops before that entry.
+    """
+    deadline = time.monotonic() + budget_seconds
+    outcome = StreamOutcome(key, None)
+    position, exhausted = after, False
+    while True:  # at least one batch per call, so every call makes progress
+        batch = entries_after(client, key, position, BATCH_SIZE)
+        if not batch:
+            exhausted = True
+            break
+        part = action(client, key, batch)
+        merge(outcome, part)
+        stop = next((i for i, s in enumerate(part.statuses) if s in STOP_STATUSES), None)
+        if stop is not None:
+            position = batch[stop - 1].id if stop else position
+            break
+        position = batch[-1].id
+        if time.monotonic() >= deadline:
+            break
+    kept, total = _kept(client, key, position)
+    outcome.remaining = 0 if exhausted else max(total - kept, 0)
+    return outcome, position, kept
+
+
+def _kept(client: redis.Redis, key: str, position: str) -> tuple[int, int]:
+    """Entries at or before ``position`` (exact up to ``KEPT_COUNT_LIMIT``) and the stream's length."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(key)
+    if position != "-":
+        pipe.xrange(key, min="-", max=position, count=KEPT_COUNT_LIMIT)
+    replies = pipe.execute()
+    return (len(replies[1]) if position != "-" else 0), int(replies[0])
 
 
 def as_json(entry: StreamEntry) -> dict[str, Any]:

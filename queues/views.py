@@ -24,8 +24,9 @@ from django.views.decorators.http import require_POST, require_safe
 from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
-from queues import actions, dlq, inventory, keys, streams, validation
+from queues import actions, dlq, inventory, keys, selection, streams, validation
 from queues.actions import BadFilter, Filters
+from queues.conf import conf
 from queues.forms import (
     MAX_SELECTED,
     PAGE_SIZES,
@@ -37,7 +38,7 @@ from queues.forms import (
     selected_ids,
     selected_refs,
 )
-from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of
+from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
 from queues.search import Scan, search
 
 BULK_BUDGET_SECONDS = 3.0
@@ -46,6 +47,8 @@ ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
 DUPLICATE = "This action was already submitted; nothing was done twice."
+SELECTION_OPS = ("sync", "add", "remove", "clear")
+CONFIRM_ROWS = 10  # selected entries listed on a confirmation page; the rest are counted
 
 
 # --- Keys, permissions and small text helpers --------------------------------------------------------
@@ -114,6 +117,29 @@ def with_query(query: QueryDict, **changes: str | None) -> str:
 def items_url(key: str, query: str = "") -> str:
     url = reverse("admin:queue_items", args=[key])
     return f"{url}?{query}" if query else url
+
+
+def selection_url(key: str, verb: str, back: str) -> str:
+    url = reverse("admin:queue_selection_act", args=[key, verb])
+    return f"{url}?{urlencode({'back': back})}" if back else url
+
+
+def may_select(request: HttpRequest, target: Target) -> bool:
+    """Who may keep a selection of a DLQ's entries: someone who may retry or delete them."""
+    return target.actionable and any(
+        request.user.has_perm(perm(codename)) for codename in ("retry_items", "delete_items")
+    )
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def refuse(sentence: str, json_wanted: bool) -> HttpResponse:
+    """A 400 that says what was wrong with the request, as JSON for scripts."""
+    if json_wanted:
+        return JsonResponse({"error": "bad_request", "detail": sentence}, status=400)
+    return HttpResponse(sentence, status=400, content_type="text/plain; charset=utf-8")
 
 
 def report(request: HttpRequest, outcome: dlq.Outcome, verb: str) -> None:
@@ -228,9 +254,21 @@ class QueuePages:
                 name="queue_edit",
             ),
             path("queues/<path:key>/selected/<str:verb>/", view(self.selected), name="queue_selected"),
+            path("queues/<path:key>/selection/", view(require_POST(self.select)), name="queue_selection"),
+            path(
+                "queues/<path:key>/selection/<str:verb>/",
+                view(self.selection_act),
+                name="queue_selection_act",
+            ),
             path(
                 "queues/<path:key>/stream-retry/", view(require_POST(self.stream_retry)), name="stream_retry"
             ),
+            path(
+                "queues/<path:key>/stream-selected/<str:verb>/",
+                view(self.stream_selected),
+                name="stream_selected",
+            ),
+            path("queues/<path:key>/stream-all/<str:verb>/", view(self.stream_all), name="stream_all"),
             path("queues/<path:key>/matching/<str:verb>/", view(self.matching), name="queue_matching"),
             path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
             path("archive/", view(require_safe(self.archive)), name="archive"),
@@ -247,40 +285,44 @@ class QueuePages:
 
     def queue_list(self, request: HttpRequest) -> HttpResponse:
         queues = inventory.list_queues(get_redis())
-        return self.render(request, "queue_list.html", "Queues", {"queues": queues})
+        context = {"queues": queues, "idle_limit": conf("CONSUMER_IDLE_SECONDS")}
+        return self.render(request, "queue_list.html", "Queues", context)
 
     def items(self, request: HttpRequest, key: str) -> HttpResponse:
         target = queue_target(key)
         browse = Browse.from_query(request.GET)
         context: dict[str, Any] = {"target": target, "browse": browse, "sizes": PAGE_SIZES}
         context |= {"back": back_query(request.GET), "filter_query": filter_query(request.GET)}
+        context["selection"] = self._selection(request, target) if may_select(request, target) else None
+        context["idle_limit"] = conf("CONSUMER_IDLE_SECONDS")
         if target.is_stream:
             return self._stream_items(request, target, browse, context)
         try:
             filters = Filters.from_query(request.GET) if target.is_dlq else Filters()
         except BadFilter as exc:
             return self.render(request, "items.html", key, {**context, "filter_error": str(exc)})
-        context |= {"listing": listing(request, target, browse, filters), "filters": filters}
+        shown = listing(request, target, browse, filters)
+        context |= {"listing": shown, "filters": filters}
+        if context["selection"] is not None:
+            context["selected_here"] = sum(row.entry.id in context["selection"] for row in shown.rows)
         return self.render(request, "items.html", key, context)
 
     def _stream_items(
         self, request: HttpRequest, target: Target, browse: Browse, context: dict[str, Any]
     ) -> HttpResponse:
         after = request.GET.get("after", "-")
-        if not streams.ENTRY_ID.fullmatch(after):
+        if not streams.is_entry_id(after):
             after = "-"
         client = get_redis()
         info = inventory.describe(client, target.key)
         page = streams.page(
             client, target.key, after=after, limit=browse.size, newest_first=browse.newest_first
         )
-        rows = [
-            (entry, [(k, clip(v, ROW_LIMIT, one_line=True)) for k, v in entry.fields.items()])
-            for entry in page.entries
-        ]
+        rows = stream_rows(page.entries)
         more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
         context |= {"stream": info, "stream_rows": rows, "stream_total": page.total, "more_url": more}
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
+        context["back"] = stream_back(request.GET)
         return self.render(request, "items.html", target.key, context)
 
     def stream_retry(self, request: HttpRequest, key: str) -> HttpResponse:
@@ -289,7 +331,7 @@ class QueuePages:
         require(request, "retry_items")
         if target.family != "stream_dlq":
             raise Http404("Only stream DLQs are retried by entry id.")
-        ids = [i for i in request.POST.getlist("id") if streams.ENTRY_ID.fullmatch(i)][:MAX_SELECTED]
+        ids = streams.entry_ids(request.POST.getlist("id"))[:MAX_SELECTED]
         back = items_url(target.key, back_query(request.POST))
         client = get_redis()
         if not ids:
@@ -299,6 +341,82 @@ class QueuePages:
         else:
             report(request, actions.retry_stream(client, target.key, ids, request=request)[0], "retry")
         return HttpResponseRedirect(back)
+
+    def stream_selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
+        """Stream DLQ entries picked by id: GET confirms (what, how many), POST retries or deletes."""
+        target = stream_dlq_target(key, verb)
+        require(request, VERBS[verb][0])
+        data = request.POST if request.method == "POST" else request.GET
+        ids, back = streams.entry_ids(data.getlist("id")), items_url(target.key, stream_back(data))
+        if not ids or len(ids) > MAX_SELECTED:
+            messages.warning(request, f"Select between 1 and {MAX_SELECTED} stream entries first.")
+            return HttpResponseRedirect(back)
+        client = get_redis()
+        if request.method == "POST":
+            if not actions.first_submission(client, data.get("nonce", "")):
+                messages.warning(request, DUPLICATE)
+            else:
+                act = actions.retry_stream if verb == "retry" else actions.delete_stream
+                report(request, act(client, target.key, ids, request=request)[0], verb)
+            return HttpResponseRedirect(back)
+        found = streams.read(client, target.key, ids)
+        if not found:
+            messages.warning(request, f"None of the selected entries is still in {target.key}.")
+            return HttpResponseRedirect(back)
+        context = {"ids": [e.id for e in found], "missing": len(ids) - len(found), "count": len(found)}
+        context |= {"stream_rows": stream_rows([e.text for e in found]), "back": stream_back(data)}
+        context |= {"sentence": selected_sentence(target, verb, len(found))}
+        context["action"] = reverse("admin:stream_selected", args=[target.key, verb])
+        return self._stream_confirm(request, target, verb, context)
+
+    def stream_all(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
+        """Retry or delete every entry of a stream DLQ: GET confirms, POST runs one chunk."""
+        target = stream_dlq_target(key, verb)
+        require(request, VERBS[verb][0])
+        if request.method == "POST":
+            return self._stream_chunk(request, target, verb)
+        count = streams.length(get_redis(), target.key)
+        context = {"sentence": confirm_sentence(target, verb, count, None, ""), "count": count, "all": True}
+        context |= {"back": stream_back(request.GET)}
+        context["action"] = reverse("admin:stream_all", args=[target.key, verb])
+        return self._stream_confirm(request, target, verb, context)
+
+    def _stream_confirm(
+        self, request: HttpRequest, target: Target, verb: str, context: dict[str, Any]
+    ) -> HttpResponse:
+        title = f"{VERBS[verb][2]} entries of {target.key}"
+        context |= {"target": target, "verb": verb, "nonce": new_nonce()}
+        return self.render(request, "stream_confirm.html", title, context)
+
+    def _stream_chunk(self, request: HttpRequest, target: Target, verb: str) -> HttpResponse:
+        """One time-boxed chunk of a stream retry-all or delete-all, resumed after the id in ``start``."""
+        client, data, as_json = get_redis(), request.POST, wants_json(request)
+        back = items_url(target.key, stream_back(data))
+        after = data.get("start", "-").strip() or "-"
+        if after != "-" and not streams.is_entry_id(after):
+            sentence = f"'start' must be a stream entry id like 1700000000000-0, not {after[:40]!r}."
+            if as_json:
+                return refuse(sentence, True)
+            messages.error(request, sentence)
+            return HttpResponseRedirect(back)
+        if not actions.first_submission(client, data.get("nonce", "")):
+            if as_json:
+                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(back)
+        chunk, position, kept, _ = actions.act_on_stream(
+            client, target.key, verb=verb, request=request, after=after, budget_seconds=BULK_BUDGET_SECONDS
+        )
+        tally = Tally.parse(data.get("tally")).add(chunk, kept)
+        state = Progress(target, verb, chunk, tally, kept, back, after=position)
+        if as_json:
+            return JsonResponse(state.as_json())
+        if state.finished:
+            report(request, tally.outcome(chunk), verb)
+            return HttpResponseRedirect(back)
+        context = {"target": target, "verb": verb, "state": state, "back": stream_back(data)}
+        context |= {"filter_fields": [], "action_url": reverse("admin:stream_all", args=[target.key, verb])}
+        return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
     def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
         target = queue_target(key)
@@ -373,6 +491,97 @@ class QueuePages:
         outcome, _ = actions.act_on_selected(client, target.key, refs, verb=verb, request=request)
         report(request, outcome, verb)
         return HttpResponseRedirect(back)
+
+    # --- A selection across pages (kept in the session, per user and DLQ) ---------------------------
+
+    def _selection(self, request: HttpRequest, target: Target) -> selection.Selection:
+        return selection.Selection(request.session, request.user.pk, target.key)
+
+    def select(self, request: HttpRequest, key: str) -> HttpResponse:
+        """Change the selection (POST only): sync this page's ticks, add, remove or clear.
+
+        ``then=retry|delete`` goes on to the confirmation page; JSON answers for select.js.
+        """
+        target = dlq_target(key, "retry")
+        if not may_select(request, target):
+            raise PermissionDenied
+        data, as_json = request.POST, wants_json(request)
+        then, op = data.get("then", ""), data.get("op", "sync")
+        if then and then not in VERBS:
+            return refuse(f"Unknown action {then[:20]!r}: use retry or delete.", as_json)
+        if then:
+            require(request, VERBS[then][0])
+        if op not in SELECTION_OPS:
+            return refuse(f"Unknown selection change {op[:20]!r}: use sync, add, remove or clear.", as_json)
+        try:
+            shown, ticked = selection.parse(data.getlist("shown")), selection.parse(data.getlist("ref"))
+        except selection.BadRef as exc:
+            return refuse(str(exc), as_json)
+        chosen = self._selection(request, target)
+        refused: list[str] = []
+        if op == "clear":
+            chosen.clear()
+        elif op == "remove":
+            chosen.remove(ticked)
+        else:
+            refused = chosen.add(ticked) if op == "add" else chosen.sync(shown, ticked)
+        chosen.save()
+        note = selection.full_message(len(refused)) if refused else ""
+        if as_json:
+            return JsonResponse({"count": len(chosen), "refused": refused, "message": note})
+        if note:
+            messages.warning(request, note)
+        back = back_query(data)
+        if then and chosen:
+            return HttpResponseRedirect(selection_url(target.key, then, back))
+        if then:
+            messages.warning(request, f"Tick the entries to {then} first.")
+        return HttpResponseRedirect(items_url(target.key, back))
+
+    def selection_act(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
+        """GET: what the selection across pages is and what will happen; POST: do it, then clear it."""
+        target = dlq_target(key, verb)
+        require(request, VERBS[verb][0])
+        data = request.POST if request.method == "POST" else request.GET
+        back = back_query(data)
+        client, chosen = get_redis(), self._selection(request, target)
+        if request.method == "POST" and not actions.first_submission(client, data.get("nonce", "")):
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(items_url(target.key, back))
+        if not chosen:
+            messages.warning(request, f"Nothing is selected in {target.key}: tick entries first.")
+            return HttpResponseRedirect(items_url(target.key, back))
+        if request.method == "POST":
+            return self._act_on_selection(request, target, verb, chosen, back)
+        entries = selection.resolve(client, target.key, chosen.refs)
+        if not entries:
+            messages.warning(
+                request,
+                f"None of the {len(chosen)} selected entries is still in {target.key} "
+                "(retried, deleted or moved far); clear the selection.",
+            )
+            return HttpResponseRedirect(items_url(target.key, back))
+        context = {"rows": [row_of(e, True) for e in entries[:CONFIRM_ROWS]], "count": len(entries)}
+        context |= {"more": max(len(entries) - CONFIRM_ROWS, 0), "missing": len(chosen) - len(entries)}
+        context |= {"sentence": selected_sentence(target, verb, len(entries)), "back": back}
+        return self._confirm(request, target, verb, context | {"digest": chosen.digest})
+
+    def _act_on_selection(
+        self, request: HttpRequest, target: Target, verb: str, chosen: selection.Selection, back: str
+    ) -> HttpResponse:
+        if request.POST.get("selection") != chosen.digest:
+            messages.warning(
+                request,
+                "The selection changed after this confirmation page was shown (in another tab?); "
+                "check it again.",
+            )
+            return HttpResponseRedirect(selection_url(target.key, verb, back))
+        refs = chosen.refs
+        outcome, _ = actions.act_on_selected(get_redis(), target.key, refs, verb=verb, request=request)
+        chosen.remove(refs)
+        chosen.save()
+        report(request, outcome, verb)
+        return HttpResponseRedirect(items_url(target.key, back))
 
     def matching(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
         target = dlq_target(key, verb)
@@ -455,7 +664,11 @@ class QueuePages:
         row = get_object_or_404(ArchivedItem, pk=pk)
         entry = dlq.Entry.of(row.key, -1, bytes(row.raw))
         is_dlq = keys.classify(row.key).name in inventory.QUEUE_FAMILIES
+        if row.kind == ArchivedItem.Kind.STREAM:
+            is_dlq = False  # its raw bytes are the archive's JSON of the entry, not a JobFailure
         context = {**entry_context(entry, is_dlq), "item": row, "nonce": new_nonce()}
+        if row.kind == ArchivedItem.Kind.STREAM:
+            context |= stream_facts(bytes(row.raw))
         return self.render(request, "archive_item.html", f"Archived entry #{row.pk} of {row.key}", context)
 
     def restore(self, request: HttpRequest) -> HttpResponse:
@@ -490,6 +703,7 @@ class Progress:
     tally: Tally
     position: int
     back: str
+    after: str = ""  # a stream's position: the last entry id dealt with (``position`` counts those kept)
 
     @property
     def handled(self) -> int:
@@ -508,6 +722,11 @@ class Progress:
     def nonce(self) -> str:
         return new_nonce()
 
+    @property
+    def resume(self) -> int | str:
+        """What the next chunk is sent as ``start``: a list's position, a stream's last id."""
+        return self.after or self.position
+
     def as_json(self) -> dict[str, Any]:
         clean = not self.chunk.full and not self.tally.skipped
         return {
@@ -518,7 +737,7 @@ class Progress:
             "handled": self.handled,
             "planned": self.tally.planned,
             "remaining": self.chunk.remaining,
-            "start": self.position,
+            "start": self.resume,
             "nonce": self.nonce,
             "tally": self.tally.dumps(),
             "back": self.back,
@@ -548,10 +767,45 @@ def confirm_sentence(target: Target, verb: str, count: int, counted: Scan | None
     )
 
 
+def stream_facts(raw: bytes) -> dict[str, Any]:
+    """An archived stream entry's id and DLQ fields ("What failed") and original fields (the job)."""
+    try:
+        entry = streams.Stored.from_archive(raw).text
+    except ValueError:
+        return {}
+    failed = [("entry id", entry.id)] + [(k, v) for k, v in entry.fields.items() if k in streams.DLQ_FIELDS]
+    return {"facts": shown(failed), "job_facts": shown(list(entry.job.items()))}
+
+
+def stream_dlq_target(key: str, verb: str) -> Target:
+    target = queue_target(key)
+    if target.family != "stream_dlq" or verb not in VERBS:
+        raise Http404("Only stream DLQ entries can be retried or deleted here.")
+    return target
+
+
+def stream_back(data: QueryDict) -> str:
+    """The stream page's state (page size, order, and the id it was paged ``after``)."""
+    source = QueryDict(str(data.get("back", ""))) if data.get("back") else data
+    kept = QueryDict(back_query(source), mutable=True)
+    after = str(source.get("after", ""))
+    if streams.is_entry_id(after):
+        kept["after"] = after
+    return kept.urlencode()
+
+
+StreamRow = tuple[streams.StreamEntry, list[tuple[str, str]]]
+
+
+def stream_rows(entries: list[streams.StreamEntry]) -> list[StreamRow]:
+    """Each entry with its fields cut to one line, for the stream and confirmation pages."""
+    return [(e, [(k, clip(v, ROW_LIMIT, one_line=True)) for k, v in e.fields.items()]) for e in entries]
+
+
 def selected_sentence(target: Target, verb: str, count: int) -> str:
     to = f" to {target.source}" if verb == "retry" else ""
     noun = "entry" if count == 1 else "entries"
-    return f"{VERBS[verb][2]} {count} selected {noun} of {target.key}{to}."
+    return f"{VERBS[verb][2]} {count:,} selected {noun} of {target.key}{to}."
 
 
 def describe(filters: Filters) -> str:

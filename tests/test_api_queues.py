@@ -198,11 +198,13 @@ def test_unknown_keys_are_404_and_stream_limits_are_explained(
         assert response.status_code == 404
         assert response.json()["error"] == "unknown_key"
         assert "is not a queue or dead-letter queue" in response.json()["detail"]
-    stream_dlq = post(operator_client, url("retry", "detections:stream:dlq"), {"all": True})
+    stream_dlq = post(
+        operator_client, url("retry", "detections:stream:dlq"), {"all": True, "filter": {"camera": "x"}}
+    )
     assert stream_dlq.status_code == 400
-    assert "retried by their stream ids" in stream_dlq.json()["detail"]
-    deleted = post(operator_client, url("delete", "detections:stream:dlq"), {"ids": ["1-0"]})
-    assert deleted.status_code == 400 and "not deleted yet" in deleted.json()["detail"]
+    assert "filter does not apply" in stream_dlq.json()["detail"]
+    deleted = post(operator_client, url("delete", "detections:stream:dlq"), {"ids": ["1:" + "ab" * 10]})
+    assert deleted.status_code == 400 and "is not a stream entry id" in deleted.json()["detail"]
     queue = post(operator_client, url("retry", TARGET), {"all": True})
     assert queue.status_code == 400 and queue.json()["error"] == "not_a_dlq"
     assert not AuditEntry.objects.exists()
@@ -413,7 +415,10 @@ def test_archive_list_is_newest_first_and_bounded(viewer_client: Client, redis_c
         "restored_at",
         "restored_by",
         "restored_to",
+        "kind",
+        "entry_id",
     }
+    assert items[0]["kind"] == "list" and items[0]["entry_id"] == ""
     only = viewer_client.get(f"/api/archive/?key={quote(DLQ)}").json()["items"]
     assert len(only) == 65 and {i["key"] for i in only} == {DLQ}
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
 
 from queues import dlq, keys
-from queues.codec import encode_payload
+from queues.codec import decode, encode_payload
 from tests.live_server import LiveConsole
 from tests.test_browser import ARTIFACTS, base_url, browser, login, new_page  # noqa: F401 - fixtures
 
@@ -19,10 +19,13 @@ pytestmark = pytest.mark.browser
 DLQ = "dlq:detection_queue"
 DLQ_PATH = "/queues/dlq:detection_queue/"
 BULK_DLQ = "dlq:browser_bulk_queue"
+SELECT_DLQ, SELECT_SOURCE = "dlq:browser_select_queue", "browser_select_queue"
+SELECT_PATH = f"/queues/{SELECT_DLQ}/"
+DASH = "\u2013"
 CSP = "script-src 'self'"
 JSON = "application/json"
-DESKTOP = {"width": 1400, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1400, height=900)
+PHONE = ViewportSize(width=390, height=844)
 
 
 @pytest.fixture
@@ -154,6 +157,123 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         assert live_redis.llen(BULK_DLQ) == 0
         assert chunks, "bulk.js posted no JSON chunk: the first chunk did everything"
         assert not problems, problems
+
+
+# --- A selection across pages (select.js, and the same forms without it) ---------------------------
+
+
+def fill_select_dlq(client: redis.Redis) -> None:
+    """30 retryable entries whose ``original_job.n`` is their starting index; an empty source queue."""
+    client.delete(SELECT_DLQ, SELECT_SOURCE)
+    client.rpush(
+        SELECT_DLQ,
+        *[
+            encode_payload(
+                {
+                    "original_job": {"camera_id": "porch", "file_path": f"/export/porch/{n}.jpg", "n": n},
+                    "error": "Detection request timed out after 30.0s",
+                    "error_type": "TimeoutError",
+                    "attempt_count": 3,
+                    "first_failed_at": "2026-02-11T22:04:11+00:00",
+                    "last_failed_at": f"2026-02-11T22:{n:02d}:14+00:00",
+                    "queue_name": SELECT_SOURCE,
+                }
+            )
+            for n in range(30)
+        ],
+    )
+
+
+def numbers(client: redis.Redis, key: str) -> list[int]:
+    """The ``n`` of each job in a source queue or DLQ, in list order."""
+    values = [decode(raw).value for raw in client.lrange(key, 0, -1)]
+    return [value["original_job"]["n"] if "original_job" in value else value["n"] for value in values]
+
+
+def tick(page: Page, ref: str) -> None:
+    """Tick one row and wait for select.js to save it."""
+    with page.expect_response(
+        lambda r: r.url.endswith("/selection/") and r.request.method == "POST"
+    ) as saved:
+        page.locator(f'input[name=ref][value="{ref}"]').check()
+    assert saved.value.ok
+
+
+def test_operator_selects_on_two_pages_then_retries_exactly_those(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    fill_select_dlq(live_redis)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}{SELECT_PATH}?size=10")
+        login(page, base_url, "operator")
+        page.wait_for_url(f"{base_url}{SELECT_PATH}?size=10")
+        banner = page.locator("[data-testid=selection]")
+        expect(banner).to_be_hidden()
+        expect(page.get_by_role("button", name="Update selection")).to_be_hidden()
+        rows = page.locator("[data-testid=entries] tbody tr")
+        chosen = [rows.nth(i).get_attribute("data-ref") or "" for i in (1, 4)]
+        for ref in chosen:
+            tick(page, ref)
+        expect(banner).to_contain_text("2 selected across pages")
+
+        page.locator("a[rel=next]").first.click()
+        expect(page.locator("[data-testid=pager-label]").first).to_have_text(f"items 11{DASH}20 of 30")
+        expect(banner).to_contain_text("2 selected across pages")
+        expect(page.locator("input[name=ref]:checked")).to_have_count(0)
+        tick(page, rows.nth(3).get_attribute("data-ref") or "")
+        expect(banner).to_contain_text("3 selected across pages (1 on this page)")
+        shoot(page, "selection-across-pages", "desktop")
+        page.set_viewport_size(PHONE)
+        shoot(page, "selection-across-pages", "phone")
+        page.set_viewport_size(DESKTOP)
+
+        page.locator("a[rel=prev]").first.click()
+        for ref in chosen:
+            expect(page.locator(f'input[name=ref][value="{ref}"]')).to_be_checked()
+        page.get_by_role("button", name="Retry selected").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Retry 3 selected entries of {SELECT_DLQ} to {SELECT_SOURCE}."
+        )
+        expect(page.locator("[data-testid=confirm-rows] tbody tr")).to_have_count(3)
+        shoot(page, "confirm-selection", "desktop")
+        assert live_redis.llen(SELECT_DLQ) == 30, "the confirmation page changes nothing"
+        page.get_by_role("button", name="Yes, retry 3 entries").click()
+        expect(page.locator(".messagelist .success")).to_have_text(summary("Retried", 3, SELECT_DLQ))
+        expect(banner).to_be_hidden()
+        assert numbers(live_redis, SELECT_SOURCE) == [1, 4, 13]
+        assert numbers(live_redis, SELECT_DLQ) == [n for n in range(30) if n not in (1, 4, 13)]
+        assert not problems, problems
+
+
+def test_selection_across_pages_without_javascript(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    fill_select_dlq(live_redis)
+    with new_page(browser, viewport=DESKTOP, java_script_enabled=False) as page:
+        page.goto(f"{base_url}{SELECT_PATH}?size=10")
+        login(page, base_url, "operator")
+        boxes = page.locator("input[name=ref]")
+        boxes.nth(0).check()
+        boxes.nth(2).check()
+        page.get_by_role("button", name="Update selection").click()
+        expect(page.locator("[data-testid=selection]")).to_contain_text("2 selected across pages")
+        expect(page.locator("input[name=ref]:checked")).to_have_count(2)
+        ARTIFACTS.mkdir(exist_ok=True)  # shoot() measures with script, which is off here
+        page.screenshot(path=str(ARTIFACTS / "queues-selection-no-js-desktop.png"), full_page=True)
+        page.locator("a[rel=next]").first.click()
+        boxes.nth(0).check()
+        page.get_by_role("button", name="Delete selected").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Delete 3 selected entries of {SELECT_DLQ}."
+        )
+        page.get_by_role("button", name="Yes, delete 3 entries").click()
+        expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", 3, SELECT_DLQ))
+        assert numbers(live_redis, SELECT_DLQ) == [n for n in range(30) if n not in (0, 2, 10)]
 
 
 # --- Screenshots of every page, desktop and phone --------------------------------------------------

@@ -1,9 +1,14 @@
 -- Move stream DLQ entries (by id) back to their stream, atomically per call.
 -- KEYS[1] the DLQ stream, KEYS[2] the source stream; ARGV[1] max length of the source (0 = none);
 -- ARGV[2..] entry ids. The DLQ's own fields are dropped; the original fields are re-added with a
--- new id (no MAXLEN: nothing is trimmed to make room). Returns one status per id:
--- "ok", "missing" or "full".
+-- new id (no MAXLEN: nothing is trimmed to make room). Each id is looked up (XRANGE id id) in the
+-- same atomic step, so an entry is never retried twice. Returns one status per id: "ok",
+-- "missing", "full" or "empty" (no original fields to re-add; the entry stays).
 local dlq_fields = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply(KEYS[2] .. ' is a ' .. kind .. ', not a stream: nothing was retried')
+end
 local max_len = tonumber(ARGV[1])
 local results = {}
 for i = 2, #ARGV do

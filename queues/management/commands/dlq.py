@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.exceptions import APIException
 
 from console.redis import explain, get_redis
-from queues import actions, api, dlq
+from queues import actions, api, dlq, streams
 from queues.api import describe, json_item
 from queues.inventory import list_queues
 
@@ -45,11 +45,11 @@ def entry_line(entry: dlq.Entry) -> str:
 
 
 def list_only(key: str) -> str:
-    """The command pages lists; streams are browsed and retried by id through the API and pages."""
+    """The command shows and exports lists; streams are browsed by id through the API and pages."""
     if api.is_stream(api.known_key(key)):
         raise CommandError(
-            f"{printable(key)} is a stream: the dlq command handles lists only; use "
-            "/api/queues/<key>/items/?after=<id> and retry by id through the API."
+            f"{printable(key)} is a stream: show and export handle lists only; use "
+            "/api/queues/<key>/items/?after=<id> (retry and delete take stream DLQs by entry id or --all)."
         )
     return key
 
@@ -69,7 +69,9 @@ class Command(BaseCommand):
             act = commands.add_parser(verb, help=f"{verb.capitalize()} chosen or all (matching) entries.")
             act.add_argument("key")
             chosen = act.add_mutually_exclusive_group(required=True)
-            chosen.add_argument("--ids", nargs="+", metavar="ID", help="Ids from 'show' (index:id or id).")
+            chosen.add_argument(
+                "--ids", nargs="+", metavar="ID", help="Ids from 'show' (index:id or id); stream entry ids."
+            )
             chosen.add_argument("--all", action="store_true", help="Every entry (or every matching one).")
             act.add_argument("--q", default="", help="With --all: error text or type contains this.")
             act.add_argument("--camera", default="", help="With --all: this camera only.")
@@ -122,7 +124,10 @@ class Command(BaseCommand):
         self._act(client, "delete", options)
 
     def _act(self, client: redis.Redis, verb: str, options: dict[str, Any]) -> None:
-        key = api.dlq_key(list_only(options["key"]), verb)
+        key = api.dlq_key(options["key"], verb)
+        if api.is_stream(key):
+            self.stdout.write(describe(verb, self._act_on_stream(client, key, verb, options)))
+            return
         filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
         if options["ids"]:
             if filters.active:
@@ -146,6 +151,31 @@ class Command(BaseCommand):
             dlq.merge(total, part)
             seen += part.examined + next_position - position
             position = next_position
+            if not part.remaining or part.full or seen >= at_start:
+                return total
+
+    def _act_on_stream(
+        self, client: redis.Redis, key: str, verb: str, options: dict[str, Any]
+    ) -> dlq.Outcome:
+        """A stream DLQ: entries by id, or every entry (filters do not apply), chunk after chunk."""
+        if any(options[name] for name in FILTERS):
+            raise CommandError(
+                "--q, --camera, --since and --until apply to list DLQs only; "
+                f"{printable(key)} is a stream DLQ."
+            )
+        if options["ids"]:
+            bad = [i for i in options["ids"] if not streams.is_entry_id(i)]
+            if bad:
+                raise CommandError(f"{printable(bad[0], 40)!r} is not a stream entry id ('<ms>-<seq>').")
+            act = actions.retry_stream if verb == "retry" else actions.delete_stream
+            return act(client, key, streams.entry_ids(options["ids"]), request=None)[0]
+        at_start = streams.length(client, key)
+        total = streams.StreamOutcome(key, None)
+        after, seen = "-", 0
+        while True:
+            part, after, _, _ = actions.act_on_stream(client, key, verb=verb, request=None, after=after)
+            streams.merge(total, part)
+            seen += part.examined
             if not part.remaining or part.full or seen >= at_start:
                 return total
 

@@ -1,10 +1,103 @@
-// A "select every row on this page" checkbox for tables of checkboxes (hidden until this runs).
+// A "select every row on this page" checkbox for tables of checkboxes (hidden until this runs), and
+// a DLQ selection that spans pages: every tick posts this page's ticks to the server (one request
+// at a time, the latest state last), which keeps the selection in the session. Without this script
+// the page's "Update selection" button, or Retry/Delete selected, posts the same form.
 for (const all of document.querySelectorAll("input[data-select-all]")) {
   const boxes = () => all.closest("table").querySelectorAll("tbody input[type=checkbox]");
   all.hidden = false;
+  all.checked = boxes().length > 0 && [...boxes()].every((box) => box.checked);
   all.addEventListener("change", () => {
     for (const box of boxes()) {
       box.checked = all.checked;
     }
   });
+}
+
+const form = document.querySelector("form[data-selection]");
+if (form) {
+  keepTicks(form);
+}
+
+function keepTicks(form) {
+  const save = form.querySelector("[data-selection-save]");
+  if (save) {
+    save.hidden = true;
+  }
+  let running = false;
+  let again = false;
+
+  async function sync() {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        showSelection(await postTicks(form));
+      } while (again);
+    } catch (error) {
+      showStatus(`The ticks were not saved: ${error.message} Press Update selection to try again.`);
+      if (save) {
+        save.hidden = false;
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  form.addEventListener("change", (event) => {
+    if (event.target.matches("input[type=checkbox]")) {
+      sync();
+    }
+  });
+}
+
+async function postTicks(form) {
+  const body = new FormData(form);
+  body.set("op", "sync");
+  body.delete("then");
+  const response = await fetch(form.action, {
+    method: "POST",
+    body,
+    headers: { Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+    credentials: "same-origin",
+    keepalive: true, // a tick just before following a page link is still saved
+  });
+  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
+  const reply = isJson ? await response.json() : null;
+  if (!response.ok || reply === null) {
+    throw new Error(reply?.detail || `the server answered ${response.status} ${response.statusText}.`);
+  }
+  return reply;
+}
+
+function showSelection(reply) {
+  const banner = document.querySelector("[data-selection-banner]");
+  if (!banner) {
+    return;
+  }
+  banner.hidden = reply.count === 0;
+  banner.querySelector("[data-selection-count]").textContent = reply.count.toLocaleString("en-US");
+  banner.querySelector("[data-selection-here]").textContent = form.querySelectorAll("input[name=ref]:checked").length;
+  for (const ref of reply.refused) {
+    const box = form.querySelector(`input[name=ref][value="${CSS.escape(ref)}"]`);
+    if (box) {
+      box.checked = false;
+    }
+  }
+  showStatus(reply.message);
+}
+
+function showStatus(text) {
+  const status = document.querySelector("[data-selection-status]");
+  if (status) {
+    status.textContent = text;
+    status.className = text ? "queues-selection-status queues-status-warning" : "queues-selection-status";
+  }
+  const banner = document.querySelector("[data-selection-banner]");
+  if (banner && text) {
+    banner.hidden = false;
+  }
 }

@@ -1,0 +1,32 @@
+-- Add entries to the stream KEYS[1] with new ids while it is shorter than ARGV[1] (0 = no limit);
+-- no MAXLEN, so nothing already there is trimmed to make room.
+-- KEYS[2] is this call's receipt (the protocol of push.lua): if it exists (a reconcile aborted the
+-- call) nothing is done and -1 is returned; otherwise the count added is stored there for ARGV[2]
+-- seconds. ARGV[3..]: for each entry its number of fields n, then n name/value pairs.
+-- Returns how many entries were added, in order; the rest did not fit and were not written.
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply(KEYS[1] .. ' is a ' .. kind .. ', not a stream: nothing was added')
+end
+local max_len = tonumber(ARGV[1])
+local len = redis.call('XLEN', KEYS[1])
+local pushed, i = 0, 3
+while i <= #ARGV do
+  if max_len > 0 and len >= max_len then
+    break
+  end
+  local n = tonumber(ARGV[i])
+  local args = {}
+  for j = i + 1, i + 2 * n do
+    args[#args + 1] = ARGV[j]
+  end
+  redis.call('XADD', KEYS[1], '*', unpack(args))
+  len = len + 1
+  pushed = pushed + 1
+  i = i + 1 + 2 * n
+end
+redis.call('SET', KEYS[2], pushed, 'EX', ARGV[2])
+return pushed

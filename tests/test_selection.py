@@ -1,0 +1,303 @@
+"""A DLQ selection across pages: ticked page by page (POST + CSRF), confirmed, acted on, cleared."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from html import unescape
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import Client
+
+from console.models import ArchivedItem, AuditEntry
+from queues import dlq, selection, views
+from tests.conftest import logged_in
+from tests.test_queue_pages import (
+    DLQ,
+    TARGET,
+    dlq_jobs,
+    failure,
+    jobs,
+    said,
+    seed,
+    shown_messages,
+    url,
+)
+
+pytestmark = pytest.mark.django_db
+
+ITEMS = url("queue_items", DLQ)
+SELECT = url("queue_selection", DLQ)
+NOT_FOUND = "not found (already retried or deleted?)"
+
+
+def page_refs(client: Client, **query: Any) -> list[str]:
+    """The refs of the rows the item browser shows (its hidden ``shown`` fields), in order."""
+    html = client.get(ITEMS, query).content.decode()
+    return re.findall(r'name="shown" value="([^"]+)"', html)
+
+
+def ticked(html: str) -> list[str]:
+    return re.findall(r'<input type="checkbox" name="ref" value="([^"]+)"[^>]* checked>', html)
+
+
+def sync(client: Client, shown: list[str], ticks: list[str], **extra: Any) -> Any:
+    return client.post(SELECT, {"op": "sync", "shown": shown, "ref": ticks, **extra})
+
+
+def selected(client: Client) -> list[str]:
+    """The selection as the item browser sees it: the fingerprints it pre-ticks."""
+    chosen = client.get(ITEMS).context["selection"]
+    return list(chosen.picked)
+
+
+def n_of(ref: str, client: redis.Redis) -> int:
+    """The ``original_job.n`` of the entry a ref names (by fingerprint, wherever it is now)."""
+    fingerprint = ref.partition(":")[2]
+    for entry in dlq.page(client, DLQ, 0, 100).entries:
+        if entry.id == fingerprint:
+            return int(entry.payload["original_job"]["n"])
+    raise AssertionError(f"{ref} is not in the first 100 entries")
+
+
+def confirm(client: Client, verb: str = "retry", **query: Any) -> tuple[Any, dict[str, str]]:
+    """The confirmation page and the fields its form posts."""
+    page = client.get(url("queue_selection_act", DLQ, verb), query)
+    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.content.decode())
+    return page, {name: unescape(value) for name, value in found}
+
+
+def test_ticks_on_two_pages_are_confirmed_then_exactly_those_are_retried(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 30)
+    client = logged_in(operator)
+    first = page_refs(client, size=10)
+    assert len(first) == 10
+    kept = sync(client, first, [first[1], first[3]], back="size=10&offset=0")
+    assert kept.status_code == 302 and kept["Location"] == ITEMS + "?size=10&offset=0"
+
+    second_html = client.get(ITEMS, {"size": 10, "offset": 10}).content.decode()
+    assert re.search(r"<strong data-selection-count>2</strong> selected across pages", second_html)
+    assert ticked(second_html) == [], "entries of page 1 are not ticked on page 2"
+    assert "(<span data-selection-here>0</span> on this page)" in second_html
+    second = re.findall(r'name="shown" value="([^"]+)"', second_html)
+    to_confirm = sync(client, second, [second[2], second[5]], then="retry", back="size=10&offset=10")
+    assert to_confirm.status_code == 302
+    assert (
+        to_confirm["Location"] == url("queue_selection_act", DLQ, "retry") + "?back=size%3D10%26offset%3D10"
+    )
+
+    again = client.get(ITEMS, {"size": 10}).content.decode()
+    assert ticked(again) == [first[1], first[3]], "page 1 shows its ticks again"
+    assert "(<span data-selection-here>2</span> on this page)" in again
+    page, fields = confirm(client, back="size=10&offset=10")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Retry 4 selected entries of dlq:detection_queue to detection_queue." in html
+    assert "Yes, retry 4 entries" in html
+    listed = re.findall(r'<td class="console-num" data-label="#">(\d+)</td>', html)
+    assert listed == ["1", "3", "12", "15"]
+    assert redis_client.llen(DLQ) == 30 and not AuditEntry.objects.exists(), "confirming changes nothing"
+
+    done = client.post(url("queue_selection_act", DLQ, "retry"), fields)
+    assert done.status_code == 302 and done["Location"] == ITEMS + "?size=10&offset=10"
+    assert shown_messages(done) == [said("Retried", 4)]
+    assert jobs(redis_client) == [1, 3, 12, 15]
+    assert dlq_jobs(redis_client) == [n for n in range(30) if n not in (1, 3, 12, 15)]
+    assert selected(client) == [], "the selection is cleared after the action"
+    assert "data-selection-banner hidden" in client.get(ITEMS).content.decode()
+    audit = AuditEntry.objects.get(action="dlq.retry")
+    assert audit.count == 4 and audit.detail["selected"] == 4
+
+
+def test_unticking_and_clear_without_javascript(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 12)
+    client = logged_in(operator)
+    first = page_refs(client, size=10)
+    sync(client, first, first[:3])
+    rest = page_refs(client, size=10, offset=10)
+    sync(client, rest, rest)
+    assert len(selected(client)) == 5
+    sync(client, first, [first[0]])  # page 1 posted again with two ticks removed
+    assert selected(client) == [r.partition(":")[2] for r in (first[0], *rest)]
+    cleared = client.post(SELECT, {"op": "clear", "back": "size=10"})
+    assert cleared.status_code == 302 and cleared["Location"] == ITEMS + "?size=10"
+    assert selected(client) == [] and redis_client.llen(DLQ) == 12
+
+
+def test_a_continued_filtered_search_adds_to_the_same_selection(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    redis_client.rpush(DLQ, *[failure(n, camera="porch" if n % 2 else "garage") for n in range(40)])
+    client = logged_in(operator)
+    first = client.get(ITEMS, {"camera": "porch", "size": "10"})
+    stretch = [row.entry.ref for row in first.context["listing"].rows]
+    sync(client, stretch, stretch[:1])
+    more = client.get(ITEMS + first.context["listing"].continue_url)
+    later = [row.entry.ref for row in more.context["listing"].rows]
+    assert later and not set(later) & set(stretch)
+    assert "1 selected across pages" in more.content.decode().replace("</strong>", "")
+    sync(client, later, later[-1:], then="delete")
+    page, fields = confirm(client, "delete")
+    assert "Delete 2 selected entries of dlq:detection_queue." in page.content.decode()
+    client.post(url("queue_selection_act", DLQ, "delete"), fields)
+    gone = set(range(40)) - set(dlq_jobs(redis_client))
+    assert gone == {1, 39}
+    assert ArchivedItem.objects.count() == 2
+
+
+def test_a_shifted_list_still_hits_the_right_entries_and_vanished_ones_are_reported(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 20)
+    client = logged_in(operator)
+    first = page_refs(client, size=10)
+    sync(client, first, [first[2], first[5], first[7]])
+    redis_client.lpush(DLQ, failure(100), failure(101), failure(102))  # every index is now off by three
+    taken: Any = redis_client.lindex(DLQ, 3 + 7)
+    redis_client.lrem(DLQ, 1, taken)  # someone else took entry 7
+    page, fields = confirm(client)
+    html = page.content.decode()
+    assert "Retry 2 selected entries" in html
+    assert "1 of the selected entries is no longer in dlq:detection_queue" in html
+    assert re.findall(r'<td class="console-num" data-label="#">(\d+)</td>', html) == ["5", "8"]
+    done = client.post(url("queue_selection_act", DLQ, "retry"), fields)
+    assert shown_messages(done) == [said("Retried", 2, skipped=Counter({NOT_FOUND: 1}))]
+    assert jobs(redis_client) == [2, 5]
+    assert dlq_jobs(redis_client)[:3] == [102, 101, 100] and 7 not in dlq_jobs(redis_client)
+
+
+def test_the_cap_keeps_the_first_ticks_and_says_so(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SELECTION_LIMIT": 15}
+    seed(redis_client, 30)
+    client = logged_in(operator)
+    first, second = page_refs(client, size=10), page_refs(client, size=10, offset=10)
+    sync(client, first, first)
+    full = sync(client, second, second)
+    sentence = (
+        "The selection is full: it holds at most 15 entries, so 5 ticked entries were not added. "
+        "Retry or delete the selection first, or clear it."
+    )
+    assert shown_messages(full) == [sentence]
+    assert selected(client) == [r.partition(":")[2] for r in first + second[:5]]
+    as_json = client.post(
+        SELECT, {"op": "add", "ref": page_refs(client, size=10, offset=20)}, HTTP_ACCEPT="application/json"
+    )
+    assert as_json.status_code == 200
+    assert as_json.json() | {"refused": len(as_json.json()["refused"])} == {
+        "count": 15,
+        "refused": 10,
+        "message": sentence.replace("5 ticked", "10 ticked"),
+    }
+    page, _ = confirm(client)
+    html = page.content.decode()
+    assert "Retry 15 selected entries" in html and "… and 5 more selected entries." in html
+    assert len(re.findall(r'data-label="#"', html)) == views.CONFIRM_ROWS
+
+
+def test_a_thousand_entries_across_ten_pages_in_few_reads(redis_client: redis.Redis, operator: User) -> None:
+    """The default cap is 1,000; resolving them reads a few windows, not one per entry."""
+    seed(redis_client, 1_100)
+    client = logged_in(operator)
+    for offset in range(0, 1_000, 100):
+        refs = page_refs(client, size=100, offset=offset)
+        assert shown_messages(sync(client, refs, refs)) == []
+    over = page_refs(client, size=100, offset=1_000)
+    assert shown_messages(sync(client, over, over)) == [selection.full_message(100)]
+    assert "at most 1,000 entries, so 100 ticked entries" in selection.full_message(100)
+    reads = lrange_calls(redis_client)
+    page, fields = confirm(client, "delete")
+    assert "Delete 1,000 selected entries" in page.content.decode()
+    assert lrange_calls(redis_client) - reads <= 40, "resolving 1,000 refs must not read per entry"
+    done = client.post(url("queue_selection_act", DLQ, "delete"), fields)
+    assert shown_messages(done) == [said("Deleted", 1_000)]
+    assert dlq_jobs(redis_client) == list(range(1_000, 1_100))
+    assert ArchivedItem.objects.count() == 1_000
+
+
+def lrange_calls(client: redis.Redis) -> int:
+    stats: Any = client.info("commandstats")
+    return int(stats.get("cmdstat_lrange", {}).get("calls", 0))
+
+
+def test_a_changed_selection_or_a_replayed_form_acts_on_nothing(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 10)
+    client = logged_in(operator)
+    refs = page_refs(client)
+    sync(client, refs, refs[:2])
+    _, fields = confirm(client)
+    sync(client, refs, refs[:3])  # another tab ticks one more after the page was shown
+    stale = client.post(url("queue_selection_act", DLQ, "retry"), fields)
+    assert stale.status_code == 302 and stale["Location"] == url("queue_selection_act", DLQ, "retry")
+    assert shown_messages(stale) == [
+        "The selection changed after this confirmation page was shown (in another tab?); check it again."
+    ]
+    assert redis_client.llen(DLQ) == 10 and redis_client.llen(TARGET) == 0
+    _, fields = confirm(client)
+    done = client.post(url("queue_selection_act", DLQ, "retry"), fields)
+    assert shown_messages(done) == [said("Retried", 3)]
+    again = client.post(url("queue_selection_act", DLQ, "retry"), fields)
+    assert shown_messages(again)[-1] == views.DUPLICATE
+    assert jobs(redis_client) == [0, 1, 2]
+    nothing = client.get(url("queue_selection_act", DLQ, "retry"))
+    assert nothing.status_code == 302
+    assert shown_messages(nothing)[-1] == "Nothing is selected in dlq:detection_queue: tick entries first."
+
+
+def test_viewer_cannot_change_the_selection_or_act(
+    redis_client: redis.Redis, operator: User, viewer: User
+) -> None:
+    seed(redis_client, 5)
+    boss = logged_in(operator)
+    refs = page_refs(boss)
+    sync(boss, refs, refs[:2])
+    watcher = logged_in(viewer)
+    assert watcher.get(ITEMS).context["selection"] is None
+    html = watcher.get(ITEMS).content.decode()
+    assert "selected across pages" not in html and "Update selection" not in html
+    for op in ("sync", "add", "remove", "clear"):
+        assert sync(watcher, refs, refs, op=op).status_code == 403
+    act = url("queue_selection_act", DLQ, "retry")
+    assert watcher.get(act).status_code == 403
+    assert watcher.post(act, {"nonce": views.new_nonce(), "selection": "x"}).status_code == 403
+    assert len(selected(boss)) == 2 and redis_client.llen(DLQ) == 5 and not AuditEntry.objects.exists()
+
+
+def test_selection_changes_need_post_and_csrf(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 5)
+    client = logged_in(operator)
+    refs = page_refs(client)
+    assert client.get(SELECT, {"op": "add", "ref": refs}).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(operator)
+    assert sync(strict, refs, refs).status_code == 403
+    assert selected(client) == []
+
+
+def test_bad_selection_requests_are_sentences(redis_client: redis.Redis, operator: User) -> None:
+    seed(redis_client, 3)
+    client = logged_in(operator)
+    bad = sync(client, [], ["../etc/passwd"])
+    assert bad.status_code == 400
+    assert bad.content.decode() == "'../etc/passwd' is not an entry reference (index:fingerprint)."
+    assert sync(client, [], [], op="explode").content.decode() == (
+        "Unknown selection change 'explode': use sync, add, remove or clear."
+    )
+    scripted = client.post(SELECT, {"then": "explode"}, HTTP_ACCEPT="application/json")
+    assert scripted.status_code == 400
+    assert scripted.json() == {
+        "error": "bad_request",
+        "detail": "Unknown action 'explode': use retry or delete.",
+    }
+    assert client.post(url("queue_selection", TARGET), {"op": "clear"}).status_code == 404
+    assert client.get(url("queue_selection_act", DLQ, "explode")).status_code == 404
+    nothing = sync(client, page_refs(client), [], then="retry")
+    assert nothing.status_code == 302 and shown_messages(nothing) == ["Tick the entries to retry first."]
