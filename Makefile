@@ -42,6 +42,7 @@ test-postgres: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) bench/overview.py
 	$(PY) bench/dlq.py
+	$(PY) bench/live.py
 
 clean:
 	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache

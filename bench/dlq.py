@@ -8,7 +8,8 @@ measures each console operation next to its raw floor from the same run:
 - retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
   and RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
   once with HSI's plain JSON entries (the script's fast path), once ``Z:``-compressed (Python's);
-- the largest single Redis command during retry-all and delete-all, from the slow log (threshold
+- the largest single Redis command during retry-all and delete-all, and during the floor script
+  run over the same list (what this machine does to any 250-entry script), from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
   per entry, millions at 1M entries) with the latency monitor as a cross-check;
 - one stale script call: entries another operator already retried, as the loser of a race sends.
@@ -195,13 +196,19 @@ def slowest_commands(client: redis.Redis, threshold_us: int, work: Callable[[], 
 
 
 def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
+    floor = client.register_script(FLOOR_LUA)
+
+    def floor_run() -> None:
+        while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
+            pass
+
     cases: list[tuple[str, Callable[[], object]]] = [
+        ("floor (LPOP + RPUSH script, no checks)", floor_run),
         ("retry-all", lambda: dlq.retry_all(client, DLQ, budget_seconds=3600)),
         ("delete-all", lambda: dlq.sweep(client, DLQ, dlq.delete, dlq.delete_keep(), budget_seconds=3600)),
     ]
     for label, work in cases:
         fill(client, entries)
-
         found = slowest_commands(client, threshold_us, work)
         assert not client.exists(DLQ)
         print(

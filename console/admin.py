@@ -21,6 +21,7 @@ from console.roles import perm
 from queues.conf import conf
 from queues.overview import redis_overview
 from queues.views import admin_urls as queue_admin_urls
+from realtime.views import admin_urls as live_admin_urls
 
 
 class ConsoleAdminSite(admin.AdminSite):
@@ -39,6 +40,7 @@ class ConsoleAdminSite(admin.AdminSite):
         console_urls = [
             path("connection/", self.admin_view(self.connection_view), name="connection"),
             *queue_admin_urls(self),
+            *live_admin_urls(self),
         ]
         return console_urls + super().get_urls()
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import transaction
 from django.http import HttpRequest
 
 from console.models import AuditEntry
+from realtime.feed import publish_action
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -25,7 +27,7 @@ def record(
     request: HttpRequest | None = None,
 ) -> AuditEntry:
     authenticated = isinstance(user, User) and user.is_authenticated
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         user=user if isinstance(user, User) else None,
         username=user.get_username() if authenticated and user is not None else "system",
         action=action,
@@ -34,3 +36,6 @@ def record(
         detail=detail or {},
         ip_address=client_ip(request),
     )
+    # On the live feed once the entry is committed (at once outside a transaction); never raises.
+    transaction.on_commit(lambda: publish_action(entry))
+    return entry

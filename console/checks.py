@@ -84,4 +84,15 @@ def channel_layer(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
                 id="hsi.E006",
             )
         ]
+    if "InMemoryChannelLayer" in backend:
+        # System checks do not run inside the test suite, which may still use the in-memory layer.
+        return [
+            Error(
+                "The in-memory channel layer is configured: manage.py relay_events runs in its own "
+                "process and cannot reach daphne through it, so live pages would stay empty.",
+                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer (console/settings.py's default), "
+                "in DEBUG too.",
+                id="hsi.E007",
+            )
+        ]
     return []

@@ -8,19 +8,24 @@ client (``get_redis``), django-redis (``cache_settings``) and channels-redis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
+import types
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import redis.asyncio
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 logger = logging.getLogger("console.redis")
@@ -176,6 +181,72 @@ def get_redis(config: RedisConfig | None = None) -> redis.Redis:
 def close_clients() -> None:
     while _clients:
         _clients.popitem()[1].connection_pool.disconnect()
+
+
+def new_async_redis(
+    config: RedisConfig | None = None,
+    *,
+    retries: int = 0,
+    max_connections: int | None = None,
+    blocking: bool = False,
+) -> redis.asyncio.Redis:
+    """A new asyncio client (bytes, like ``get_redis``) that the caller closes with ``aclose()``.
+
+    Same password, TLS files, explicit timeouts and pool cap as every other client. ``retries=0``
+    (the default) surfaces every connection error at once: the relay reconnects and logs by itself,
+    and a script that appends to a stream must never be re-sent blindly. ``blocking`` makes a
+    full pool wait (up to the connect timeout) for a free connection instead of raising.
+    """
+    config = config or settings.HSI_REDIS
+    options = config.pool_kwargs()
+    if max_connections is not None:
+        options["max_connections"] = max_connections
+    retry = (
+        AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries) if retries else AsyncRetry(NoBackoff(), 0)
+    )
+    pool_class: type[redis.asyncio.ConnectionPool] = redis.asyncio.ConnectionPool
+    if blocking:
+        pool_class = redis.asyncio.BlockingConnectionPool
+        options["timeout"] = config.socket_connect_timeout
+    pool = pool_class.from_url(config.effective_url, retry=retry, **options)
+    return redis.asyncio.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
+
+
+_async_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[RedisConfig, redis.asyncio.Redis]
+] = weakref.WeakKeyDictionary()
+
+
+def get_async_redis(config: RedisConfig | None = None) -> redis.asyncio.Redis:
+    """The shared asyncio client of the running event loop for ``config`` (reads only: one retry).
+
+    One blocking pool per loop and configuration, so a burst of WebSocket connects waits for a
+    connection instead of failing with "Too many connections"; closed when the loop closes.
+    """
+    config = config or settings.HSI_REDIS
+    loop = asyncio.get_running_loop()
+    clients = _async_clients.get(loop)
+    if clients is None:
+        clients = _async_clients[loop] = {}
+        _close_with_loop(loop)
+    if config not in clients:
+        clients[config] = new_async_redis(config, retries=1, blocking=True)
+    return clients[config]
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop's shared clients before the loop itself closes (as channels-redis does)."""
+    original_close = loop.close
+
+    def close(self: asyncio.AbstractEventLoop) -> None:
+        clients = _async_clients.pop(self, {})
+        for client in clients.values():
+            if not self.is_closed() and not self.is_running():
+                self.run_until_complete(client.aclose(close_connection_pool=True))
+        self.close = original_close  # type: ignore[method-assign]
+        original_close()
+
+    loop.close = types.MethodType(close, loop)  # type: ignore[method-assign]
 
 
 @receiver(setting_changed)

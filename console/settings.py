@@ -132,6 +132,10 @@ CACHES = {
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "console.cache"
 
+# The pub/sub layer, not the core RedisChannelLayer: one PUBLISH per group_send, no shared
+# `capacity` that silently drops bursts, membership in process memory (survives a Redis restart).
+# Its per-channel queues are unbounded, so LiveEventsConsumer drains them at once into its own
+# bounded buffer (LIVE_BUFFER). Timeouts and pool cap come from console/redis.py.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -142,6 +146,17 @@ CHANNEL_LAYERS = {
 HSI_CONSOLE = {
     "QUEUE_MAX_SIZE": int(env.get("QUEUE_MAX_SIZE") or 10000),
     "SCAN_LIMIT": int(env.get("HSI_SCAN_LIMIT") or 20000),
+    # Live events (realtime/, docs/live-protocol.md): what the relay subscribes to, the console's
+    # capped stream, the depth sampler, per-socket buffer, relay lock and session re-check.
+    "EVENT_CHANNELS": env_list("HSI_EVENT_CHANNELS", "security_events,system_status,performance_update"),
+    "EVENT_PATTERNS": env_list("HSI_EVENT_PATTERNS"),
+    "EVENTS_STREAM": env.get("HSI_EVENTS_STREAM") or "console:events",
+    "EVENTS_MAXLEN": int(env.get("HSI_EVENTS_MAXLEN") or 10000),
+    "DEPTH_SAMPLE_SECONDS": float(env.get("HSI_DEPTH_SAMPLE_SECONDS") or 2),
+    "LIVE_BUFFER": int(env.get("HSI_LIVE_BUFFER") or 500),
+    "RELAY_LOCK_SECONDS": float(env.get("HSI_RELAY_LOCK_SECONDS") or 5),
+    "LIVE_RECHECK_SECONDS": float(env.get("HSI_LIVE_RECHECK_SECONDS") or 15),
+    "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
 }
 
 REST_FRAMEWORK = {

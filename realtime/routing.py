@@ -1,5 +1,9 @@
-"""WebSocket routes (the live-events socket arrives with the relay)."""
+"""WebSocket routes. The live-events protocol is docs/live-protocol.md."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from realtime.consumers import LiveEventsConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/events/", LiveEventsConsumer.as_asgi(), name="live-events-socket"),
+]

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -47,6 +48,24 @@ class LiveConsole:
 
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+    def start(self) -> None:
+        """Serve with daphne on the URL's port (again, after ``stop``), appending to the log."""
+        port = str(urlsplit(self.url).port)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "console.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_up(self.url, self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 def console_env(folder: Path, redis_url: str) -> dict[str, str]:
@@ -90,16 +109,7 @@ def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConso
     console.manage("collectstatic", "--noinput", "-v", "0")
     console.manage("shell", "-c", CREATE_USERS.format(users=USERS, password=PASSWORD))
     console.manage("load_demo_world")
-    with console.log.open("wb") as log:
-        console.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"],
-            cwd=ROOT,
-            env=console.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    wait_until_up(console.url, console.process, console.log)
+    console.start()
     yield console
-    console.process.terminate()
-    console.process.wait(10)
+    console.stop()
     redis_server.stop()

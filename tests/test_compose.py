@@ -36,6 +36,15 @@ EXPECTED_ENV_VARS = [
     "QUEUE_MAX_SIZE",
     "HSI_SCAN_LIMIT",
     "LOG_LEVEL",
+    "HSI_EVENT_CHANNELS",
+    "HSI_EVENT_PATTERNS",
+    "HSI_EVENTS_STREAM",
+    "HSI_EVENTS_MAXLEN",
+    "HSI_DEPTH_SAMPLE_SECONDS",
+    "HSI_LIVE_BUFFER",
+    "HSI_RELAY_LOCK_SECONDS",
+    "HSI_LIVE_RECHECK_SECONDS",
+    "HSI_EVENT_MAX_BYTES",
 ]
 
 SECRET_ENV_VARS = ["DJANGO_SECRET_KEY", "REDIS_PASSWORD"]
@@ -139,6 +148,10 @@ def test_relay_service(services: dict[str, Any]) -> None:
     assert "ports" not in relay
     assert relay["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "console" in relay["depends_on"]
+    # It runs with the stack, not only under a profile, and gets time to release its lock.
+    assert "profiles" not in relay
+    assert relay.get("stop_signal", "SIGTERM") == "SIGTERM"
+    assert int(str(relay["stop_grace_period"]).rstrip("s")) >= 10
 
 
 def test_redis_exporter_is_optional(services: dict[str, Any]) -> None:

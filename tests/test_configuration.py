@@ -106,13 +106,17 @@ def test_checks_flag_missing_tls_files_and_inconsistent_options(tmp_path: Path) 
     assert "/etc/ssl/redis-ca.pem" in message.msg and message.hint
 
 
-def test_in_memory_channel_layer_outside_debug_is_an_error(settings) -> None:
+def test_in_memory_channel_layer_is_an_error_outside_tests(settings) -> None:
     from django.core.management.base import SystemCheckError
 
+    redis_layers = settings.CHANNEL_LAYERS
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     with pytest.raises(SystemCheckError, match=r"hsi\.E006"):
         call_command("check")
-    settings.DEBUG = True
+    settings.DEBUG = True  # relay_events is its own process: in DEBUG too the layer must cross processes
+    with pytest.raises(SystemCheckError, match=r"hsi\.E007"):
+        call_command("check")
+    settings.CHANNEL_LAYERS = redis_layers
     call_command("check")
 
 
