@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from queues import dlq, keys
 from queues.codec import decode, encode_payload
@@ -54,7 +55,13 @@ def with_csp(page: Page) -> list[str]:
 
     def add_header(route: Route) -> None:
         response = route.fetch(max_redirects=0)
-        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+        try:
+            route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+        except PlaywrightError as error:
+            # The page moved on while a request of the old one (a selection save) was answered:
+            # the server got it; only the answer has nowhere to go.
+            if "disposed" not in str(error):
+                raise
 
     page.route("**/*", add_header)
     page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
