@@ -18,7 +18,10 @@ from rest_framework.authtoken.models import TokenProxy
 from console.models import AuditEntry
 from console.redis import explain, probe
 from console.roles import perm
+from orchestrator.views import admin_urls as orchestrator_admin_urls
 from queues.conf import conf
+from queues.jobs_views import admin_urls as job_admin_urls
+from queues.keyspace_views import admin_urls as key_admin_urls
 from queues.overview import redis_overview
 from queues.views import admin_urls as queue_admin_urls
 from realtime.views import admin_urls as live_admin_urls
@@ -40,7 +43,10 @@ class ConsoleAdminSite(admin.AdminSite):
         console_urls = [
             path("connection/", self.admin_view(self.connection_view), name="connection"),
             *queue_admin_urls(self),
+            *key_admin_urls(self),
+            *job_admin_urls(self),
             *live_admin_urls(self),
+            *orchestrator_admin_urls(self),
         ]
         return console_urls + super().get_urls()
 

@@ -159,6 +159,11 @@ HSI_CONSOLE = {
     "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
 }
 
+# HSI's own API, for service actions (orchestrator/hsi_api.py). The key is never logged or shown.
+HSI_API_URL = (env.get("HSI_API_URL") or "").strip().rstrip("/")
+HSI_API_KEY = env.get("HSI_API_KEY") or ""
+HSI_API_TIMEOUT = float(env.get("HSI_API_TIMEOUT") or 5)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -3,8 +3,10 @@
 from django.urls import URLPattern, path
 
 from queues import api
+from queues.keyspace_api import OverviewView
 
 urlpatterns: list[URLPattern] = [
+    path("overview/", OverviewView.as_view(), name="api-redis-overview"),
     path("queues/", api.QueueListView.as_view(), name="api-queues"),
     path("queues/<path:key>/items/", api.QueueItemsView.as_view(), name="api-queue-items"),
     path("dlq/<path:key>/retry/", api.RetryView.as_view(), name="api-dlq-retry"),

@@ -134,6 +134,8 @@ def restore(
     groups: dict[tuple[str, str], tuple[str, list[Any]]] = {}
     rows = ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
     for row in rows:
+        if row.kind not in (Kind.LIST, Kind.STREAM):
+            continue  # a job key (queues.jobs_archive): restored from the jobs pages, never pushed to a list
         try:
             payload = _payload(row, to_source)
         except dlq.NotRetryable:

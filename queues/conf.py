@@ -18,6 +18,15 @@ DEFAULTS: dict[str, Any] = {
     "DISPLAY_LIMIT": 4096,
     "SELECTION_LIMIT": 1000,  # entries one DLQ selection across pages may hold
     "CONSUMER_IDLE_SECONDS": 60,  # a group whose consumers are all idle longer is flagged
+    "KEYS_PAGE_ROWS": 500,  # keys one Keys page lists (its SCAN stops once it has found these)
+    "CACHE_INVALIDATE_LIMIT": 1000,  # cache keys one prefix invalidation may UNLINK per request
+    "EMBEDDINGS_MAX_BYTES": 32 * 1024 * 1024,  # larger entity_embeddings values are not read
+    "MEMORY_SAMPLE": 1000,  # keys the overview's MEMORY USAGE sample takes from a SCAN
+    "SLOWLOG_ENTRIES": 20,
+    "LARGEST_KEYS": 10,
+    "JOB_STALE_SECONDS": 600,  # a pending/running job with no news for longer is flagged stale
+    "JOB_CACHE_SECONDS": 30,  # how long the jobs list reuses one summary of both keyspaces
+    "JOB_INDEX_LIMIT": 10000,  # JobStatusService index entries the jobs list reads (HSI trims at 10000)
 }
 
 

@@ -225,3 +225,23 @@ def cache_fresh_until_key(full_key: str) -> str:
 
 def cache_refreshing_key(full_key: str) -> str:
     return f"{full_key}:refreshing"
+
+
+# --- Scan patterns of the Keys section (queues/keyspace/) ---
+
+BATCH_CURRENT_PATTERN = batch_current_key("*")
+DEDUPE_PATTERN = dedupe_key("*")
+CACHE_PREFIXES = (cache_key(""), cache_key("", prefixed=False))
+EMBEDDINGS_PATTERN = embeddings_key("*")
+RATE_LIMIT_PREFIX = "rate_limit:"
+IDEMPOTENCY_PATTERNS = (idempotency_key("*"), batch_event_key("*"))
+TELEMETRY_LATENCY_PATTERN = telemetry_key("*")
+HLL_PATTERN = "hll:*"
+
+
+def wildcard_part(key: str, pattern: str) -> str:
+    """What the one ``*`` of ``pattern`` stands for in ``key`` (``""`` when it does not match)."""
+    head, _, tail = pattern.partition("*")
+    if len(key) < len(head) + len(tail) or not (key.startswith(head) and key.endswith(tail)):
+        return ""
+    return key[len(head) : len(key) - len(tail)]

@@ -1,0 +1,231 @@
+"""Redis overview for people: INFO in words, eviction risk, memory by family, SLOWLOG, pub/sub.
+
+Everything is read in a few round trips and cached for ``OVERVIEW_CACHE_SECONDS`` like the
+dashboard. Memory by family comes from ``MEMORY USAGE`` on a bounded SCAN sample and is an estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.core.cache import cache
+
+from console.redis import get_redis
+from queues import keys
+from queues.conf import conf
+from queues.keyspace.scan import pipelined, text
+from queues.overview import KeyCensus, ServerFacts, key_census
+from realtime.events import setting as realtime_setting
+
+QUEUE_FAMILIES = ("queues", "dlq", "overflow_dlq", "streams", "stream_dlq")
+EVICTS_WITHOUT_TTL = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+HSI_CHANNELS = (keys.SECURITY_EVENTS, keys.SYSTEM_STATUS, keys.PERFORMANCE_UPDATE)
+COMMAND_TEXT = 300
+CACHE_KEY = "server_report"
+
+
+@dataclass(frozen=True)
+class FamilyMemory:
+    name: str
+    label: str
+    sampled_keys: int
+    sampled_bytes: int
+    estimated_bytes: int
+
+
+@dataclass(frozen=True)
+class BigKey:
+    key: str
+    family: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SlowEntry:
+    id: int
+    at: str
+    duration_ms: float
+    command: str
+    client: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    subscribers: int
+    hsi: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    server: ServerFacts
+    expired_keys: int
+    fragmentation_ratio: float | None
+    ops_per_second: int
+    total_commands: int
+    blocked_clients: int
+    maxclients: int
+    aof_rewrite_in_progress: bool
+    aof_last_rewrite_seconds: int
+    rdb_last_save_at: str
+    eviction_warning: str
+    queue_keys: int
+    memory_sample: int
+    memory_sample_complete: bool
+    memory_by_family: list[FamilyMemory]
+    largest: list[BigKey]
+    slowlog: list[SlowEntry]
+    slowlog_error: str
+    channels: list[Channel]
+    pattern_subscriptions: int
+    census: KeyCensus
+    generated_at: datetime
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["generated_at"] = self.generated_at.isoformat()
+        data["server"]["memory_ratio"] = self.server.memory_ratio
+        data["memory_estimate"] = True
+        return data
+
+
+def eviction_warning(policy: str, queue_keys: int) -> str:
+    """The loud sentence when ``policy`` can evict keys without a TTL while queues or DLQs exist."""
+    if policy not in EVICTS_WITHOUT_TTL or not queue_keys:
+        return ""
+    return (
+        f"maxmemory-policy is {policy}: under memory pressure Redis may evict keys that have no TTL, "
+        f"including the {queue_keys:,} work queues and dead-letter queues found. Jobs and failures "
+        "would vanish without a trace. Set maxmemory-policy to noeviction or volatile-lru, or give "
+        "Redis more memory."
+    )
+
+
+def _int(info: dict[str, Any], name: str) -> int:
+    try:
+        return int(info.get(name, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def memory_sample(client: redis.Redis, total: int) -> tuple[list[FamilyMemory], list[BigKey], int, bool]:
+    """MEMORY USAGE of up to MEMORY_SAMPLE keys from a SCAN, summed per family and scaled to DBSIZE."""
+    limit, sampled = conf("MEMORY_SAMPLE"), []
+    cursor = 0
+    while True:
+        cursor, batch = client.scan(cursor, count=min(limit, conf("SCAN_COUNT")))
+        sampled += batch
+        if cursor == 0 or len(sampled) >= limit:
+            break
+    sampled = sampled[:limit]
+    sizes = pipelined(client, [("memory_usage", (k,)) for k in sampled])
+    per_family: dict[str, list[int]] = {}
+    big: list[BigKey] = []
+    for raw, size in zip(sampled, sizes, strict=True):
+        if not isinstance(size, int):
+            continue
+        name = text(raw)
+        family = keys.classify(name)
+        per_family.setdefault(family.name, [0, 0])
+        per_family[family.name][0] += 1
+        per_family[family.name][1] += size
+        big.append(BigKey(name, family.label, size))
+    scale = total / len(sampled) if sampled else 0
+    labels = {f.name: f.label for f in (*keys.families(), keys.OTHER)}
+    rows = [
+        FamilyMemory(name, labels.get(name, name), count, size, round(size * scale))
+        for name, (count, size) in per_family.items()
+    ]
+    rows.sort(key=lambda r: -r.estimated_bytes)
+    big.sort(key=lambda b: -b.bytes)
+    return rows, big[: conf("LARGEST_KEYS")], len(sampled), cursor == 0
+
+
+def slow_entries(client: redis.Redis) -> tuple[list[SlowEntry], str]:
+    try:
+        raw = client.slowlog_get(conf("SLOWLOG_ENTRIES"))
+    except redis.ResponseError as exc:  # SLOWLOG can be renamed or denied by ACLs
+        return [], f"SLOWLOG is not available: {exc}"
+    entries = []
+    for item in raw:
+        command = item.get("command", b"")
+        words = text(command) if isinstance(command, bytes | str) else " ".join(text(w) for w in command)
+        if len(words) > COMMAND_TEXT:
+            words = words[:COMMAND_TEXT] + "…"
+        entries.append(
+            SlowEntry(
+                int(item.get("id", 0)),
+                datetime.fromtimestamp(int(item.get("start_time", 0)), UTC).isoformat(),
+                int(item.get("duration", 0)) / 1000,
+                words,
+                text(item.get("client_address", b"") or b""),
+            )
+        )
+    return entries, ""
+
+
+def channels(client: redis.Redis) -> tuple[list[Channel], int]:
+    wanted = tuple(dict.fromkeys((*HSI_CHANNELS, *realtime_setting("EVENT_CHANNELS"))))
+    pipe = client.pipeline(transaction=False)
+    pipe.pubsub_numsub(*wanted)
+    pipe.pubsub_numpat()
+    numsub, numpat = pipe.execute()
+    found = [Channel(text(name), int(count), text(name) in HSI_CHANNELS) for name, count in numsub]
+    return found, int(numpat)
+
+
+def build_report(client: redis.Redis) -> Report:
+    pipe = client.pipeline(transaction=False)
+    pipe.info("all")
+    pipe.dbsize()
+    info, total = pipe.execute()
+    server = ServerFacts.from_info(info, int(total))
+    census = key_census(client)
+    queue_keys = sum(f.count for f in census.families if f.name in QUEUE_FAMILIES)
+    families, largest, sampled, sample_complete = memory_sample(client, int(total))
+    slowlog, slowlog_error = slow_entries(client)
+    subscribed, patterns = channels(client)
+    last_save = _int(info, "rdb_last_save_time")
+    fragmentation = info.get("mem_fragmentation_ratio")
+    return Report(
+        server=server,
+        expired_keys=_int(info, "expired_keys"),
+        fragmentation_ratio=float(fragmentation) if isinstance(fragmentation, int | float) else None,
+        ops_per_second=_int(info, "instantaneous_ops_per_sec"),
+        total_commands=_int(info, "total_commands_processed"),
+        blocked_clients=_int(info, "blocked_clients"),
+        maxclients=_int(info, "maxclients"),
+        aof_rewrite_in_progress=bool(_int(info, "aof_rewrite_in_progress")),
+        aof_last_rewrite_seconds=_int(info, "aof_last_rewrite_time_sec"),
+        rdb_last_save_at=datetime.fromtimestamp(last_save, UTC).isoformat() if last_save else "",
+        eviction_warning=eviction_warning(server.maxmemory_policy, queue_keys),
+        queue_keys=queue_keys,
+        memory_sample=sampled,
+        memory_sample_complete=sample_complete,
+        memory_by_family=families,
+        largest=largest,
+        slowlog=slowlog,
+        slowlog_error=slowlog_error,
+        channels=subscribed,
+        pattern_subscriptions=patterns,
+        census=census,
+        generated_at=datetime.now(UTC),
+    )
+
+
+def server_report(*, use_cache: bool = True) -> Report:
+    """The report, cached for ``OVERVIEW_CACHE_SECONDS`` in the console's cache."""
+    if use_cache:
+        cached = cache.get(CACHE_KEY)
+        if isinstance(cached, Report):
+            return cached
+    started = time.monotonic()
+    report = build_report(get_redis())
+    report.notes.append(f"Built in {1000 * (time.monotonic() - started):.0f} ms.")
+    cache.set(CACHE_KEY, report, conf("OVERVIEW_CACHE_SECONDS"))
+    return report
