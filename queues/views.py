@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -76,6 +77,11 @@ class Target:
     @property
     def source(self) -> str | None:
         return keys.source_queue(self.key) if self.is_dlq else None
+
+
+def queue_archive() -> QuerySet[ArchivedItem]:
+    """Archived queue and DLQ entries; job keys have their own archive (queues.jobs_archive)."""
+    return ArchivedItem.objects.filter(kind__in=(ArchivedItem.Kind.LIST, ArchivedItem.Kind.STREAM))
 
 
 def queue_target(key: str) -> Target:
@@ -642,7 +648,7 @@ class QueuePages:
         return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
     def archive(self, request: HttpRequest) -> HttpResponse:
-        rows = ArchivedItem.objects.defer("raw")
+        rows = queue_archive().defer("raw")
         key, state = request.GET.get("key", ""), request.GET.get("state", "")
         rows = rows.filter(key=key) if key else rows
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
@@ -651,7 +657,7 @@ class QueuePages:
             request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
             size=ARCHIVE_PER_PAGE, shown=len(page), param="page",
         )  # fmt: skip
-        keys_ = ArchivedItem.objects.order_by("key").values_list("key", flat=True).distinct()[:200]
+        keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
         context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
         context |= {
             "states": ArchivedItem.State.choices,
@@ -661,7 +667,7 @@ class QueuePages:
         return self.render(request, "archive.html", "Archive of deleted DLQ entries", context)
 
     def archived(self, request: HttpRequest, pk: int) -> HttpResponse:
-        row = get_object_or_404(ArchivedItem, pk=pk)
+        row = get_object_or_404(queue_archive(), pk=pk)
         entry = dlq.Entry.of(row.key, -1, bytes(row.raw))
         is_dlq = keys.classify(row.key).name in inventory.QUEUE_FAMILIES
         if row.kind == ArchivedItem.Kind.STREAM:

@@ -8,6 +8,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.test import Client
+from django.urls import reverse
 
 from console.models import ArchivedItem, AuditEntry
 from queues import actions, archive, jobs, jobs_archive
@@ -126,6 +127,16 @@ def test_the_dlq_archive_never_pushes_a_job_key(redis_client: redis.Redis, opera
     assert redis_client.exists(f"job:{ORPHAN}") == 0
     row.refresh_from_db()
     assert row.state == "archived"
+
+
+def test_the_dlq_archive_pages_do_not_list_job_keys(
+    redis_client: redis.Redis, operator_client: Client
+) -> None:
+    put_tracker(redis_client, ORPHAN, "completed")
+    row, _ = jobs_archive.delete_stale(redis_client, jobs.pick(redis_client, ORPHAN), username="otto")
+    assert f"job:{ORPHAN}" in operator_client.get("/jobs/archive/").content.decode()
+    assert f"job:{ORPHAN}" not in operator_client.get(reverse("admin:archive")).content.decode()
+    assert operator_client.get(reverse("admin:archive_item", args=[row.pk])).status_code == 404
 
 
 def test_roles(redis_client: redis.Redis, viewer_client: Client, operator: User) -> None:
