@@ -43,6 +43,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/overview.py
 	$(PY) bench/dlq.py
 	$(PY) bench/live.py
+	$(PY) bench/keyspace.py
 
 clean:
 	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache

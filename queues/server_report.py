@@ -2,10 +2,13 @@
 
 Everything is read in a few round trips and cached for ``OVERVIEW_CACHE_SECONDS`` like the
 dashboard. Memory by family comes from ``MEMORY USAGE`` on a bounded SCAN sample and is an estimate.
+The last hour's charts come from the relay's samples in ``console:live:history`` (one XREVRANGE
+with a COUNT cap), turned here into SVG polyline points so the page needs no JavaScript.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from queues import keys
 from queues.conf import conf
 from queues.keyspace.scan import pipelined, text
 from queues.overview import KeyCensus, ServerFacts, key_census
+from realtime.events import HISTORY_KEY, HISTORY_SECONDS
 from realtime.events import setting as realtime_setting
 
 QUEUE_FAMILIES = ("queues", "dlq", "overflow_dlq", "streams", "stream_dlq")
@@ -26,6 +30,10 @@ EVICTS_WITHOUT_TTL = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 HSI_CHANNELS = (keys.SECURITY_EVENTS, keys.SYSTEM_STATUS, keys.PERFORMANCE_UPDATE)
 COMMAND_TEXT = 300
 CACHE_KEY = "server_report"
+HISTORY_COUNT = 2000  # stream entries read at most (an hour at one sample every 1.8 s)
+HISTORY_SERIES = 8  # queues and DLQs charted, the deepest now first
+SPARK_WIDTH = 300
+SPARK_HEIGHT = 48
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,34 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class Sparkline:
+    """One chart: ``points`` for an SVG polyline in a SPARK_WIDTH x SPARK_HEIGHT box."""
+
+    label: str
+    points: str
+    count: int
+    minimum: int
+    maximum: int
+    latest: int
+    limit: int = 0  # maxmemory, drawn as a line at ``limit_y`` when set
+    limit_y: float = 0.0
+
+
+@dataclass(frozen=True)
+class History:
+    """The relay's samples of the last hour (``samples`` 0: the relay has not sampled)."""
+
+    samples: int = 0
+    start: str = ""
+    end: str = ""
+    span_seconds: int = 0
+    memory: Sparkline | None = None
+    queues: list[Sparkline] = field(default_factory=list)
+    width: int = SPARK_WIDTH
+    height: int = SPARK_HEIGHT
+
+
+@dataclass(frozen=True)
 class Report:
     server: ServerFacts
     expired_keys: int
@@ -84,6 +120,7 @@ class Report:
     pattern_subscriptions: int
     census: KeyCensus
     generated_at: datetime
+    history: History = field(default_factory=History)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -179,6 +216,71 @@ def channels(client: redis.Redis) -> tuple[list[Channel], int]:
     return found, int(numpat)
 
 
+def _y(value: int, low: int, high: int) -> float:
+    if high <= low:
+        return SPARK_HEIGHT / 2
+    return round(SPARK_HEIGHT - (value - low) / (high - low) * SPARK_HEIGHT, 1)
+
+
+def sparkline(label: str, times: list[int], values: list[int], limit: int = 0) -> Sparkline:
+    """Polyline points for ``values`` at ``times`` (ms); with ``limit``, scaled from 0 to it."""
+    first, last = times[0], times[-1]
+    low, high = (0, max(limit, *values)) if limit else (min(values), max(values))
+    span = last - first
+    points = " ".join(
+        f"{round((t - first) / span * SPARK_WIDTH, 1) if span else 0:g},{_y(v, low, high):g}"
+        for t, v in zip(times, values, strict=True)
+    )
+    return Sparkline(
+        label,
+        points,
+        len(values),
+        min(values),
+        max(values),
+        values[-1],
+        limit,
+        _y(limit, low, high) if limit else 0.0,
+    )
+
+
+def read_history(client: redis.Redis, maxmemory: int, now_ms: int | None = None) -> History:
+    """The last hour of ``console:live:history``: used memory and the deepest queues and DLQs."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    raw = client.xrevrange(HISTORY_KEY, "+", f"{now_ms - HISTORY_SECONDS * 1000}", count=HISTORY_COUNT)
+    times: list[int] = []
+    memory: list[int] = []
+    depths: list[dict[str, int]] = []
+    for entry_id, fields in reversed(raw or []):
+        if entry_id is None or not fields:
+            continue
+        values = {text(k): text(v) for k, v in fields.items()}
+        try:
+            sample = json.loads(values.get("depths", "{}"))
+            used = int(values.get("used_memory", "0"))
+            ms = int(text(entry_id).split("-", 1)[0])
+        except ValueError:
+            continue
+        if not isinstance(sample, dict):
+            continue
+        times.append(ms)
+        memory.append(used)
+        depths.append(
+            {str(k): v for k, v in sample.items() if isinstance(v, int) and not isinstance(v, bool)}
+        )
+    if not times:
+        return History()
+    latest = depths[-1]
+    names = sorted({k for d in depths for k in d}, key=lambda k: (-latest.get(k, 0), k))[:HISTORY_SERIES]
+    return History(
+        samples=len(times),
+        start=datetime.fromtimestamp(times[0] / 1000, UTC).strftime("%H:%M:%S"),
+        end=datetime.fromtimestamp(times[-1] / 1000, UTC).strftime("%H:%M:%S"),
+        span_seconds=round((times[-1] - times[0]) / 1000),
+        memory=sparkline("Used memory", times, memory, maxmemory),
+        queues=[sparkline(name, times, [d.get(name, 0) for d in depths]) for name in names],
+    )
+
+
 def build_report(client: redis.Redis) -> Report:
     pipe = client.pipeline(transaction=False)
     pipe.info("all")
@@ -215,6 +317,7 @@ def build_report(client: redis.Redis) -> Report:
         pattern_subscriptions=patterns,
         census=census,
         generated_at=datetime.now(UTC),
+        history=read_history(client, server.maxmemory),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ INTERNAL_ERROR = 4011  # the socket failed on the server: reconnect with ?since=
 LEADER_KEY = keys.console_key("relay:leader")
 STATUS_KEY = keys.console_key("relay:status")
 DEPTHS_KEY = keys.console_key("live:depths")
+HISTORY_KEY = keys.console_key("live:history")  # capped stream of depth samples (one hour)
+HISTORY_SECONDS = 3600
 STATUS_TTL_SECONDS = 24 * 3600
 
 DEFAULTS: dict[str, Any] = {
@@ -230,6 +233,11 @@ def sample(raw: bytes, limit: int = 160) -> str:
     text = raw[:limit].decode("utf-8", "backslashreplace")
     escaped = text.encode("unicode_escape").decode("ascii")
     return escaped + ("…" if len(raw) > limit else "")
+
+
+def history_maxlen(sample_seconds: float) -> int:
+    """Entries of ``HISTORY_KEY`` that cover one hour at one sample per ``sample_seconds``."""
+    return max(60, math.ceil(HISTORY_SECONDS / max(sample_seconds, 0.001)))
 
 
 def depth_message(queues: list[dict[str, Any]], sampled_at: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ automatic retries, so nothing is re-sent behind the relay's back.
 
 Depths. The leader also samples every queue's and DLQ's depth every DEPTH_SAMPLE_SECONDS (keys
 rediscovered by a bounded SCAN every DISCOVER_SECONDS, depths in one pipelined round trip), keeps
-the latest sample in ``console:live:depths`` and sends it to the ``live.depths`` group.
+the latest sample in ``console:live:depths``, appends it with ``used_memory`` (``INFO memory``) to
+the capped stream ``console:live:history`` (one hour of samples, for the overview's charts) and
+sends it to the ``live.depths`` group.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import redis
 import redis.asyncio
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.typing import EncodableT
 
 from console.redis import RedisConfig, explain, get_redis, new_async_redis
 from queues import inventory
@@ -51,6 +54,7 @@ from realtime.events import (
     DEPTHS_GROUP,
     DEPTHS_KEY,
     EVENTS_GROUP,
+    HISTORY_KEY,
     LEADER_KEY,
     STATUS_KEY,
     STATUS_TTL_SECONDS,
@@ -59,6 +63,7 @@ from realtime.events import (
     depth_message,
     dumps,
     group_message,
+    history_maxlen,
     normalise,
     now_iso,
     sample,
@@ -157,6 +162,7 @@ class Relay:
         self.max_bytes = int(setting("EVENT_MAX_BYTES"))
         self.lock_ms = max(1000, int(float(setting("RELAY_LOCK_SECONDS")) * 1000))
         self.depth_seconds = float(setting("DEPTH_SAMPLE_SECONDS"))
+        self.history_len = history_maxlen(self.depth_seconds)
         self.leader = False
         self.catch_up_pending = False
         self.state = "starting"  # → "connected" ⇄ "down"; one log line per change
@@ -488,7 +494,15 @@ class Relay:
                 message = depth_message(queues, now_iso())
                 text = dumps(message)
                 ttl = max(30, int(10 * self.depth_seconds))
-                await self._guard(client.set(DEPTHS_KEY, text, ex=ttl))
+                memory = await self._guard(client.info("memory"))
+                history: dict[EncodableT, EncodableT] = {
+                    "depths": dumps({q["key"]: q["length"] for q in queues}),
+                    "used_memory": int(memory.get("used_memory", 0)),
+                }
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.set(DEPTHS_KEY, text, ex=ttl)
+                    pipe.xadd(HISTORY_KEY, history, maxlen=self.history_len, approximate=True)
+                    await self._guard(pipe.execute())
                 await self._group_send(DEPTHS_GROUP, group_message(message, text))
             await asyncio.sleep(max(0.05, self.depth_seconds - (time.monotonic() - started)))
 

@@ -26,6 +26,7 @@ from realtime.events import (
     DEPTHS_GROUP,
     DEPTHS_KEY,
     EVENTS_GROUP,
+    HISTORY_KEY,
     LEADER_KEY,
     STATUS_KEY,
     Event,
@@ -204,6 +205,25 @@ def test_publish_reaches_stream_and_group(
     assert redis_client.get(LEADER_KEY) is None  # a clean exit releases the lock
     assert relay_status(redis_client).state == "stopped"
     assert "released the lock" in relay.output()
+
+
+def test_the_leader_appends_samples_to_the_history(
+    redis_server: RedisServer, redis_client: redis.Redis, start_relay: Callable[..., RelayProcess]
+) -> None:
+    redis_client.rpush("detection_queue", b"a", b"b")
+    relay = start_relay("relay-history", redis_server)
+    relay.wait_leading(redis_client)
+    deadline = time.monotonic() + 10
+    while redis_client.xlen(HISTORY_KEY) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = redis_client.xrange(HISTORY_KEY)  # type: ignore[assignment]
+    assert len(entries) >= 2  # one sample every HSI_DEPTH_SAMPLE_SECONDS (0.5 s here)
+    fields = entries[-1][1]
+    depths = json.loads(fields[b"depths"])
+    assert depths["detection_queue"] == 2 and depths["dlq:detection_queue"] == 0
+    assert int(fields[b"used_memory"]) > 0
+    assert b" " not in fields[b"depths"]  # compact JSON
+    assert relay.stop() == 0
 
 
 def test_malformed_messages_are_counted_and_skipped(
