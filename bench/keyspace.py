@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +58,8 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from bench.dlq import slowest_commands  # noqa: E402
+from bench.dlq import slowest_commands, timed, verdict  # noqa: E402
+from bench.overview import raw_scan  # noqa: E402
 from orchestrator.state import DISCOVERED_CACHE  # noqa: E402
 from queues import jobs, keys  # noqa: E402
 from queues.demo import build_demo_world  # noqa: E402
@@ -155,27 +155,8 @@ def get(web: Client, url: str) -> float:
     return elapsed
 
 
-def timed(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:9.1f} ms"
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
-
-
-def raw_scan(client: redis.Redis, limit: int, count: int) -> int:
-    cursor, seen = 0, 0
-    while True:
-        cursor, batch = client.scan(cursor, count=count)
-        seen += len(batch)
-        if cursor == 0 or seen >= limit:
-            return seen
 
 
 def bench_floor(client: redis.Redis, runs: int) -> float:

@@ -1,7 +1,7 @@
 """Typed, read-mostly views of HSI's other key families (contract §7 to §12), at bounded cost.
 
-Each reader finds its keys with a bounded ``SCAN … MATCH`` (patterns from ``queues.keys``, never
-KEYS), then reads them in one or two pipelined round trips. Every value goes through
+Each reader finds its keys with a bounded ``SCAN … MATCH`` (patterns from ``queues.keys``; no
+whole-keyspace listing), then reads them in one or two pipelined round trips. Every value goes through
 ``queues.codec.decode``; a value that is not what the contract describes becomes a row with a
 ``problem`` sentence, never an exception. The few mutations (clear a dedupe entry, invalidate cache
 keys, reset a rate-limit window) live beside their readers and each writes an audit entry.
