@@ -267,9 +267,6 @@ class QueuePages:
                 name="queue_selection_act",
             ),
             path(
-                "queues/<path:key>/stream-retry/", view(require_POST(self.stream_retry)), name="stream_retry"
-            ),
-            path(
                 "queues/<path:key>/stream-selected/<str:verb>/",
                 view(self.stream_selected),
                 name="stream_selected",
@@ -330,23 +327,6 @@ class QueuePages:
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
         context["back"] = stream_back(request.GET)
         return self.render(request, "items.html", target.key, context)
-
-    def stream_retry(self, request: HttpRequest, key: str) -> HttpResponse:
-        """Retry stream DLQ entries by id (POST only), each back to its stream in one Lua step."""
-        target = queue_target(key)
-        require(request, "retry_items")
-        if target.family != "stream_dlq":
-            raise Http404("Only stream DLQs are retried by entry id.")
-        ids = streams.entry_ids(request.POST.getlist("id"))[:MAX_SELECTED]
-        back = items_url(target.key, back_query(request.POST))
-        client = get_redis()
-        if not ids:
-            messages.warning(request, "Select the stream entries to retry first.")
-        elif not actions.first_submission(client, request.POST.get("nonce", "")):
-            messages.warning(request, DUPLICATE)
-        else:
-            report(request, actions.retry_stream(client, target.key, ids, request=request)[0], "retry")
-        return HttpResponseRedirect(back)
 
     def stream_selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
         """Stream DLQ entries picked by id: GET confirms (what, how many), POST retries or deletes."""

@@ -302,12 +302,17 @@ def test_operator_retries_stream_dlq_entries_by_id(world: redis.Redis, operator:
     ids = re.findall(r'name="id" value="(\d+-\d+)"', html)
     assert len(ids) == 4
     before = world.xlen("detections:stream")
-    refused = logged_in(viewer).post(url("stream_retry", key), {"id": ids[:2], "nonce": "v"})
+    action = url("stream_selected", key, "retry")
+    refused = logged_in(viewer).post(action, {"id": ids[:2], "nonce": "v"})
     assert refused.status_code == 403 and world.xlen(key) == 4
-    done = logged_in(operator).post(url("stream_retry", key), {"id": ids[:2], "nonce": "s-1"})
+    confirm = logged_in(operator).get(action, {"id": ids[:2]})
+    assert confirm.status_code == 200 and world.xlen(key) == 4  # GET only shows what will happen
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.content.decode())
+    assert nonce is not None
+    done = logged_in(operator).post(action, {"id": ids[:2], "nonce": nonce.group(1)})
     assert done.status_code == 302 and any("Retried 2" in m for m in shown_messages(done))
     assert world.xlen(key) == 2 and world.xlen("detections:stream") == before + 2
-    again = logged_in(operator).post(url("stream_retry", key), {"id": ids[:2], "nonce": "s-1"})
+    again = logged_in(operator).post(action, {"id": ids[:2], "nonce": nonce.group(1)})
     assert any("already submitted" in m for m in shown_messages(again)) and world.xlen(key) == 2
 
 
