@@ -21,10 +21,16 @@ COPY --chown=app:app . .
 
 USER app
 
-# The secret exists only for this one RUN step; it is not baked into the image
-# environment. The real DJANGO_SECRET_KEY comes from .env at runtime.
-RUN DJANGO_SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput
+# The secret exists only for this one RUN step (a random one: outside DEBUG the settings refuse
+# short or published keys); it is not baked into the image environment. The real
+# DJANGO_SECRET_KEY comes from .env at runtime.
+RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    python manage.py collectstatic --noinput
 
 EXPOSE 8000
+
+# Plain HTTP on 8000 is meant for a TLS proxy in front (docs/security.md): set
+# DJANGO_SECURE_PROXY_SSL_HEADER and DJANGO_CSRF_TRUSTED_ORIGINS in .env, or DJANGO_HTTPS=false
+# for a LAN install without TLS. daphne keeps its 1 MiB WebSocket message limit.
 
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "console.asgi:application"]

@@ -1,4 +1,4 @@
-"""System checks for Redis and Channels misconfiguration (``manage.py check``)."""
+"""System checks for Redis, Channels and transport misconfiguration (``manage.py check``)."""
 
 from __future__ import annotations
 
@@ -96,3 +96,24 @@ def channel_layer(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+PLAIN_HTTP_WARNING = (
+    "DJANGO_HTTPS=false: cookies and passwords cross the network in clear text; anyone on the "
+    "network path can read them and take over a session. Serve the console over TLS (directly or "
+    "behind a proxy) and remove DJANGO_HTTPS=false."
+)
+
+
+@register("security", deploy=True)
+def plain_http(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Say why --deploy's cookie, redirect and HSTS warnings appear, instead of silencing them."""
+    if settings.DEBUG or getattr(settings, "HTTPS", True):
+        return []
+    return [
+        Warning(
+            PLAIN_HTTP_WARNING,
+            hint="security.W004, W008, W012 and W016 below are the consequences of this one choice.",
+            id="hsi.W010",
+        )
+    ]

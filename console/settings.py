@@ -26,7 +26,28 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env.get(name, default).split(",") if item.strip()]
 
 
+def proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto=https`` (or ``HTTP_X_FORWARDED_PROTO=https``) → Django's tuple; "" → None.
+
+    Only set it when a proxy you run always sets (or strips) that header: otherwise any client
+    could claim HTTPS. A malformed value stops the start, since a silently ignored one would make
+    every request look insecure and redirect forever.
+    """
+    if not value.strip():
+        return None
+    header, sep, expected = (part.strip() for part in value.partition("="))
+    if not sep or not header or not expected or " " in header:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER is {value!r}; write it as HEADER=value, "
+            "e.g. X-Forwarded-Proto=https (the header your TLS proxy sets and the value that means HTTPS)."
+        )
+    name = header.upper().replace("-", "_")
+    return (name if name.startswith("HTTP_") else f"HTTP_{name}", expected)
+
+
 DEBUG = env_bool(env.get("DJANGO_DEBUG"), False)
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-only-used-when-DJANGO_DEBUG-is-true"  # noqa: S105
+KNOWN_WEAK_SECRET_KEYS = frozenset({DEVELOPMENT_SECRET_KEY, "changeme", "secret", "build-only-not-secret"})
 
 SECRET_KEY = env.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -36,7 +57,29 @@ if not SECRET_KEY:
             '(python -c "import secrets; print(secrets.token_urlsafe(50))"), '
             "or set DJANGO_DEBUG=true for local development."
         )
-    SECRET_KEY = "insecure-development-key-only-used-when-DJANGO_DEBUG-is-true"  # noqa: S105
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+
+
+def secret_key_weakness(key: str) -> str:
+    """Why ``key`` cannot sign production sessions, or "" (Django's own --deploy rules, enforced at start).
+
+    A key someone else knows or can guess lets them forge session cookies and password-reset
+    links, so outside DEBUG the console refuses to start with one instead of warning.
+    """
+    if key in KNOWN_WEAK_SECRET_KEYS or key.startswith("django-insecure-"):
+        return "DJANGO_SECRET_KEY is a published example value, so anyone could forge sessions with it."
+    if len(key) < 50:
+        return f"DJANGO_SECRET_KEY is only {len(key)} characters long; it needs at least 50."
+    if len(set(key)) < 5:
+        return "DJANGO_SECRET_KEY uses fewer than 5 different characters."
+    return ""
+
+
+if not DEBUG and (weakness := secret_key_weakness(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"{weakness} Put a long random value in .env "
+        '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -59,7 +102,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "console.middleware.ContentSecurityPolicyMiddleware",  # first: wraps even the HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
+    "console.middleware.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -97,7 +142,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    # Every account here is staff that can act on the pipeline's jobs: 12 characters, not Django's 8.
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -159,6 +208,9 @@ HSI_CONSOLE = {
     "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
 }
 
+    # Inbound /ws/events/ messages: the client sends only tiny control messages, so a bigger one
+    # closes the socket (4009); daphne's own 1 MiB frame limit applies before the consumer sees it.
+    "WS_MAX_MESSAGE_BYTES": int(env.get("HSI_WS_MAX_MESSAGE_BYTES") or 4096),
 # HSI's own API, for service actions (orchestrator/hsi_api.py). The key is never logged or shown.
 HSI_API_URL = (env.get("HSI_API_URL") or "").strip().rstrip("/")
 HSI_API_KEY = env.get("HSI_API_KEY") or ""
@@ -167,7 +219,7 @@ HSI_API_TIMEOUT = float(env.get("HSI_API_TIMEOUT") or 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "console.views.SessionAuthentication",  # DRF's, with the console's CSRF sentence
     ],
     "DEFAULT_PERMISSION_CLASSES": ["console.permissions.CanViewConsole"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -181,11 +233,49 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-SESSION_COOKIE_HTTPONLY = True
+# --- Transport, cookies and headers (docs/security.md). One switch, DJANGO_HTTPS, says whether the
+# browser reaches the console over TLS (directly or through a proxy); everything that only makes
+# sense over TLS follows it, so a plain-HTTP LAN install is one deliberate choice, not five.
+HTTPS = env_bool(env.get("DJANGO_HTTPS"), not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS and env_bool(env.get("DJANGO_HSTS_PRELOAD"), False)
+# Health probes (Docker's healthcheck, load balancers) speak plain HTTP to the container itself.
+SECURE_REDIRECT_EXEMPT = [r"^api/system/health/"]
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.get("DJANGO_SECURE_PROXY_SSL_HEADER") or "")
+# Preloading is a promise about every subdomain of the parent domain that is hard to take back
+# (removal from browsers' lists takes months), which a console cannot make for its organisation:
+# it is opt-in (DJANGO_HSTS_PRELOAD=true), and --deploy's reminder about it is silenced.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
+# Staff sessions: a working day, and gone when the browser closes. SameSite=Lax (Django's default)
+# keeps the cookie off cross-site POSTs and WebSocket handshakes. No script reads the CSRF cookie
+# (static/ JS takes the token from the form), so it is HttpOnly too.
+SESSION_COOKIE_AGE = int(env.get("DJANGO_SESSION_SECONDS") or 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "console.views.csrf_failure"
+
+# Request size. The largest legitimate bodies are a selection of 1,000 entry refs (about 100 KiB)
+# and an edit-and-retry form with one payload (HSI caps payloads far below this); 2 MiB leaves room
+# and still refuses a body that would only cost memory. Bigger requests get a 413 sentence
+# (console.middleware.RequestLimitsMiddleware), too many fields a 400 sentence.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env.get("DJANGO_MAX_REQUEST_BYTES") or 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},

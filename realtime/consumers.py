@@ -69,6 +69,10 @@ from realtime.events import (
 
 logger = logging.getLogger("realtime.consumers")
 CHUNK = 200  # stream entries per XRANGE while catching up
+# RFC 6455's 1009 (message too big) in the private range: daphne can send only 1000 and 3000-4999,
+# and it drops a close reason, so the sentence also goes out as a last ``refused`` notice.
+MESSAGE_TOO_BIG = 4009
+WS_MAX_MESSAGE_BYTES = 4096  # default of HSI_CONSOLE["WS_MAX_MESSAGE_BYTES"] (HSI_WS_MAX_MESSAGE_BYTES)
 
 
 def may_watch(user: Any) -> bool:
@@ -224,7 +228,20 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):
         self.joined.clear()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """The protocol has no client messages; anything a client sends is ignored."""
+        """The protocol has no client messages: small ones are ignored, a big one closes the socket.
+
+        live.js sends nothing, so a big message is a misbehaving or hostile client; daphne has
+        already bounded it (1 MiB), this closes the socket long before memory matters.
+        """
+        limit = int(getattr(settings, "HSI_CONSOLE", {}).get("WS_MAX_MESSAGE_BYTES", WS_MAX_MESSAGE_BYTES))
+        size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
+        if size > limit and not self.closing:
+            sentence = (
+                f"Message of {size} bytes refused: this socket accepts at most {limit} bytes per message."
+            )
+            await self._notice("refused", {"detail": sentence, "code": MESSAGE_TOO_BIG})
+            self.closing = True
+            await self.close(code=MESSAGE_TOO_BIG, reason=sentence)
 
     # --- Live messages (from the process's LocalFanout) and the user group ---
 

@@ -76,6 +76,7 @@ def console_env(folder: Path, redis_url: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": "live-test-secret-" + "y" * 40,
         "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_HTTPS": "false",  # daphne serves plain http on 127.0.0.1 (no TLS redirect, no Secure cookies)
         "DJANGO_STATIC_ROOT": str(folder / "static"),
         "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "REDIS_URL": redis_url,

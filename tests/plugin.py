@@ -41,6 +41,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+            "DJANGO_HTTPS": "false",  # the test client speaks plain HTTP; HTTPS tests override settings
     server = STATE.get("server")
     if server:
         server.stop()

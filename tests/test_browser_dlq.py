@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from queues import dlq, keys
 from queues.codec import decode, encode_payload
@@ -23,7 +22,11 @@ BULK_DLQ = "dlq:browser_bulk_queue"
 SELECT_DLQ, SELECT_SOURCE = "dlq:browser_select_queue", "browser_select_queue"
 SELECT_PATH = f"/queues/{SELECT_DLQ}/"
 DASH = "\u2013"
-CSP = "script-src 'self'"
+# Every securitypolicyviolation event becomes a console message that with_csp collects.
+REPORT_VIOLATIONS = (
+    "document.addEventListener('securitypolicyviolation', (e) => console.error("
+    "`Content Security Policy violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`));"
+)
 JSON = "application/json"
 DESKTOP = ViewportSize(width=1400, height=900)
 PHONE = ViewportSize(width=390, height=844)
@@ -50,20 +53,9 @@ def summary(verb: str, done: int, key: str) -> str:
 
 
 def with_csp(page: Page) -> list[str]:
-    """Serve every page with ``script-src 'self'``; collect CSP violations and script errors."""
+    """Collect CSP violations and script errors under the console's own CSP header (console/middleware.py)."""
     problems: list[str] = []
-
-    def add_header(route: Route) -> None:
-        response = route.fetch(max_redirects=0)
-        try:
-            route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
-        except PlaywrightError as error:
-            # The page moved on while a request of the old one (a selection save) was answered:
-            # the server got it; only the answer has nowhere to go.
-            if "disposed" not in str(error):
-                raise
-
-    page.route("**/*", add_header)
+    page.add_init_script(REPORT_VIOLATIONS)
     page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     return problems
