@@ -7,8 +7,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
@@ -16,6 +18,7 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from console.models import AuditEntry
+from console.ratelimit import Refusal, check_login
 from console.redis import explain, probe
 from console.roles import perm
 from orchestrator.views import admin_urls as orchestrator_admin_urls
@@ -27,6 +30,19 @@ from queues.views import admin_urls as queue_admin_urls
 from realtime.views import admin_urls as live_admin_urls
 
 
+class RateLimitedLoginForm(AdminAuthenticationForm):
+    """The admin's login form, refused before the password is checked once a sign-in limit is hit."""
+
+    refusal: Refusal | None = None
+
+    def clean(self) -> dict[str, Any]:
+        if self.request is not None:
+            self.refusal = check_login(self.request, str(self.cleaned_data.get("username") or ""))
+            if self.refusal is not None:
+                raise ValidationError(self.refusal.detail, code=self.refusal.error)
+        return super().clean()
+
+
 class ConsoleAdminSite(admin.AdminSite):
     site_header = "HSI Console"
     site_title = "HSI Console"
@@ -34,6 +50,14 @@ class ConsoleAdminSite(admin.AdminSite):
     index_template = "console/dashboard.html"
     site_url = None
     enable_nav_sidebar = False
+    login_form = RateLimitedLoginForm
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The admin's login page; a refused sign-in keeps the page but answers 429 or 503."""
+        response = super().login(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        refusal = form.refusal if isinstance(form, RateLimitedLoginForm) else None
+        return refusal.apply(response) if refusal is not None else response
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

@@ -7,4 +7,5 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from console import checks  # noqa: F401 - registers the system checks
+        # checks registers the system checks; signals audits sign-ins and feeds the sign-in limit.
+        from console import checks, signals  # noqa: F401

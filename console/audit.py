@@ -10,11 +10,11 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from console.models import AuditEntry
+from console.ratelimit import client_ip
 from realtime.feed import publish_action
 
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+__all__ = ["client_ip", "record"]
+USERNAME_LENGTH = 150  # AuditEntry.username
 
 
 def record(
@@ -25,11 +25,15 @@ def record(
     count: int = 0,
     detail: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
+    username: str = "",
 ) -> AuditEntry:
+    """One entry; ``username`` names an actor who is not signed in (the name a sign-in was tried with)."""
     authenticated = isinstance(user, User) and user.is_authenticated
+    if authenticated and user is not None:
+        username = user.get_username()
     entry = AuditEntry.objects.create(
         user=user if isinstance(user, User) else None,
-        username=user.get_username() if authenticated and user is not None else "system",
+        username=username[:USERNAME_LENGTH] or "system",
         action=action,
         key=key,
         count=count,

@@ -110,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "console.ratelimit.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "console.middleware.RedisUnavailableMiddleware",
@@ -282,3 +283,14 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# --- Rate limits (console/ratelimit.py, README "Rate limits"). Their own django-redis alias on the
+# console's Redis that does NOT ignore exceptions: a Redis outage reaches the limiter, whose
+# per-class policy (ratelimit.FAIL_OPEN) lets reads through and refuses sign-in and changes.
+from console.ratelimit import parse_networks, rates_from_env  # noqa: E402 - settings read in order
+
+CACHES["ratelimit"] = CONSOLE_REDIS.cache_settings(key_prefix="console:rl", ignore_exceptions=False)
+RATELIMIT_ENABLED = env_bool(env.get("DJANGO_RATELIMIT_ENABLED"), True)
+RATELIMIT_RATES = rates_from_env(env)
+# Proxies whose X-Forwarded-For is believed (IPs or CIDRs); empty: REMOTE_ADDR is the client.
+TRUSTED_PROXIES = parse_networks("DJANGO_TRUSTED_PROXIES", env.get("DJANGO_TRUSTED_PROXIES", ""))

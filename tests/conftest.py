@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client, override_settings
 
+from console.ratelimit import Rate
 from console.redis import RedisConfig
 from tests.live_server import live_console  # noqa: F401 - shared fixture
 from tests.plugin import STATE
@@ -29,6 +30,14 @@ def plain_static_storage() -> Iterator[None]:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     with override_settings(STORAGES=storages):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def generous_rate_limits() -> Iterator[None]:
+    """The suite sends far more requests per user than a person; test_ratelimit.py sets tiny limits."""
+    rates = {scope: Rate(1_000_000, 60) for scope in settings.RATELIMIT_RATES}
+    with override_settings(RATELIMIT_RATES=rates):
         yield
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from console.ratelimit import ENV_VARS
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,8 @@ def console_env(folder: Path, redis_url: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "REDIS_PASSWORD": "",
     }
+        # Browser tests sign in many times from 127.0.0.1; tests/test_ratelimit.py tests the limits.
+        **{var: "100000/m" for var, _ in ENV_VARS.values()},
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
