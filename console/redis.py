@@ -107,9 +107,8 @@ class RedisConfig:
         if parts.password is None:
             return self.effective_url
         user = parts.username or ""
-        host = parts.hostname or ""
-        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        host = parts.netloc.rpartition("@")[2]  # as written: keeps [::1] brackets and the port
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
     @property
     def address(self) -> str:
@@ -291,6 +290,19 @@ def _tls_message(exc: BaseException, config: RedisConfig) -> str:
     )
 
 
+SCRIPT_DENIED = "The user executing the script can't"  # an ACL denial inside a Lua script (ERR ...)
+
+
+def noperm_message(text: str) -> str:
+    """ACL denials: the read-only user refuses every action; any other denial is a rules gap."""
+    detail = text.removeprefix("NOPERM").strip()[:160]
+    return (
+        f"Redis refused the command: the console's Redis user has no permission for it (NOPERM {detail}). "
+        "A read-only user (manage.py redis_acl --read-only) can only browse, so actions need the full "
+        "user from manage.py redis_acl; see docs/redis-acl.md."
+    )
+
+
 def explain(exc: BaseException, config: RedisConfig) -> str:
     """One sentence that says what is wrong and what to fix; never contains the password."""
     code = str(getattr(exc, "status_code", None) or "")
@@ -302,12 +314,18 @@ def explain(exc: BaseException, config: RedisConfig) -> str:
             "password Redis was started with (--requirepass)."
         )
     if "WRONGPASS" in text or "invalid password" in text or "invalid username-password" in text:
+        if urlsplit(config.url).username:
+            return (
+                f"Redis rejected the user {urlsplit(config.url).username!r} (WRONGPASS): REDIS_PASSWORD "
+                "does not match that ACL user's password, or the user does not exist or is off. Fix it "
+                "in .env (or the user, see docs/redis-acl.md) and restart the console."
+            )
         return (
             "Redis rejected the password (WRONGPASS): REDIS_PASSWORD does not match the password "
             "Redis was started with. Fix it in .env and restart the console."
         )
-    if "NOPERM" in text:
-        return f"The Redis user lacks a permission the console needs ({text[:120]}): extend its ACL."
+    if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in text or SCRIPT_DENIED in text:
+        return noperm_message(text)
     if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError) or "SSL" in text:
         return _tls_message(cause if isinstance(cause, ssl.SSLError) else exc, config)
     if isinstance(exc, FileNotFoundError) or isinstance(cause, FileNotFoundError):

@@ -51,7 +51,11 @@ def _archive_batch(client: redis.Redis, key: str, entries: Sequence[dlq.Entry], 
         )
         for i, e in enumerate(entries)
     )
-    outcome = dlq.delete(client, key, entries, token=token)
+    try:
+        outcome = dlq.delete(client, key, entries, token=token)
+    except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
+        _settle_deleted(token, [])
+        raise
     deleted = {id(entry) for entry in outcome.moved}
     _settle_deleted(token, [i for i, entry in enumerate(entries) if id(entry) in deleted])
     return outcome
@@ -90,7 +94,11 @@ def _archive_stream_batch(
             )
         )
     ArchivedItem.objects.bulk_create(rows)
-    outcome = streams.delete_entries(client, key, entries, token=token)
+    try:
+        outcome = streams.delete_entries(client, key, entries, token=token)
+    except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
+        _settle_deleted(token, [])
+        raise
     _settle_deleted(token, [i for i, status in enumerate(outcome.statuses) if status == "ok"])
     return outcome
 
@@ -155,14 +163,19 @@ def restore(
         if claimed:
             payloads.append(payload)
     restored = 0
-    for (target, kind), (token, payloads) in groups.items():
-        limit = conf("QUEUE_MAX_SIZE") if to_source else 0
-        if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
-            pushed = max(streams.push_entries(client, target, payloads, limit, token), 0)
-        else:
-            pushed = max(push_entries(client, target, payloads, limit, token), 0)
-        _settle_restored(token, pushed)
-        restored += pushed
+    try:
+        for (target, kind), (token, payloads) in groups.items():
+            limit = conf("QUEUE_MAX_SIZE") if to_source else 0
+            if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
+                pushed = max(streams.push_entries(client, target, payloads, limit, token), 0)
+            else:
+                pushed = max(push_entries(client, target, payloads, limit, token), 0)
+            _settle_restored(token, pushed)
+            restored += pushed
+    except redis.exceptions.NoPermissionError:  # an ACL refused a call before it ran: rows stay archived
+        for token, _ in groups.values():
+            _settle_restored(token, 0)
+        raise
     return {"restored": restored, "not_restored": len(ids) - restored}
 
 
