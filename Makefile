@@ -44,6 +44,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/dlq.py
 	$(PY) bench/live.py
 	$(PY) bench/keyspace.py
+	$(PY) bench/jobs_live.py
 
 clean:
 	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache

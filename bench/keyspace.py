@@ -174,7 +174,7 @@ def print_snapshot(client: redis.Redis) -> None:
     if isinstance(taken, jobs.Snapshot):
         stored = client.strlen(cache.make_key(jobs.CACHE_KEY))
         print(
-            f"    jobs snapshot read from the cache by every warm jobs page: {len(taken.entries):,} jobs, "
+            f"    jobs snapshot read from the cache by every warm jobs page: {len(taken):,} jobs, "
             f"{stored / 1e6:.1f} MB cached; scanned {taken.scanned:,} keys "
             f"(complete: {taken.scan_complete}), indexed {taken.indexed:,} (complete: {taken.index_complete})"
         )

@@ -57,6 +57,8 @@ class ArchivedItem(models.Model):
     class Kind(models.TextChoices):
         LIST = "list", "list entry"
         STREAM = "stream", "stream entry"
+        JOB = "job", "job key (exact value)"  # queues.jobs_archive: a stale job key
+        JOBINDEX = "jobindex", "index entries of an expired job"  # queues.jobs_archive
 
     class State(models.TextChoices):
         PENDING = "pending", "being deleted"

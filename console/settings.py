@@ -203,15 +203,16 @@ HSI_CONSOLE = {
     "EVENTS_STREAM": env.get("HSI_EVENTS_STREAM") or "console:events",
     "EVENTS_MAXLEN": int(env.get("HSI_EVENTS_MAXLEN") or 10000),
     "DEPTH_SAMPLE_SECONDS": float(env.get("HSI_DEPTH_SAMPLE_SECONDS") or 2),
+    "JOB_SAMPLE_SECONDS": float(env.get("HSI_JOB_SAMPLE_SECONDS") or 2),
     "LIVE_BUFFER": int(env.get("HSI_LIVE_BUFFER") or 500),
     "RELAY_LOCK_SECONDS": float(env.get("HSI_RELAY_LOCK_SECONDS") or 5),
     "LIVE_RECHECK_SECONDS": float(env.get("HSI_LIVE_RECHECK_SECONDS") or 15),
     "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
-}
-
     # Inbound /ws/events/ messages: the client sends only tiny control messages, so a bigger one
     # closes the socket (4009); daphne's own 1 MiB frame limit applies before the consumer sees it.
     "WS_MAX_MESSAGE_BYTES": int(env.get("HSI_WS_MAX_MESSAGE_BYTES") or 4096),
+}
+
 # HSI's own API, for service actions (orchestrator/hsi_api.py). The key is never logged or shown.
 HSI_API_URL = (env.get("HSI_API_URL") or "").strip().rstrip("/")
 HSI_API_KEY = env.get("HSI_API_KEY") or ""
@@ -257,8 +258,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-LOGGING = {
-    "version": 1,
 # Staff sessions: a working day, and gone when the browser closes. SameSite=Lax (Django's default)
 # keeps the cookie off cross-site POSTs and WebSocket handshakes. No script reads the CSRF cookie
 # (static/ JS takes the token from the form), so it is HttpOnly too.
@@ -277,6 +276,8 @@ CSRF_FAILURE_VIEW = "console.views.csrf_failure"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env.get("DJANGO_MAX_REQUEST_BYTES") or 2 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
+LOGGING = {
+    "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},

@@ -6,18 +6,22 @@
 * JobStatusService: ``job:{id}:status`` JSON, indexed by the sorted sets ``job:status:list`` (created),
   ``jobs:active`` and ``jobs:completed``; an index entry whose job key expired is shown as stale.
 
-The list is one summary of both (SCAN + ZRANGE, values read by pipelined GET/TTL in chunks of 500),
+The list is one summary of both (SCAN + ZRANGE, values read by MGET + TTLs in chunks of 500),
 cached for ``JOB_CACHE_SECONDS``: filters, counts and order come from it, and only the shown page's
-values are read again. Actions (abort, cancel) use WATCH/MULTI on the job key, so a job whose status
-changed since the page was drawn is refused.
+values are read again. The summary is cached as columns of plain values with its counts
+already made: unpickling 20,000+ small objects (and the garbage collections they set off) cost a
+warm page more than everything else it does. Actions (abort, cancel) use WATCH/MULTI on the job
+key, so a job whose status changed since the page was drawn is refused.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -237,25 +241,46 @@ def flag(job: Job, now: float, stale_after: int) -> Job:
 
 
 def _read(client: redis.Redis, wanted: list[tuple[str, str]]) -> list[Job]:
-    """GET and TTL of each (id, source), pipelined in chunks."""
+    """Value and TTL of each (id, source): one MGET and pipelined TTLs per chunk.
+
+    MGET answers nil for a key that is not a string, where TTL says it exists: those few get a
+    TYPE and are shown as not a string key. One MGET instead of a GET per job halves the commands
+    redis-py packs and parses, most of a cold list's time.
+    """
     found: list[Job] = []
     for start in range(0, len(wanted), CHUNK):
         part = wanted[start : start + CHUNK]
+        names = [
+            keys.job_key(job_id) if source == TRACKER else keys.job_status_key(job_id)
+            for job_id, source in part
+        ]
         pipe = client.pipeline(transaction=False)
-        for job_id, source in part:
-            key = keys.job_key(job_id) if source == TRACKER else keys.job_status_key(job_id)
-            pipe.get(key)
-            pipe.ttl(key)
-        replies = pipe.execute(raise_on_error=False)
+        pipe.mget(names)
+        for name in names:
+            pipe.ttl(name)
+        values, *ttls = pipe.execute()
+        odd = [
+            i for i, (raw, ttl) in enumerate(zip(values, ttls, strict=True)) if raw is None and int(ttl) != -2
+        ]
+        types = dict(zip(odd, _types(client, [names[i] for i in odd]), strict=True))
         for i, (job_id, source) in enumerate(part):
-            raw, ttl = replies[2 * i], replies[2 * i + 1]
-            if isinstance(raw, redis.ResponseError):  # e.g. WRONGTYPE: a hash or list under job:*
-                job = parse(job_id, source, b"", int(ttl))
-                job.problem = f"not a string key ({str(raw)[:80]})"
-                found.append(job)
-                continue
-            found.append(parse(job_id, source, raw, int(ttl)))
+            if i in types:
+                job = parse(job_id, source, b"", int(ttls[i]))
+                job.problem = f"not a string key (WRONGTYPE: it is a {types[i]})"
+            else:
+                job = parse(job_id, source, values[i], int(ttls[i]))
+            found.append(job)
     return found
+
+
+def _types(client: redis.Redis, names: list[str]) -> list[str]:
+    """TYPE of each key (only the few that MGET could not read)."""
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.type(name)
+    return [_str(kind) for kind in pipe.execute()]
 
 
 def tracker_id(key: str) -> str | None:
@@ -291,20 +316,57 @@ class Entry(NamedTuple):
 
 @dataclass
 class Snapshot:
-    entries: list[Entry]
+    """The summary of both keyspaces, newest first, as columns (row ``i`` is ``entry(i)``)."""
+
+    ids: list[str]
+    sources: list[str]
+    at: list[float]
+    statuses: list[str]
+    job_types: list[str]
+    stale: list[bool]
+    indexes: dict[str, tuple[tuple[str, float], ...]]  # JobStatusService id -> its index entries
     scanned: int
     scan_complete: bool
     indexed: int
     index_complete: bool
     taken_at: float
+    counts: dict[str, int] = field(default_factory=dict)
+    types: list[str] = field(default_factory=list)
+    stale_count: int = 0
 
-    @property
-    def types(self) -> list[str]:
-        return sorted({entry.type for entry in self.entries if entry.type})
+    @classmethod
+    def of(
+        cls, entries: list[Entry], scanned: int, scan_complete: bool, indexed: int, index_complete: bool
+    ) -> Snapshot:
+        """Columns of ``entries`` (already in order); repeated strings interned so they pickle once."""
+        intern = sys.intern
+        return cls(
+            ids=[e.id for e in entries],
+            sources=[intern(e.source) for e in entries],
+            at=[e.at for e in entries],
+            statuses=[intern(e.status) for e in entries],
+            job_types=[intern(e.type) for e in entries],
+            stale=[e.stale for e in entries],
+            indexes={e.id: e.indexes for e in entries if e.source == STATUS and e.indexes},
+            scanned=scanned,
+            scan_complete=scan_complete,
+            indexed=indexed,
+            index_complete=index_complete,
+            taken_at=time.time(),
+            counts=counts(e.status for e in entries),
+            types=sorted({e.type for e in entries if e.type}),
+            stale_count=sum(e.stale for e in entries),
+        )
 
-    @property
-    def stale_count(self) -> int:
-        return sum(entry.stale for entry in self.entries)
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def entry(self, row: int) -> Entry:
+        job_id, source = self.ids[row], self.sources[row]
+        indexes = self.indexes.get(job_id, ()) if source == STATUS else ()
+        return Entry(
+            job_id, source, self.at[row], self.statuses[row], self.job_types[row], self.stale[row], indexes
+        )
 
 
 def snapshot(client: redis.Redis, *, fresh: bool = False) -> Snapshot:
@@ -357,7 +419,7 @@ def _take(client: redis.Redis) -> Snapshot:
     wanted += [(job_id, STATUS) for job_id in indexed]
     entries = [Entry.of(job) for job in load(client, wanted, indexed)]
     entries.sort(key=lambda e: (e.at, e.id), reverse=True)
-    return Snapshot(entries, scanned, cursor == 0, len(indexed), index_complete, time.time())
+    return Snapshot.of(entries, scanned, cursor == 0, len(indexed), index_complete)
 
 
 def load(
@@ -373,8 +435,9 @@ def load(
     return found
 
 
-def page(client: redis.Redis, entries: list[Entry]) -> list[Job]:
-    """The full jobs of one page of the list: only these values are read."""
+def page(client: redis.Redis, taken: Snapshot, rows: list[int]) -> list[Job]:
+    """The full jobs of one page of the list (rows of ``taken``): only these values are read."""
+    entries = [taken.entry(row) for row in rows]
     indexed = {e.id: dict(e.indexes) for e in entries if e.source == STATUS}
     return load(client, [(e.id, e.source) for e in entries], indexed)
 
@@ -387,24 +450,27 @@ class Query:
     until: float | None = None
     stale: bool = False
 
-    def keep(self, entry: Entry) -> bool:
-        if self.status and entry.status != self.status:
+    def keep(self, taken: Snapshot, row: int) -> bool:
+        if self.status and taken.statuses[row] != self.status:
             return False
-        if self.type and entry.type != self.type:
+        if self.type and taken.job_types[row] != self.type:
             return False
-        if self.since is not None and entry.at < self.since:
+        if self.since is not None and taken.at[row] < self.since:
             return False
-        if self.until is not None and entry.at > self.until:
+        if self.until is not None and taken.at[row] > self.until:
             return False
-        return not self.stale or entry.stale
+        return not self.stale or taken.stale[row]
 
 
-def select(taken: Snapshot, query: Query) -> list[Entry]:
-    return [entry for entry in taken.entries if query.keep(entry)]
+def select(taken: Snapshot, query: Query) -> list[int]:
+    """The rows of ``taken`` that ``query`` keeps, in order (all of them without filters)."""
+    if query == Query():
+        return list(range(len(taken)))
+    return [row for row in range(len(taken)) if query.keep(taken, row)]
 
 
-def counts(entries: list[Entry]) -> dict[str, int]:
-    counted = Counter(entry.status for entry in entries)
+def counts(statuses: Iterable[str]) -> dict[str, int]:
+    counted = Counter(statuses)
     return {status: counted[status] for status in sorted(counted, key=_status_rank)}
 
 
@@ -546,3 +612,89 @@ def cancel(client: redis.Redis, job: Job, *, expected: str = "", request: Any = 
         request=request,
     )
     return entry.pk
+
+
+# --- Live rows (sampled by the relay) --------------------------------------------------------------
+
+LIVE_LIMIT = 200  # jobs one live sample reads at most
+LIVE_FIELDS = ("id", "source", "status", "progress", "message", "updated_at")
+LIVE_MESSAGE_CHARS = 300  # of a job's message in a live row (the list shows 80)
+
+
+def live_row(job: Job, sampled_at: str) -> dict[str, Any]:
+    """What a live ``jobs`` message says of one job (docs: /tmp/notes/live-protocol-jobs.md)."""
+    data = job.data
+    updated = next(
+        (
+            data[name]
+            for name in ("updated_at", "completed_at", "started_at")
+            if isinstance(data.get(name), str)
+        ),
+        None,
+    )
+    return {
+        "id": job.id,
+        "source": job.source,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message[:LIVE_MESSAGE_CHARS],
+        "updated_at": updated or sampled_at,
+    }
+
+
+def tracker_open_ids(client: redis.Redis, cursor: int = 0) -> tuple[list[str], int]:
+    """Open (pending or running) JobTracker jobs among one bounded SCAN from ``cursor``; the next cursor.
+
+    JobTracker has no index, so the relay walks ``job:*`` SCAN_LIMIT keys at a time, resuming where
+    the previous discovery stopped: a keyspace larger than SCAN_LIMIT is covered over several turns.
+    """
+    scan_limit, count = conf("SCAN_LIMIT"), conf("SCAN_COUNT")
+    scanned, ids = 0, []
+    while True:
+        cursor, batch = client.scan(cursor=cursor, match="job:*", count=count)
+        scanned += len(batch)
+        ids += [job_id for job_id in (tracker_id(_str(key)) for key in batch) if job_id is not None]
+        if cursor == 0 or scanned >= scan_limit:
+            break
+    found = _read(client, [(job_id, TRACKER) for job_id in dict.fromkeys(ids)])
+    return [job.id for job in found if job.status in OPEN], int(cursor)
+
+
+@dataclass
+class LiveSampler:
+    """Rows of the jobs that are moving, and which of them changed since the previous sample.
+
+    One sample is ``ZREVRANGE jobs:active 0 LIVE_LIMIT-1`` plus one MGET and pipelined TTLs of the jobs
+    (the active JobStatusService jobs, the open JobTracker jobs found by ``discover``, and the jobs
+    of the previous sample, so a job that just finished is sent once more with its final status).
+    """
+
+    limit: int = LIVE_LIMIT
+    tracker_ids: list[str] = field(default_factory=list)
+    last: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    cursor: int = 0  # where the next discovery's SCAN resumes
+
+    def discover(self, client: redis.Redis) -> None:
+        """Add the open JobTracker jobs of the next stretch of ``job:*`` (closed ones leave in ``sample``)."""
+        found, self.cursor = tracker_open_ids(client, self.cursor)
+        self.tracker_ids = list(dict.fromkeys(self.tracker_ids + found))[: self.limit]
+
+    def sample(self, client: redis.Redis, sampled_at: str) -> list[dict[str, Any]]:
+        """The rows that changed since the previous call (all of them the first time)."""
+        members: list[bytes] = client.zrevrange(keys.JOBS_ACTIVE, 0, self.limit - 1)  # type: ignore[assignment]
+        listed = [(_str(member), STATUS) for member in members]
+        listed += [(job_id, TRACKER) for job_id in self.tracker_ids]
+        followed = set(listed)  # remembered while listed, so an orphan in jobs:active is sent once
+        changed, seen = [], {}
+        for job in _read(client, list(dict.fromkeys(listed + list(self.last)))[: 2 * self.limit]):
+            state = (job.status, job.progress, job.message[:LIVE_MESSAGE_CHARS], job.data.get("updated_at"))
+            ident = (job.id, job.source)
+            if self.last.get(ident) != state:
+                changed.append(live_row(job, sampled_at))
+            if job.status in OPEN or ident in followed:
+                seen[ident] = state
+        self.tracker_ids = [
+            job_id for (job_id, source), state in seen.items() if source == TRACKER and state[0] in OPEN
+        ]
+        self.last = seen
+        return changed

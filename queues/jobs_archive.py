@@ -25,8 +25,8 @@ from queues.dlq import fingerprint
 from queues.jobs import INDEXES, Job, JobConflict, JobMissing, forget
 from queues.scripts import RECEIPT_SECONDS, new_token, receipt_key, script
 
-KEY_KIND = "job"
-INDEX_KIND = "jobindex"
+KEY_KIND = ArchivedItem.Kind.JOB.value
+INDEX_KIND = ArchivedItem.Kind.JOBINDEX.value
 KINDS = (KEY_KIND, INDEX_KIND)
 State = ArchivedItem.State
 
@@ -67,7 +67,11 @@ def delete_stale(
     )
     run = script(client, "job_delete")
     mode = "key" if kind == KEY_KIND else "index"
-    reply = run(keys=[receipt_key(token), key, *index_keys], args=[RECEIPT_SECONDS, mode, arg])
+    try:
+        reply = run(keys=[receipt_key(token), key, *index_keys], args=[RECEIPT_SECONDS, mode, arg])
+    except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
+        _settle_deleted(token, [])
+        raise
     status = reply.decode() if isinstance(reply, bytes) else str(reply)
     _settle_deleted(token, [0] if status == "ok" else [])
     if status == "changed":
@@ -94,6 +98,20 @@ def delete_stale(
     return row, entry.pk
 
 
+def _run_restore(client: redis.Redis, row: ArchivedItem, token: str) -> Any:
+    raw = bytes(row.raw)
+    run = script(client, "job_restore")
+    if row.kind == KEY_KIND:
+        return run(keys=[receipt_key(token), row.key], args=[RECEIPT_SECONDS, "key", raw])
+    saved = json.loads(raw)
+    index_keys = _index_keys(saved["indexes"])
+    scores = [saved["indexes"][index] for index in index_keys]
+    return run(
+        keys=[receipt_key(token), row.key, *index_keys],
+        args=[RECEIPT_SECONDS, "index", saved["job_id"], *scores],
+    )
+
+
 def restore(client: redis.Redis, pk: int, *, username: str, request: Any = None) -> bool:
     """Put one archived job key (only if absent) or index entry back; False when it was not restored."""
     row = ArchivedItem.objects.filter(pk=pk, kind__in=KINDS, state=State.ARCHIVED).first()
@@ -110,18 +128,11 @@ def restore(client: redis.Redis, pk: int, *, username: str, request: Any = None)
     )
     if not claimed:
         raise JobConflict(f"Archive entry #{pk} is being restored by someone else.")
-    raw = bytes(row.raw)
-    run = script(client, "job_restore")
-    if row.kind == KEY_KIND:
-        reply = run(keys=[receipt_key(token), row.key], args=[RECEIPT_SECONDS, "key", raw])
-    else:
-        saved = json.loads(raw)
-        index_keys = _index_keys(saved["indexes"])
-        scores = [saved["indexes"][index] for index in index_keys]
-        reply = run(
-            keys=[receipt_key(token), row.key, *index_keys],
-            args=[RECEIPT_SECONDS, "index", saved["job_id"], *scores],
-        )
+    try:
+        reply = _run_restore(client, row, token)
+    except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: still archived
+        _settle_restored(token, 0)
+        raise
     restored = max(int(reply), 0)
     with transaction.atomic():
         _settle_restored(token, restored)

@@ -21,6 +21,7 @@ from queues.conf import conf
 from queues.dlq import fingerprint
 from queues.forms import PAGE_SIZES, new_nonce, number
 from queues.views import DUPLICATE, pager, require
+from realtime.views import SOCKET_PATH
 
 DEFAULT_SIZE = 50
 VERBS = {"abort": "Abort", "cancel": "Cancel", "delete": "Delete"}
@@ -82,6 +83,8 @@ class JobPages:
         full["can_delete"] = request.user.has_perm(perm("delete_items"))
         full["stale_seconds"] = conf("JOB_STALE_SECONDS")
         full["cache_seconds"] = conf("JOB_CACHE_SECONDS")
+        # Rows update from the relay's ``jobs`` notices (static/queues/js/jobs.js) for live watchers.
+        full["socket_path"] = SOCKET_PATH if request.user.has_perm(perm("view_live_events")) else ""
         return TemplateResponse(request, f"jobs/{template}", full, status=status)
 
     def job_list(self, request: HttpRequest) -> HttpResponse:
@@ -100,8 +103,8 @@ class JobPages:
         size = number(request.GET.get("size"), DEFAULT_SIZE)
         size = size if size in PAGE_SIZES else DEFAULT_SIZE
         offset = min(number(request.GET.get("offset"), 0), max(len(chosen) - 1, 0)) // size * size
-        rows = jobs.page(get_redis(), chosen[offset : offset + size])
-        context |= {"rows": rows, "total": len(chosen), "counts": jobs.counts(taken.entries)}
+        rows = jobs.page(get_redis(), taken, chosen[offset : offset + size])
+        context |= {"rows": rows, "total": len(chosen), "counts": taken.counts}
         context["stale_count"] = taken.stale_count
         context["pager"] = pager(request.GET, total=len(chosen), offset=offset, size=size, shown=len(rows))
         return self.render(request, "list.html", "Jobs", context)

@@ -4,6 +4,11 @@ Everything is read in a few round trips and cached for ``OVERVIEW_CACHE_SECONDS`
 dashboard. Memory by family comes from ``MEMORY USAGE`` on a bounded SCAN sample and is an estimate.
 The last hour's charts come from the relay's samples in ``console:live:history`` (one XREVRANGE
 with a COUNT cap), turned here into SVG polyline points so the page needs no JavaScript.
+
+Sizing. Used memory is compared with the operator guide's sizing table (Small 1-4 cameras
+50-100 MB, Medium 5-8 cameras 100-200 MB, Large 8+ cameras 200-512 MB) for the number of cameras,
+estimated cheaply: ``batch:{camera_id}:current`` keys (refreshed while a camera sends, TTL 1 h;
+one bounded SCAN) and the camera_ids of the first SIZING_QUEUE_SAMPLE entries of each work queue.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from django.core.cache import cache
 
 from console.redis import get_redis
 from queues import keys
+from queues.codec import decode
 from queues.conf import conf
-from queues.keyspace.scan import pipelined, text
+from queues.keyspace.scan import pipelined, scan, text
 from queues.overview import KeyCensus, ServerFacts, key_census
 from realtime.events import HISTORY_KEY, HISTORY_SECONDS
 from realtime.events import setting as realtime_setting
@@ -34,6 +40,46 @@ HISTORY_COUNT = 2000  # stream entries read at most (an hour at one sample every
 HISTORY_SERIES = 8  # queues and DLQs charted, the deepest now first
 SPARK_WIDTH = 300
 SPARK_HEIGHT = 48
+MB = 1024 * 1024
+SIZING_QUEUE_SAMPLE = 100  # entries of each work queue read for their camera_id
+SIZING_CAMERA_ROWS = 1000  # batch:*:current keys one estimate collects at most
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One row of the operator guide's sizing table (docs: Redis setup, "Memory Usage Estimates")."""
+
+    name: str
+    cameras: str
+    fewest: int
+    most: int
+    low_mb: int
+    high_mb: int
+
+
+TIERS = (
+    Tier("Small", "1\u20134", 1, 4, 50, 100),
+    Tier("Medium", "5\u20138", 5, 8, 100, 200),
+    Tier("Large", "8+", 9, 10**9, 200, 512),  # the guide's "8+" overlaps Medium; 8 counts as Medium
+)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Used memory against the sizing table's range for the estimated number of cameras."""
+
+    cameras: int
+    cameras_complete: bool  # False: the SCAN stopped early, so there may be more cameras
+    tier: str
+    tier_cameras: str
+    expected_low_bytes: int
+    expected_high_bytes: int
+    used_bytes: int
+    maxmemory_bytes: int
+    position: str  # "below", "within", "above" the expected range; "unknown" without cameras
+    maxmemory_note: str
+    sentence: str
+    estimated: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,6 +167,7 @@ class Report:
     census: KeyCensus
     generated_at: datetime
     history: History = field(default_factory=History)
+    sizing: Sizing | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,6 +228,70 @@ def memory_sample(client: redis.Redis, total: int) -> tuple[list[FamilyMemory], 
     rows.sort(key=lambda r: -r.estimated_bytes)
     big.sort(key=lambda b: -b.bytes)
     return rows, big[: conf("LARGEST_KEYS")], len(sampled), cursor == 0
+
+
+def camera_estimate(client: redis.Redis) -> tuple[int, bool]:
+    """Distinct cameras seen in ``batch:*:current`` keys and in the head of each work queue."""
+    found = scan(client, [keys.BATCH_CURRENT_PATTERN], rows=SIZING_CAMERA_ROWS)
+    cameras = {keys.wildcard_part(name, keys.BATCH_CURRENT_PATTERN) for name in found.names} - {""}
+    pipe = client.pipeline(transaction=False)
+    for name in keys.QUEUE_NAMES:
+        pipe.lrange(name, 0, SIZING_QUEUE_SAMPLE - 1)
+    for reply in pipe.execute(raise_on_error=False):
+        for raw in reply if isinstance(reply, list) else []:
+            value = decode(raw).value
+            camera = value.get("camera_id") if isinstance(value, dict) else None
+            if isinstance(camera, str) and camera:
+                cameras.add(camera)
+    return len(cameras), found.complete
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:,.0f} MB"
+
+
+def sizing(used: int, maxmemory: int, cameras: int, complete: bool) -> Sizing:
+    """Where ``used`` stands against the sizing table for ``cameras``, in one sentence."""
+    tier = next((t for t in TIERS if t.fewest <= cameras <= t.most), None)
+    some = "" if complete else "at least "
+    limit_note = ""
+    if maxmemory and tier and maxmemory < tier.high_mb * MB:
+        limit_note = (
+            f"maxmemory ({_mb(maxmemory)}) is below the {tier.high_mb} MB the sizing table allows for "
+            f"{tier.name.lower()} deployments."
+        )
+    elif not maxmemory:
+        limit_note = "No maxmemory limit is set."
+    if tier is None:
+        return Sizing(
+            0,
+            complete,
+            "",
+            "",
+            0,
+            0,
+            used,
+            maxmemory,
+            "unknown",
+            limit_note,
+            f"No cameras were seen (no open batches, no queued detections), so the sizing table "
+            f"cannot be applied; Redis uses {_mb(used)}.",
+        )
+    low, high = tier.low_mb * MB, tier.high_mb * MB
+    position = "below" if used < low else "above" if used > high else "within"
+    plural = "s" if cameras != 1 else ""
+    expected = (
+        f"the {tier.low_mb}\u2013{tier.high_mb} MB expected for {some}{cameras} camera{plural} ({tier.name})"
+    )
+    if position == "above":
+        sentence = f"Redis uses {_mb(used)}, above {expected}; check the largest keys."
+    elif position == "below":
+        sentence = f"Redis uses {_mb(used)}, below {expected}: fine, the table gives typical sizes."
+    else:
+        sentence = f"Redis uses {_mb(used)}, within {expected}."
+    return Sizing(
+        cameras, complete, tier.name, tier.cameras, low, high, used, maxmemory, position, limit_note, sentence
+    )
 
 
 def slow_entries(client: redis.Redis) -> tuple[list[SlowEntry], str]:
@@ -292,6 +403,7 @@ def build_report(client: redis.Redis) -> Report:
     families, largest, sampled, sample_complete = memory_sample(client, int(total))
     slowlog, slowlog_error = slow_entries(client)
     subscribed, patterns = channels(client)
+    cameras, cameras_complete = camera_estimate(client)
     last_save = _int(info, "rdb_last_save_time")
     fragmentation = info.get("mem_fragmentation_ratio")
     return Report(
@@ -318,6 +430,7 @@ def build_report(client: redis.Redis) -> Report:
         census=census,
         generated_at=datetime.now(UTC),
         history=read_history(client, server.maxmemory),
+        sizing=sizing(server.used_memory, server.maxmemory, cameras, cameras_complete),
     )
 
 

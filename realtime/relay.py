@@ -24,6 +24,15 @@ rediscovered by a bounded SCAN every DISCOVER_SECONDS, depths in one pipelined r
 the latest sample in ``console:live:depths``, appends it with ``used_memory`` (``INFO memory``) to
 the capped stream ``console:live:history`` (one hour of samples, for the overview's charts) and
 sends it to the ``live.depths`` group.
+
+Jobs. The leader samples the jobs that are moving every JOB_SAMPLE_SECONDS (default 2): the first
+200 ids of ``jobs:active`` and the open JobTracker jobs (found by a bounded SCAN every
+DISCOVER_SECONDS, resuming where the previous one stopped), their values in one MGET and pipelined
+TTLs (``queues.jobs.LiveSampler``), and sends ``jobs`` messages with only the rows that changed to
+the ``live.depths`` group, which every live socket already joins (so the consumer needs no new
+group). A command Redis refuses (an ACL without one of them) skips job sampling for a minute
+with one log line; it never ends the session. Sampling beat keyspace notifications in
+``bench/jobs_live.py``: notifications are off on HSI's Redis and turning them on costs every write.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from django.conf import settings
 from redis.typing import EncodableT
 
 from console.redis import RedisConfig, explain, get_redis, new_async_redis
-from queues import inventory
+from queues import inventory, jobs
 from realtime import stream
 from realtime.events import (
     DEPTHS_GROUP,
@@ -65,6 +74,7 @@ from realtime.events import (
     group_message,
     history_maxlen,
     normalise,
+    notice,
     now_iso,
     sample,
     setting,
@@ -81,6 +91,10 @@ MALFORMED_LOG_SECONDS = 60.0
 RECENT_MAX = 5000  # messages a relay remembers for a takeover…
 RECENT_LOCKS = 3  # …received within this many lock TTLs (the longest a takeover can need)
 TAIL_MAX = 2000  # stream entries read to find where the previous leader stopped
+JOB_SAMPLE_SECONDS = 2.0  # default of HSI_CONSOLE["JOB_SAMPLE_SECONDS"] (env HSI_JOB_SAMPLE_SECONDS)
+JOB_REFUSED_PAUSE_SECONDS = 60.0  # after Redis refused a sampling command
+JOB_ROWS_PER_MESSAGE = 50  # a first sample of 200 jobs goes out as four messages of ~20 KB at most
+JOBS_GROUP = DEPTHS_GROUP  # every live socket joins it; ``jobs`` notices are buffered, not coalesced
 
 
 class RedisLost(Exception):
@@ -174,6 +188,10 @@ class Relay:
         self.layer: Any = None
         self.found: dict[str, str] = {}
         self.found_at = 0.0
+        hsi_console = getattr(settings, "HSI_CONSOLE", {})
+        self.job_seconds = float(hsi_console.get("JOB_SAMPLE_SECONDS", JOB_SAMPLE_SECONDS))
+        self.job_sampler = jobs.LiveSampler()
+        self.jobs_found_at = 0.0
 
     # --- Lifecycle ---
 
@@ -255,6 +273,7 @@ class Relay:
                 asyncio.create_task(self._read(pubsub), name="relay-read"),
                 asyncio.create_task(self._lease(), name="relay-lease"),
                 asyncio.create_task(self._sample_depths(), name="relay-depths"),
+                asyncio.create_task(self._sample_jobs(), name="relay-jobs"),
             ]
             stopper = asyncio.create_task(stop.wait(), name="relay-stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -523,6 +542,40 @@ class Relay:
             }
             for info in inventory.measure(client, self.found)
         ]
+
+    # --- Jobs ---
+
+    async def _sample_jobs(self) -> None:
+        """While leading: every ``job_seconds``, send the rows of moving jobs that changed."""
+        while True:
+            started = time.monotonic()
+            if self.leader:
+                sampled_at = now_iso()
+                try:
+                    rows = await asyncio.to_thread(self._job_rows, sampled_at)
+                except redis.ResponseError as exc:  # refused (e.g. NOPERM), not a lost connection
+                    logger.warning("Relay %s: job sampling skipped for a minute: %s", self.id, exc)
+                    await asyncio.sleep(JOB_REFUSED_PAUSE_SECONDS)
+                    continue
+                except (redis.RedisError, OSError) as exc:
+                    raise RedisLost(exc, self.config) from exc
+                for start in range(0, len(rows), JOB_ROWS_PER_MESSAGE):  # frames stay small
+                    part = rows[start : start + JOB_ROWS_PER_MESSAGE]
+                    message = notice("jobs", {"sampled_at": sampled_at, "jobs": part})
+                    await self._group_send(JOBS_GROUP, group_message(message, dumps(message)))
+            else:
+                self.job_sampler = jobs.LiveSampler()  # a new leader starts from a full sample
+                self.jobs_found_at = 0.0
+            await asyncio.sleep(max(0.05, self.job_seconds - (time.monotonic() - started)))
+
+    def _job_rows(self, sampled_at: str) -> list[dict[str, Any]]:
+        """In a worker thread: rediscover open JobTracker jobs now and then, then one sample."""
+        client = get_redis(self.config)
+        now = time.monotonic()
+        if not self.jobs_found_at or now - self.jobs_found_at > DISCOVER_SECONDS:
+            self.job_sampler.discover(client)
+            self.jobs_found_at = now
+        return self.job_sampler.sample(client, sampled_at)
 
 
 def run_forever(relay: Relay, install_signals: Callable[[asyncio.Event], None]) -> None:

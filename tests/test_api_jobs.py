@@ -190,3 +190,75 @@ def test_actions_on_a_key_that_is_not_a_job_answer_409(
     assert redis_client.type("job:hash") == b"hash" and redis_client.get("job:text") == b"plain text"
     assert operator_client.get("/jobs/hash/").status_code == 200
     assert operator_client.get("/jobs/text/abort/").status_code == 409
+
+
+def test_delete_a_stale_key_then_restore_it(redis_client: redis.Redis, operator_client: Client) -> None:
+    put_status(redis_client, STATUSED, "completed")  # finished without TTL: stale
+    before = redis_client.get(f"job:{STATUSED}:status")
+    detail = operator_client.get(f"/api/jobs/{STATUSED}/").json()["jobs"][0]
+    changed = post(operator_client, f"/api/jobs/{STATUSED}/delete/", {"expected_fingerprint": "0" * 40})
+    assert changed.status_code == 409 and "changed since" in changed.json()["detail"]
+    assert redis_client.get(f"job:{STATUSED}:status") == before
+    response = post(
+        operator_client, f"/api/jobs/{STATUSED}/delete/", {"expected_fingerprint": detail["fingerprint"]}
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["key"] == f"job:{STATUSED}:status" and f"#{body['archive_id']}" in body["detail"]
+    assert redis_client.get(f"job:{STATUSED}:status") is None
+    assert AuditEntry.objects.filter(action="job_delete", pk=body["audit_id"]).exists()
+    assert redis_client.zscore("jobs:completed", STATUSED) is not None
+    # Its index entries now point at nothing: stale too, removed (and archived) by a second delete.
+    again = post(operator_client, f"/api/jobs/{STATUSED}/delete/", {})
+    assert again.status_code == 200 and redis_client.zscore("jobs:completed", STATUSED) is None
+    ids = [body["archive_id"], again.json()["archive_id"], 999999]
+    restored = post(operator_client, "/api/jobs/archive/restore/", {"ids": ids})
+    assert restored.status_code == 200
+    result = restored.json()
+    assert result["restored"] == ids[:2]
+    assert [row["id"] for row in result["not_restored"]] == [999999]
+    assert "not an archived job key" in result["not_restored"][0]["detail"]
+    assert redis_client.get(f"job:{STATUSED}:status") == before
+    assert redis_client.zscore("jobs:completed", STATUSED) is not None
+    assert AuditEntry.objects.filter(action="job_restore").count() == 2
+
+
+def test_delete_refuses_a_job_that_is_not_stale(redis_client: redis.Redis, operator_client: Client) -> None:
+    put_tracker(redis_client, TRACKED, "running")
+    response = post(operator_client, f"/api/jobs/{TRACKED}/delete/", {})
+    assert response.status_code == 409 and "not stale" in response.json()["detail"]
+    assert redis_client.exists(f"job:{TRACKED}") == 1
+    missing = post(operator_client, "/api/jobs/nope/delete/", {})
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_job"
+    bad = post(operator_client, "/api/jobs/archive/restore/", {"ids": []})
+    assert bad.status_code == 400 and bad.json()["detail"]
+    to_source = post(operator_client, "/api/jobs/archive/restore/", {"ids": [1], "to_source": True})
+    assert to_source.status_code == 400 and "to_source is for DLQ entries" in to_source.json()["detail"]
+
+
+def test_restore_never_overwrites_a_key_hsi_wrote_again(
+    redis_client: redis.Redis, operator_client: Client
+) -> None:
+    put_tracker(redis_client, TRACKED, "completed")  # no TTL: stale
+    archive_id = post(operator_client, f"/api/jobs/{TRACKED}/delete/", {}).json()["archive_id"]
+    put_tracker(redis_client, TRACKED, "running", message="HSI wrote it again")
+    result = post(operator_client, "/api/jobs/archive/restore/", {"ids": [archive_id]}).json()
+    assert result["restored"] == [] and "not overwritten" in result["not_restored"][0]["detail"]
+    assert stored(redis_client, f"job:{TRACKED}")["message"] == "HSI wrote it again"
+
+
+def test_viewers_may_not_delete_or_restore(redis_client: redis.Redis, viewer_client: Client) -> None:
+    put_status(redis_client, STATUSED, "completed")
+    denied = post(viewer_client, f"/api/jobs/{STATUSED}/delete/", {})
+    assert denied.status_code == 403 and "delete_items" in denied.json()["detail"]
+    assert redis_client.exists(f"job:{STATUSED}:status") == 1
+    refused = post(viewer_client, "/api/jobs/archive/restore/", {"ids": [1]})
+    assert refused.status_code == 403
+
+
+def test_schema_documents_delete_and_restore(redis_client: redis.Redis, viewer_client: Client) -> None:
+    paths = viewer_client.get("/api/schema/").json()["paths"]
+    delete = paths["/api/jobs/{job_id}/delete/"]["post"]
+    assert "stale" in delete["description"] and "409" in delete["responses"]
+    restore = paths["/api/jobs/archive/restore/"]["post"]
+    assert restore["operationId"] == "jobs_archive_restore" and "200" in restore["responses"]

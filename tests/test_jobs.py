@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ def operator_client(operator: User) -> Client:
 
 def listing(client: redis.Redis) -> dict[tuple[str, str], jobs.Job]:
     taken = jobs.snapshot(client, fresh=True)
-    return {(j.id, j.source): j for j in jobs.page(client, taken.entries)}
+    return {(j.id, j.source): j for j in jobs.page(client, taken, list(range(len(taken))))}
 
 
 def nonce_of(html: str) -> str:
@@ -281,27 +282,66 @@ def test_changed_status_is_refused_with_409(redis_client: redis.Redis, operator_
     assert refused.status_code == 409 and b"needs a running job" in refused.content
 
 
-def test_watch_catches_a_write_between_read_and_exec(
-    redis_client: redis.Redis, redis_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_watch_catches_a_write_between_read_and_exec(redis_client: redis.Redis, redis_server: Any) -> None:
+    """A second real client writes the job key after WATCH and before EXEC: EXEC fails, nothing is written.
+
+    The write happens inside the action's own ``edit`` step (which runs after WATCH, GET and MULTI),
+    so the real WATCH/MULTI/EXEC of ``jobs._change`` meets a real concurrent write; nothing is patched.
+    """
     put_tracker(redis_client, TRACKED, "pending")
     job = jobs.pick(redis_client, TRACKED)
-    real_get = redis.client.Pipeline.get
     other = redis_server.client()
 
-    def racing_get(self: Any, name: str) -> Any:
-        value = real_get(self, name)
-        other.set(name, json.dumps({**json.loads(value), "progress": 41}))  # a progress write sneaks in
-        return value
+    def edit(pipe: Any, data: dict[str, Any]) -> None:
+        other.set(job.key, json.dumps({**data, "progress": 41}))  # HSI's progress write sneaks in
+        pipe.set(job.key, json.dumps({**data, "status": "failed", "error": jobs.CANCELLED_ERROR}))
 
-    monkeypatch.setattr(redis.client.Pipeline, "get", racing_get)
     try:
         with pytest.raises(jobs.JobConflict, match="changed while this ran"):
-            jobs.cancel(redis_client, job, expected="pending")
+            jobs._change(redis_client, job, "pending", frozenset({"pending"}), edit)
     finally:
-        monkeypatch.undo()
         other.close()
-    assert stored(redis_client, f"job:{TRACKED}")["status"] == "pending"
+    after = stored(redis_client, f"job:{TRACKED}")
+    assert after["status"] == "pending" and after["progress"] == 41  # HSI's write won, ours was discarded
+
+
+def test_cancel_against_a_concurrent_writer_never_loses_a_write(
+    redis_client: redis.Redis, redis_server: Any, db: None
+) -> None:
+    """A real writer thread rewrites the pending job in a loop while cancels run: each cancel either
+    wins (audited, the key says cancelled) or is refused with a sentence (not audited, nothing written)."""
+    put_tracker(redis_client, TRACKED, "pending")
+    stop = threading.Event()
+    writes = [0]
+
+    def writer() -> None:
+        hsi = redis_server.client()
+        while not stop.is_set():
+            writes[0] += 1
+            put_tracker(hsi, TRACKED, "pending", progress=writes[0] % 100)
+        hsi.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    outcomes = {"cancelled": 0, "refused": 0}
+    try:
+        for _ in range(150):
+            job = jobs.pick(redis_client, TRACKED)
+            if job.status != "pending":
+                continue
+            try:
+                jobs.cancel(redis_client, job)
+            except jobs.JobConflict as exc:
+                assert "changed while this ran" in str(exc) or "not pending as when" in str(exc)
+                outcomes["refused"] += 1
+            else:
+                outcomes["cancelled"] += 1
+    finally:
+        stop.set()
+        thread.join(10)
+    assert writes[0] > 0 and sum(outcomes.values()) > 0
+    assert outcomes["refused"] > 0  # the writer did hit the WATCH window (it writes several times per cancel)
+    assert AuditEntry.objects.filter(action="job_cancel").count() == outcomes["cancelled"]
 
 
 def test_roles(redis_client: redis.Redis, viewer_client: Client, client: Client) -> None:
@@ -335,7 +375,10 @@ def test_index_is_read_in_slices_up_to_its_limit(
     settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "JOB_INDEX_LIMIT": 1000, "JOB_CACHE_SECONDS": 0}
     taken = jobs.snapshot(redis_client)
     assert taken.indexed == 1000 and not taken.index_complete
-    ids = [entry.id for entry in taken.entries]
+    ids = taken.ids
     assert ids[0] == "newest" and "s1199" in ids and "s0200" not in ids
-    assert jobs.counts(taken.entries) == {"running": 1, "expired": 999}
+    assert taken.counts == {"running": 1, "expired": 999}
+    assert taken.entry(0) == jobs.Entry(
+        "newest", "status", taken.at[0], "running", "cleanup", False, taken.indexes["newest"]
+    )
     assert b"only the newest of each index are read" in viewer_client.get("/jobs/").content

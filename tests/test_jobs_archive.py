@@ -43,10 +43,12 @@ def test_delete_a_finished_key_without_ttl_then_restore_it(
     assert response.status_code == 302 and response["Location"] == "/jobs/archive/"
     assert redis_client.exists(f"job:{ORPHAN}") == 0
     row = ArchivedItem.objects.get(key=f"job:{ORPHAN}")
-    assert row.state == "archived" and row.kind == "job" and bytes(row.raw) == before
+    assert row.state == "archived" and row.kind == ArchivedItem.Kind.JOB and bytes(row.raw) == before
+    assert row.get_kind_display() == "job key (exact value)"  # a real choice, not a bare code
     assert AuditEntry.objects.get(action="job_delete").detail["archive_id"] == row.pk
     page = operator_client.get("/jobs/archive/").content.decode()
     assert f"job:{ORPHAN}" in page and f"/jobs/archive/{row.pk}/restore/" in page
+    assert '<td data-testid="kind">job key (exact value)</td>' in page
     restore_form = operator_client.get(f"/jobs/archive/{row.pk}/restore/")
     assert restore_form.status_code == 200
     done = operator_client.post(f"/jobs/archive/{row.pk}/restore/", form_of(restore_form.content.decode()))
@@ -88,6 +90,9 @@ def test_expired_index_entries_are_removed_and_restored(
     assert redis_client.zscore("job:status:list", ORPHAN) is None
     assert redis_client.zscore("jobs:completed", ORPHAN) is None
     row = ArchivedItem.objects.get(kind="jobindex")
+    assert '<td data-testid="kind">index entries of an expired job</td>' in (
+        operator_client.get("/jobs/archive/").content.decode()
+    )
     assert jobs_archive.restore(redis_client, row.pk, username="otto") is True
     assert {index: redis_client.zscore(index, ORPHAN) for index in scores} == scores
 

@@ -15,7 +15,9 @@ from django.test import Client
 
 from console.models import AuditEntry
 from queues import keys, keyspace
+from queues.keyspace import embeddings as keyspace_embeddings
 from tests.conftest import logged_in
+from tests.pages import KEY_PAGES
 
 pytestmark = pytest.mark.django_db
 
@@ -285,6 +287,31 @@ def test_embedding_days_both_encodings_and_bad_values(redis_client: redis.Redis)
     assert by_day["2026-02-08"].problem == "not a string key"
 
 
+def test_the_list_does_not_read_a_large_day_but_its_page_does(
+    viewer_client: Client, redis_client: redis.Redis
+) -> None:
+    persons = [entity("person", n) for n in range(60)]  # 768-dim vectors: ~400 KiB as JSON
+    redis_client.set("entity_embeddings:2026-02-13", json.dumps({"persons": persons, "vehicles": []}))
+    size = redis_client.strlen("entity_embeddings:2026-02-13")
+    assert size > keyspace_embeddings.LIST_MAX_BYTES
+    rows, _ = keyspace.embedding_days(redis_client)
+    (row,) = rows
+    assert (row.persons, row.vehicles, row.problem) == (None, None, "")
+    assert row.note == f"{size:,} bytes: too large to count here; open the day"
+    redis_client.config_set("slowlog-max-len", 10_000)
+    redis_client.config_set("slowlog-log-slower-than", 0)
+    redis_client.slowlog_reset()
+    html = page(viewer_client, "/keys/embeddings/")
+    logged = [entry["command"] for entry in redis_client.slowlog_get(10_000)]
+    redis_client.config_set("slowlog-log-slower-than", 10000)
+    redis_client.config_set("slowlog-max-len", 128)
+    on_day = [c.split(b" ")[0].upper() for c in logged if b"entity_embeddings:2026-02-13" in c]
+    assert b"STRLEN" in on_day and b"GET" not in on_day  # the list never GETs the large value
+    assert "too large to count here; open the day" in html
+    day = page(viewer_client, "/keys/embeddings/2026-02-13/")
+    assert "60 persons, 0 vehicles" in day
+
+
 def test_embedding_day_page_never_shows_whole_vectors(
     viewer_client: Client, redis_client: redis.Redis
 ) -> None:
@@ -420,17 +447,7 @@ def test_scan_budget_stops_on_a_big_keyspace(redis_client: redis.Redis, settings
     assert not found.complete and found.examined == 100 and "scanned 100 keys" in found.note
 
 
-PAGES = (
-    "/keys/",
-    "/keys/batches/",
-    "/keys/dedupe/",
-    "/keys/cache/",
-    "/keys/embeddings/",
-    "/keys/rate-limits/",
-    "/keys/idempotency/",
-    "/keys/telemetry/",
-    "/keys/hll/",
-)
+PAGES = KEY_PAGES
 
 
 def test_wrong_types_everywhere_never_500(operator_client: Client, redis_client: redis.Redis) -> None:

@@ -11,7 +11,7 @@ import redis
 from django.core.cache import cache
 from django.test import Client
 
-from queues.server_report import CACHE_KEY, eviction_warning
+from queues.server_report import CACHE_KEY, MB, eviction_warning, sizing
 from tests.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +149,48 @@ def test_overview_redis_down_is_a_sentence(viewer_client: Client, point_at: Any)
 def test_nav_links(viewer_client: Client, r: redis.Redis) -> None:
     html = overview(viewer_client)
     assert 'href="/keys/"' in html and 'href="/overview/" aria-current="page"' in html
+
+
+def test_sizing_sentences() -> None:
+    above = sizing(340 * MB, 0, 6, True)
+    assert above.tier == "Medium" and above.position == "above"
+    expected = "Redis uses 340 MB, above the 100\u2013200 MB expected for 6 cameras (Medium)"
+    assert above.sentence == expected + "; check the largest keys."
+    assert above.maxmemory_note == "No maxmemory limit is set."
+    within = sizing(80 * MB, 512 * MB, 3, True)
+    assert within.tier == "Small" and within.position == "within" and within.maxmemory_note == ""
+    assert within.sentence == "Redis uses 80 MB, within the 50\u2013100 MB expected for 3 cameras (Small)."
+    partial = sizing(600 * MB, 256 * MB, 12, False)
+    assert partial.tier == "Large" and partial.position == "above"
+    assert "for at least 12 cameras" in partial.sentence
+    assert (
+        partial.maxmemory_note
+        == "maxmemory (256 MB) is below the 512 MB the sizing table allows for large deployments."
+    )
+    assert sizing(150 * MB, 0, 8, True).tier == "Medium"
+    nothing = sizing(2 * MB, 0, 0, True)
+    assert nothing.position == "unknown" and "No cameras were seen" in nothing.sentence
+
+
+def test_sizing_counts_cameras_from_batches_and_queues(viewer_client: Client, r: redis.Redis) -> None:
+    for camera in ("porch", "garage_side"):
+        r.set(f"batch:{camera}:current", f"batch-{camera}", ex=3600)
+    for camera in ("porch", "yard", "drive", "gate", "shed"):
+        r.rpush("detection_queue", json.dumps({"camera_id": camera, "file_path": f"/x/{camera}.jpg"}))
+    r.rpush("analysis_queue", json.dumps({"batch_id": "b", "camera_id": "back_door"}), b"not json")
+    html = overview(viewer_client)
+    row = html.split('data-testid="sizing"')[1].split("</tr>")[0]
+    assert 'data-position="below"' in row  # a test Redis holds a few MB
+    assert "7 cameras" in row and ">Medium<" in row and "(5\u20138 cameras)" in row
+    assert "below the 100\u2013200 MB expected for 7 cameras (Medium)" in row
+    cache.delete(CACHE_KEY)
+    data = viewer_client.get("/api/overview/").json()["sizing"]
+    assert data["cameras"] == 7 and data["tier"] == "Medium" and data["estimated"] is True
+    assert data["expected_low_bytes"] == 100 * MB and data["expected_high_bytes"] == 200 * MB
+    assert data["used_bytes"] > 0 and data["position"] == "below"
+
+
+def test_sizing_without_cameras_says_so(viewer_client: Client, r: redis.Redis) -> None:
+    html = overview(viewer_client)
+    row = html.split('data-testid="sizing"')[1].split("</tr>")[0]
+    assert 'data-position="unknown"' in row and "No cameras were seen" in row

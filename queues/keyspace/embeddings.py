@@ -1,4 +1,10 @@
-"""Entity re-identification embeddings per day (contract §10), decoded even when double-encoded."""
+"""Entity re-identification embeddings per day (contract §10), decoded even when double-encoded.
+
+The list of days reads a day's value only when STRLEN says it is at most LIST_MAX_BYTES: a busy
+day's value holds every embedding vector (MBs), and one GET of it would be a long command; such a
+day shows its size and "too large to count here" (its own page reads it whole, up to
+EMBEDDINGS_MAX_BYTES).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from queues.conf import conf
 from queues.keyspace.scan import Found, ok, pipelined, scan, ttl_text
 
 EMBEDDING_PREVIEW = 4
+LIST_MAX_BYTES = 256 * 1024  # larger values are not read by the list (a GET of 256 KiB is well under 5 ms)
+TOO_LARGE_TO_COUNT = "too large to count here; open the day"
 
 
 @dataclass
@@ -37,6 +45,7 @@ class EmbeddingDay:
     persons: int | None = None
     vehicles: int | None = None
     problem: str = ""
+    note: str = ""  # not a problem with the data: why the list did not count it
     entities: list[Entity] = field(default_factory=list)
 
 
@@ -111,6 +120,8 @@ def embedding_days(client: redis.Redis, *, day: str | None = None) -> tuple[list
             entry.problem = "not a string key"
         elif length > conf("EMBEDDINGS_MAX_BYTES"):
             entry.problem = f"{length:,} bytes: too large to read here"
+        elif day is None and length > LIST_MAX_BYTES:
+            entry.note = f"{length:,} bytes: {TOO_LARGE_TO_COUNT}"
         else:
             readable.append(entry)
         days.append(entry)
