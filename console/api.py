@@ -10,10 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from console.redis import explain
+from queues.api import ConsoleAPIView, errors
 from queues.overview import redis_overview
 
 
@@ -25,9 +25,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
-class RedisOverviewView(APIView):
+class RedisOverviewView(ConsoleAPIView):
     """Redis server facts and the HSI key families found (bounded SCAN, cached briefly)."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **errors()})
     def get(self, request: Request) -> Response:
         return Response(redis_overview().as_dict())

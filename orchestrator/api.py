@@ -44,6 +44,15 @@ class ActionAnswerSerializer(serializers.Serializer):
     audit_id = serializers.IntegerField()
 
 
+def failure_fields(answer: hsi_api.Answer) -> dict[str, str]:
+    """``error`` and ``detail`` for an answer that is not ok (nothing for a success)."""
+    if answer.ok:
+        return {}
+    if not answer.reached:
+        return {"error": "hsi_unreachable", "detail": answer.message}
+    return {"error": "hsi_refused", "detail": f"HSI answered {answer.status}: {answer.message}"}
+
+
 NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="Service name, e.g. ai-detector.")
 ACTION = OpenApiParameter("action", str, OpenApiParameter.PATH, enum=list(hsi_api.ACTIONS))
 
@@ -66,7 +75,8 @@ class ServiceActionView(ConsoleAPIView):
     @extend_schema(
         request=None,
         parameters=[NAME, ACTION],
-        responses={200: ActionAnswerSerializer, **errors(400, 404, 502)},
+        # HSI's refusals keep the answer's fields beside error and detail.
+        responses={200: ActionAnswerSerializer, **errors(400, 404, 409, 422, 429, 502)},
     )
     def post(self, request: Request, name: str, action: str) -> Response:
         if action not in hsi_api.ACTIONS:
@@ -86,4 +96,5 @@ class ServiceActionView(ConsoleAPIView):
             )
         answer, audit_id = perform(django_request(request), name, action)
         body = {"name": name, "action": action, **answer.as_dict(), "audit_id": audit_id}
+        body |= failure_fields(answer)
         return Response(body, status=page_status(answer))

@@ -21,7 +21,13 @@ from drf_spectacular.renderers import (
     OpenApiYamlRenderer,
     OpenApiYamlRenderer2,
 )
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
@@ -37,6 +43,7 @@ from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
 from queues import actions, dlq, inventory, keys, streams
+from queues.forms import MAX_ARCHIVE_ID
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
@@ -213,12 +220,35 @@ class ItemSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True, help_text="Why the entry is not a readable DLQ entry.")
 
 
+class StreamItemSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The stream entry id ('<ms>-<seq>').")
+    # The metaclass pops declared fields, so this declares the "fields" field, not Serializer.fields.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text="The entry's fields."
+    )
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="QueueItem",
+        serializers=[ItemSerializer, StreamItemSerializer],
+        resource_type_field_name=None,
+        many=True,
+    )
+)
+class ItemsField(serializers.ListField):
+    """A list queue's items (decoded entries) or a stream's entries (id and fields)."""
+
+
 class ItemsPageSerializer(serializers.Serializer):
     key = serializers.CharField()
     total = serializers.IntegerField()
-    offset = serializers.IntegerField()
+    offset = serializers.IntegerField(required=False, help_text="Lists only.")
     limit = serializers.IntegerField()
-    items = ItemSerializer(many=True)
+    items = ItemsField(child=serializers.DictField())
+    next_after = serializers.CharField(
+        required=False, allow_null=True, help_text="Streams only: send as ?after= for the next page."
+    )
 
 
 class FilterSerializer(serializers.Serializer):
@@ -306,7 +336,7 @@ class DeleteResultSerializer(ActionResultSerializer):
 
 class RestoreSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ARCHIVE_ID),
         min_length=1,
         max_length=MAX_IDS,
         help_text="Archive ids.",

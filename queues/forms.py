@@ -68,8 +68,12 @@ def selected_refs(data: QueryDict) -> list[str]:
     return list(dict.fromkeys(ref.strip()[:80] for ref in data.getlist("ref") if ref.strip()))
 
 
+MAX_ARCHIVE_ID = 2**63 - 1  # BigAutoField: a larger id is no row, and the database refuses to compare it
+
+
 def selected_ids(data: QueryDict) -> list[int]:
-    return list(dict.fromkeys(int(v) for v in data.getlist("id") if v.isascii() and v.isdigit()))
+    ids = (int(v) for v in data.getlist("id") if v.isascii() and v.isdigit())
+    return list(dict.fromkeys(i for i in ids if i <= MAX_ARCHIVE_ID))
 
 
 @dataclass

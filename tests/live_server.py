@@ -76,15 +76,16 @@ def console_env(folder: Path, redis_url: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "console.settings",
         "DJANGO_SECRET_KEY": "live-test-secret-" + "y" * 40,
         "DJANGO_DEBUG": "false",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_HTTPS": "false",  # daphne serves plain http on 127.0.0.1 (no TLS redirect, no Secure cookies)
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "HSI_LIVE_RECHECK_SECONDS": "1",  # a logged-out live socket closes within a second
         "DJANGO_STATIC_ROOT": str(folder / "static"),
         "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "REDIS_URL": redis_url,
         "REDIS_PASSWORD": "",
-    }
         # Browser tests sign in many times from 127.0.0.1; tests/test_ratelimit.py tests the limits.
         **{var: "100000/m" for var, _ in ENV_VARS.values()},
+    }
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
