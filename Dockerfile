@@ -31,6 +31,8 @@ EXPOSE 8000
 
 # Plain HTTP on 8000 is meant for a TLS proxy in front (docs/security.md): set
 # DJANGO_SECURE_PROXY_SSL_HEADER and DJANGO_CSRF_TRUSTED_ORIGINS in .env, or DJANGO_HTTPS=false
-# for a LAN install without TLS. daphne keeps its 1 MiB WebSocket message limit.
+# for a LAN install without TLS. daphne drops a WebSocket message over 64 KiB (the console refuses
+# one over HSI_WS_MAX_MESSAGE_BYTES); no --proxy-headers: the client address comes from
+# DJANGO_TRUSTED_PROXIES, never from a header anyone can send.
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "console.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536", "console.asgi:application"]

@@ -209,7 +209,7 @@ HSI_CONSOLE = {
     "LIVE_RECHECK_SECONDS": float(env.get("HSI_LIVE_RECHECK_SECONDS") or 15),
     "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
     # Inbound /ws/events/ messages: the client sends only tiny control messages, so a bigger one
-    # closes the socket (4009); daphne's own 1 MiB frame limit applies before the consumer sees it.
+    # closes the socket (4009); daphne's own 64 KiB frame limit applies before the consumer sees it.
     "WS_MAX_MESSAGE_BYTES": int(env.get("HSI_WS_MAX_MESSAGE_BYTES") or 4096),
 }
 

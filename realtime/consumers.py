@@ -231,7 +231,7 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):
         """The protocol has no client messages: small ones are ignored, a big one closes the socket.
 
         live.js sends nothing, so a big message is a misbehaving or hostile client; daphne has
-        already bounded it (1 MiB), this closes the socket long before memory matters.
+        already bounded it (64 KiB), this closes the socket long before memory matters.
         """
         limit = int(getattr(settings, "HSI_CONSOLE", {}).get("WS_MAX_MESSAGE_BYTES", WS_MAX_MESSAGE_BYTES))
         size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")

@@ -18,6 +18,9 @@ from console.ratelimit import ENV_VARS
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# As scripts/run-console, the Dockerfile and docker-compose.prod.yml start daphne.
+ASGI_APP = "console.asgi:application"
+DAPHNE_LIMITS = ("--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536")
 USERS = {"viewer": "Viewer", "operator": "Operator", "admin": "Admin", "nobody": None}
 PASSWORD = "Browser-test-pw-1"
 
@@ -55,7 +58,7 @@ class LiveConsole:
         port = str(urlsplit(self.url).port)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "console.asgi:application"],
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, *DAPHNE_LIMITS, ASGI_APP],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

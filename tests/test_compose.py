@@ -209,3 +209,27 @@ def test_dockerfile_runs_daphne_as_non_root() -> None:
     # The build-time secret must not be baked into the image environment.
     env_lines = [line for line in instructions if line.startswith("ENV ")]
     assert not any("DJANGO_SECRET_KEY" in line for line in env_lines)
+
+
+def one_line(command: str) -> str:
+    """A shell command with its line continuations and runs of blanks folded to single spaces."""
+    return " ".join(command.replace("\\\n", " ").split())
+
+
+def test_every_daphne_command_sets_the_websocket_limits_and_trusts_no_proxy_header(
+    services: dict[str, Any],
+) -> None:
+    """The limits tests/test_security_ws.py proves on the test server are the ones production runs."""
+    from tests.live_server import DAPHNE_LIMITS
+
+    limits = " ".join(DAPHNE_LIMITS)
+    dockerfile_cmd = next(line for line in DOCKERFILE.read_text().splitlines() if line.startswith("CMD "))
+    commands = {
+        "docker-compose.prod.yml": one_line(as_text(services["console"]["command"])),
+        "Dockerfile": " ".join(re.findall(r'"([^"]+)"', dockerfile_cmd)),
+        "scripts/run-console": one_line((ROOT / "scripts/run-console").read_text()),
+    }
+    for where, command in commands.items():
+        assert limits in command, where
+        # daphne's --proxy-headers believes X-Forwarded-For from anyone; DJANGO_TRUSTED_PROXIES decides.
+        assert "--proxy-headers" not in command, where

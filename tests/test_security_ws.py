@@ -1,5 +1,5 @@
 """Inbound WebSocket limits on ``/ws/events/``: the consumer's own (HSI_WS_MAX_MESSAGE_BYTES) through
-the real channels stack and through daphne, daphne's 1 MiB limit in front of it, and the handshake's
+the real channels stack and through daphne, daphne's 64 KiB limit in front of it, and the handshake's
 Origin rule. (Foreign-Origin refusal and close-on-logout are in tests/test_live_socket.py.)"""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_binary_messages_count_too(redis_client: redis.Redis, viewer: User, sett
     asyncio.run(scenario())
 
 
-def test_daphne_delivers_the_4009_close_and_enforces_its_own_1_mib_limit(live_console: LiveConsole) -> None:
+def test_daphne_delivers_the_4009_close_and_enforces_its_own_64_kib_limit(live_console: LiveConsole) -> None:
     url = live_console.url.replace("http://", "ws://") + SOCKET
     headers = {"Origin": live_console.url, "Cookie": f"sessionid={new_session(live_console)}"}
 
@@ -91,9 +91,10 @@ def test_daphne_delivers_the_4009_close_and_enforces_its_own_1_mib_limit(live_co
     assert {"type": "refused", "detail": REFUSED} in [
         {"type": f["type"], "detail": f["data"].get("detail")} for f in frames if f["type"] == "refused"
     ]
-    # Over daphne's --websocket-max-frame-size (1 MiB): autobahn fails the connection itself, by
-    # dropping it (its failByDrop default, so the client sees 1006), and the consumer never sees it.
-    frames, code = asyncio.run(send_and_close_code(b"z" * (1024 * 1024 + 1)))
+    # Over daphne's --websocket-max-frame-size (64 KiB, as every daphne command sets it): autobahn
+    # fails the connection itself, by dropping it (its failByDrop default, so the client sees
+    # 1006), and the consumer never sees it.
+    frames, code = asyncio.run(send_and_close_code(b"z" * (64 * 1024 + 1)))
     assert code == 1006
     assert urllib.request.urlopen(f"{live_console.url}/api/system/health/live", timeout=5).status == 200  # noqa: S310
     assert not [f for f in frames if f["type"] == "refused"]
