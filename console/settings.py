@@ -204,6 +204,7 @@ HSI_CONSOLE = {
     "EVENTS_MAXLEN": int(env.get("HSI_EVENTS_MAXLEN") or 10000),
     "DEPTH_SAMPLE_SECONDS": float(env.get("HSI_DEPTH_SAMPLE_SECONDS") or 2),
     "JOB_SAMPLE_SECONDS": float(env.get("HSI_JOB_SAMPLE_SECONDS") or 2),
+    "BULK_CHUNK_SECONDS": float(env.get("HSI_BULK_CHUNK_SECONDS") or 3),
     "LIVE_BUFFER": int(env.get("HSI_LIVE_BUFFER") or 500),
     "RELAY_LOCK_SECONDS": float(env.get("HSI_RELAY_LOCK_SECONDS") or 5),
     "LIVE_RECHECK_SECONDS": float(env.get("HSI_LIVE_RECHECK_SECONDS") or 15),

@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "KEY_FAMILIES": None,  # None = queues.keys.DEFAULT_FAMILIES
     "DISPLAY_LIMIT": 4096,
     "SELECTION_LIMIT": 1000,  # entries one DLQ selection across pages may hold
+    "BULK_CHUNK_SECONDS": 3.0,  # one request of a bulk retry/delete runs this long, then reports progress
     "CONSUMER_IDLE_SECONDS": 60,  # a group whose consumers are all idle longer is flagged
     "KEYS_PAGE_ROWS": 500,  # keys one Keys page lists (its SCAN stops once it has found these)
     "CACHE_INVALIDATE_LIMIT": 1000,  # cache keys one prefix invalidation may UNLINK per request

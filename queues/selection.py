@@ -3,19 +3,23 @@
 The item browser ticks entries page by page; each page posts its ticks here, the confirmation
 page lists the whole selection and the action resolves it by exact bytes near the index hints
 (``dlq.resolve``), so entries that moved or vanished are reported, never mistaken for others.
+
+A stream DLQ's entries have stable ids, so its refs are those ids: refs without an index hint
+(``dlq.parse_refs`` reads a bare value as the name with hint -1), kept the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from django.contrib.sessions.backends.base import SessionBase
 
-from queues import dlq
+from queues import dlq, streams
 from queues.conf import conf
 
 SESSION_KEY = "queues.selection"
@@ -28,15 +32,38 @@ class BadRef(ValueError):
     """A posted value that is not an entry ref; the message says which."""
 
 
-def parse(values: Iterable[str]) -> list[str]:
-    """Refs (``index:fingerprint``) from a form, de-duplicated, in order; anything else is refused."""
+@dataclass(frozen=True)
+class RefKind:
+    """How one kind of DLQ names its entries in forms: the field its checkboxes post, what a
+    valid value looks like, and the words that say so when a value is not one."""
+
+    field: str
+    valid: Callable[[str], bool]
+    what: str
+
+
+LIST_REFS = RefKind(
+    "ref", lambda ref: REF.fullmatch(ref) is not None, "an entry reference (index:fingerprint)"
+)
+STREAM_REFS = RefKind("id", streams.is_entry_id, "a stream entry id (like 1700000000000-0)")
+
+
+def parse(values: Iterable[str], kind: RefKind = LIST_REFS) -> list[str]:
+    """Refs (``index:fingerprint``, or a stream's entry ids) from a form, de-duplicated, in order;
+    anything else is refused."""
     refs = []
     for value in values:
         ref = value.strip()
-        if not REF.fullmatch(ref):
-            raise BadRef(f"{ref[:40]!r} is not an entry reference (index:fingerprint).")
+        if not kind.valid(ref):
+            raise BadRef(f"{ref[:40]!r} is not {kind.what}.")
         refs.append(ref)
     return list(dict.fromkeys(refs))
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """Sorts stream entry ids as Redis orders them (by time, then sequence), not as text."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
 
 
 def limit() -> int:
@@ -52,7 +79,8 @@ def full_message(refused: int) -> str:
 
 
 class Selection:
-    """The ticked entries of one DLQ for the session's user: fingerprint → latest index hint."""
+    """The ticked entries of one DLQ for the session's user: fingerprint → latest index hint
+    (a stream DLQ's: entry id → -1)."""
 
     def __init__(self, session: SessionBase, user_id: Any, key: str) -> None:
         self.session, self.key = session, key
@@ -72,6 +100,11 @@ class Selection:
     @property
     def refs(self) -> list[str]:
         return [f"{hint}:{fp}" for fp, hint in self.picked.items()]
+
+    @property
+    def names(self) -> list[str]:
+        """What names each selected entry: a list DLQ's fingerprints, a stream DLQ's entry ids."""
+        return list(self.picked)
 
     @property
     def digest(self) -> str:

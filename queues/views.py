@@ -42,7 +42,6 @@ from queues.forms import (
 from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
 from queues.search import Scan, search
 
-BULK_BUDGET_SECONDS = 3.0
 FILTER_PARAMS = ("q", "camera", "since", "until")
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
@@ -75,6 +74,15 @@ class Target:
         return self.is_dlq and not self.is_stream
 
     @property
+    def selectable(self) -> bool:
+        """List DLQs and stream DLQs keep a selection across pages (a list or stream of work does not)."""
+        return self.actionable or self.family == "stream_dlq"
+
+    @property
+    def ref_kind(self) -> selection.RefKind:
+        return selection.STREAM_REFS if self.is_stream else selection.LIST_REFS
+
+    @property
     def source(self) -> str | None:
         return keys.source_queue(self.key) if self.is_dlq else None
 
@@ -95,6 +103,13 @@ def dlq_target(key: str, verb: str) -> Target:
     target = queue_target(key)
     if not target.actionable or verb not in VERBS:
         raise Http404("Only list DLQs can be retried or deleted from.")
+    return target
+
+
+def selection_target(key: str, verb: str = "retry") -> Target:
+    target = queue_target(key)
+    if not target.selectable or verb not in VERBS:
+        raise Http404("Only list and stream DLQs keep a selection to retry or delete.")
     return target
 
 
@@ -132,7 +147,7 @@ def selection_url(key: str, verb: str, back: str) -> str:
 
 def may_select(request: HttpRequest, target: Target) -> bool:
     """Who may keep a selection of a DLQ's entries: someone who may retry or delete them."""
-    return target.actionable and any(
+    return target.selectable and any(
         request.user.has_perm(perm(codename)) for codename in ("retry_items", "delete_items")
     )
 
@@ -326,6 +341,8 @@ class QueuePages:
         context |= {"stream": info, "stream_rows": rows, "stream_total": page.total, "more_url": more}
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
         context["back"] = stream_back(request.GET)
+        if context["selection"] is not None:
+            context["selected_here"] = sum(entry.id in context["selection"] for entry in page.entries)
         return self.render(request, "items.html", target.key, context)
 
     def stream_selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
@@ -391,7 +408,12 @@ class QueuePages:
             messages.warning(request, DUPLICATE)
             return HttpResponseRedirect(back)
         chunk, position, kept, _ = actions.act_on_stream(
-            client, target.key, verb=verb, request=request, after=after, budget_seconds=BULK_BUDGET_SECONDS
+            client,
+            target.key,
+            verb=verb,
+            request=request,
+            after=after,
+            budget_seconds=conf("BULK_CHUNK_SECONDS"),
         )
         tally = Tally.parse(data.get("tally")).add(chunk, kept)
         state = Progress(target, verb, chunk, tally, kept, back, after=position)
@@ -488,7 +510,7 @@ class QueuePages:
 
         ``then=retry|delete`` goes on to the confirmation page; JSON answers for select.js.
         """
-        target = dlq_target(key, "retry")
+        target = selection_target(key)
         if not may_select(request, target):
             raise PermissionDenied
         data, as_json = request.POST, wants_json(request)
@@ -500,7 +522,9 @@ class QueuePages:
         if op not in SELECTION_OPS:
             return refuse(f"Unknown selection change {op[:20]!r}: use sync, add, remove or clear.", as_json)
         try:
-            shown, ticked = selection.parse(data.getlist("shown")), selection.parse(data.getlist("ref"))
+            kind = target.ref_kind
+            shown = selection.parse(data.getlist("shown"), kind)
+            ticked = selection.parse(data.getlist(kind.field), kind)
         except selection.BadRef as exc:
             return refuse(str(exc), as_json)
         chosen = self._selection(request, target)
@@ -517,7 +541,7 @@ class QueuePages:
             return JsonResponse({"count": len(chosen), "refused": refused, "message": note})
         if note:
             messages.warning(request, note)
-        back = back_query(data)
+        back = page_state(target, data)
         if then and chosen:
             return HttpResponseRedirect(selection_url(target.key, then, back))
         if then:
@@ -526,10 +550,10 @@ class QueuePages:
 
     def selection_act(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
         """GET: what the selection across pages is and what will happen; POST: do it, then clear it."""
-        target = dlq_target(key, verb)
+        target = selection_target(key, verb)
         require(request, VERBS[verb][0])
         data = request.POST if request.method == "POST" else request.GET
-        back = back_query(data)
+        back = page_state(target, data)
         client, chosen = get_redis(), self._selection(request, target)
         if request.method == "POST" and not actions.first_submission(client, data.get("nonce", "")):
             messages.warning(request, DUPLICATE)
@@ -539,18 +563,38 @@ class QueuePages:
             return HttpResponseRedirect(items_url(target.key, back))
         if request.method == "POST":
             return self._act_on_selection(request, target, verb, chosen, back)
+        if target.is_stream:
+            return self._confirm_stream_selection(request, target, verb, chosen, back)
         entries = selection.resolve(client, target.key, chosen.refs)
         if not entries:
-            messages.warning(
-                request,
-                f"None of the {len(chosen)} selected entries is still in {target.key} "
-                "(retried, deleted or moved far); clear the selection.",
-            )
-            return HttpResponseRedirect(items_url(target.key, back))
+            return self._all_gone(request, target, chosen, back)
         context = {"rows": [row_of(e, True) for e in entries[:CONFIRM_ROWS]], "count": len(entries)}
-        context |= {"more": max(len(entries) - CONFIRM_ROWS, 0), "missing": len(chosen) - len(entries)}
-        context |= {"sentence": selected_sentence(target, verb, len(entries)), "back": back}
-        return self._confirm(request, target, verb, context | {"digest": chosen.digest})
+        context |= selection_counts(target, verb, chosen, len(entries), back)
+        return self._confirm(request, target, verb, context)
+
+    def _confirm_stream_selection(
+        self, request: HttpRequest, target: Target, verb: str, chosen: selection.Selection, back: str
+    ) -> HttpResponse:
+        """The stream DLQ's confirmation page (``stream_confirm.html``) for a selection across pages."""
+        ids = sorted(chosen.names, key=selection.stream_order)
+        found = streams.read(get_redis(), target.key, ids)
+        if not found:
+            return self._all_gone(request, target, chosen, back)
+        context = {"stream_rows": stream_rows([e.text for e in found[:CONFIRM_ROWS]]), "count": len(found)}
+        context |= selection_counts(target, verb, chosen, len(found), back)
+        context["action"] = reverse("admin:queue_selection_act", args=[target.key, verb])
+        return self._stream_confirm(request, target, verb, context)
+
+    def _all_gone(
+        self, request: HttpRequest, target: Target, chosen: selection.Selection, back: str
+    ) -> HttpResponse:
+        why = "retried or deleted" if target.is_stream else "retried, deleted or moved far"
+        messages.warning(
+            request,
+            f"None of the {len(chosen)} selected entries is still in {target.key} ({why}); "
+            "clear the selection.",
+        )
+        return HttpResponseRedirect(items_url(target.key, back))
 
     def _act_on_selection(
         self, request: HttpRequest, target: Target, verb: str, chosen: selection.Selection, back: str
@@ -563,7 +607,7 @@ class QueuePages:
             )
             return HttpResponseRedirect(selection_url(target.key, verb, back))
         refs = chosen.refs
-        outcome, _ = actions.act_on_selected(get_redis(), target.key, refs, verb=verb, request=request)
+        outcome = act_on_selection(request, target, verb, chosen)
         chosen.remove(refs)
         chosen.save()
         report(request, outcome, verb)
@@ -614,7 +658,7 @@ class QueuePages:
             verb=verb,
             request=request,
             start=start,
-            budget_seconds=BULK_BUDGET_SECONDS,
+            budget_seconds=conf("BULK_CHUNK_SECONDS"),
         )
         tally = Tally.parse(data.get("tally")).add(chunk, position)
         state = Progress(target, verb, chunk, tally, position, back)
@@ -786,6 +830,33 @@ StreamRow = tuple[streams.StreamEntry, list[tuple[str, str]]]
 def stream_rows(entries: list[streams.StreamEntry]) -> list[StreamRow]:
     """Each entry with its fields cut to one line, for the stream and confirmation pages."""
     return [(e, [(k, clip(v, ROW_LIMIT, one_line=True)) for k, v in e.fields.items()]) for e in entries]
+
+
+def selection_counts(
+    target: Target, verb: str, chosen: selection.Selection, found: int, back: str
+) -> dict[str, Any]:
+    """What either confirmation page says about a selection across pages of which ``found``
+    entries are still there, and the digest its form posts back."""
+    context: dict[str, Any] = {"more": max(found - CONFIRM_ROWS, 0), "missing": len(chosen) - found}
+    context |= {"sentence": selected_sentence(target, verb, found), "back": back}
+    return context | {"digest": chosen.digest}
+
+
+def act_on_selection(
+    request: HttpRequest, target: Target, verb: str, chosen: selection.Selection
+) -> dlq.Outcome:
+    """Retry or delete a whole selection through the services that archive first and audit."""
+    client = get_redis()
+    if not target.is_stream:
+        return actions.act_on_selected(client, target.key, chosen.refs, verb=verb, request=request)[0]
+    ids = sorted(chosen.names, key=selection.stream_order)
+    act = actions.retry_stream if verb == "retry" else actions.delete_stream
+    return act(client, target.key, ids, request=request)[0]
+
+
+def page_state(target: Target, data: QueryDict) -> str:
+    """The item browser's state to go back to; a stream page also keeps the id it was paged after."""
+    return stream_back(data) if target.is_stream else back_query(data)
 
 
 def selected_sentence(target: Target, verb: str, count: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +22,8 @@ DLQ_PATH = "/queues/dlq:detection_queue/"
 BULK_DLQ = "dlq:browser_bulk_queue"
 SELECT_DLQ, SELECT_SOURCE = "dlq:browser_select_queue", "browser_select_queue"
 SELECT_PATH = f"/queues/{SELECT_DLQ}/"
+STREAM_DLQ, STREAM_SOURCE = "browser_select:stream:dlq", "browser_select:stream"
+STREAM_PATH = f"/queues/{STREAM_DLQ}/"
 DASH = "\u2013"
 # Every securitypolicyviolation event becomes a console message that with_csp collects.
 REPORT_VIOLATIONS = (
@@ -189,12 +192,12 @@ def numbers(client: redis.Redis, key: str) -> list[int]:
     return [value["original_job"]["n"] if "original_job" in value else value["n"] for value in values]
 
 
-def tick(page: Page, ref: str) -> None:
-    """Tick one row and wait for select.js to save it."""
+def tick(page: Page, ref: str, name: str = "ref") -> None:
+    """Tick one row (a list DLQ's ``ref``, a stream DLQ's ``id``) and wait for select.js to save it."""
     with page.expect_response(
         lambda r: r.url.endswith("/selection/") and r.request.method == "POST"
     ) as saved:
-        page.locator(f'input[name=ref][value="{ref}"]').check()
+        page.locator(f'input[name={name}][value="{ref}"]').check()
     assert saved.value.ok
 
 
@@ -273,6 +276,53 @@ def test_selection_across_pages_without_javascript(
         page.get_by_role("button", name="Yes, delete 3 entries").click()
         expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", 3, SELECT_DLQ))
         assert numbers(live_redis, SELECT_DLQ) == [n for n in range(30) if n not in (0, 2, 10)]
+
+
+def test_operator_selects_stream_entries_on_two_pages_then_retries_them(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """A stream DLQ keeps its ticks across pages too (by entry id), and retries exactly those."""
+    live_redis.delete(STREAM_DLQ, STREAM_SOURCE)
+    fields: dict[Any, Any] = {"camera_id": "porch", "dlq_reason": "max_delivery_exceeded"}
+    added: list[Any] = [live_redis.xadd(STREAM_DLQ, {**fields, "n": n}) for n in range(15)]
+    ids = [entry_id.decode() for entry_id in added]
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}{STREAM_PATH}?size=10")
+        login(page, base_url, "operator")
+        page.wait_for_url(f"{base_url}{STREAM_PATH}?size=10")
+        banner = page.locator("[data-testid=selection]")
+        expect(banner).to_be_hidden()
+        expect(page.get_by_role("button", name="Update selection")).to_be_hidden()
+        tick(page, ids[2], "id")
+        expect(banner).to_contain_text("1 selected across pages (1 on this page)")
+
+        page.get_by_role("link", name="Next 10").click()
+        expect(page.locator(f'input[name=id][value="{ids[12]}"]')).to_be_visible()
+        expect(banner).to_contain_text("1 selected across pages (0 on this page)")
+        tick(page, ids[12], "id")
+        expect(banner).to_contain_text("2 selected across pages (1 on this page)")
+        shoot(page, "stream-selection-across-pages", "desktop")
+        page.set_viewport_size(PHONE)
+        shoot(page, "stream-selection-across-pages", "phone")
+        page.set_viewport_size(DESKTOP)
+
+        page.get_by_role("button", name="Retry selected").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Retry 2 selected entries of {STREAM_DLQ} to {STREAM_SOURCE}."
+        )
+        expect(page.locator("[data-testid=confirm-rows] tbody tr")).to_have_count(2)
+        assert live_redis.xlen(STREAM_DLQ) == 15, "the confirmation page changes nothing"
+        page.get_by_role("button", name="Yes, retry 2 entries").click()
+        expect(page.locator(".messagelist .success")).to_have_text(summary("Retried", 2, STREAM_DLQ))
+        expect(banner).to_be_hidden()
+        moved: Any = live_redis.xrange(STREAM_SOURCE)
+        assert [int(entry[b"n"]) for _, entry in moved] == [2, 12]
+        left: Any = live_redis.xrange(STREAM_DLQ)
+        assert [i.decode() for i, _ in left] == [i for n, i in enumerate(ids) if n not in (2, 12)]
+        assert not problems, problems
 
 
 # --- Screenshots of every page, desktop and phone --------------------------------------------------

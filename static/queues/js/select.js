@@ -1,9 +1,13 @@
 // A "select every row on this page" checkbox for tables of checkboxes (hidden until this runs), and
 // a DLQ selection that spans pages: every tick posts this page's ticks to the server (one request
 // at a time, the latest state last), which keeps the selection in the session. Without this script
-// the page's "Update selection" button, or Retry/Delete selected, posts the same form.
+// the page's "Update selection" button, or Retry/Delete selected, posts the same form. A list DLQ's
+// rows tick refs (name=ref), a stream DLQ's rows tick entry ids (name=id): the checkboxes of the
+// form's table body are the ticks, whatever they are named.
+const TICKS = "tbody input[type=checkbox]";
+
 for (const all of document.querySelectorAll("input[data-select-all]")) {
-  const boxes = () => all.closest("table").querySelectorAll("tbody input[type=checkbox]");
+  const boxes = () => all.closest("table").querySelectorAll(TICKS);
   all.hidden = false;
   all.checked = boxes().length > 0 && [...boxes()].every((box) => box.checked);
   all.addEventListener("change", () => {
@@ -80,9 +84,9 @@ function showSelection(reply) {
   }
   banner.hidden = reply.count === 0;
   banner.querySelector("[data-selection-count]").textContent = reply.count.toLocaleString("en-US");
-  banner.querySelector("[data-selection-here]").textContent = form.querySelectorAll("input[name=ref]:checked").length;
+  banner.querySelector("[data-selection-here]").textContent = form.querySelectorAll(`${TICKS}:checked`).length;
   for (const ref of reply.refused) {
-    const box = form.querySelector(`input[name=ref][value="${CSS.escape(ref)}"]`);
+    const box = form.querySelector(`${TICKS}[value="${CSS.escape(ref)}"]`);
     if (box) {
       box.checked = false;
     }
