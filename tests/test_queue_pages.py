@@ -500,9 +500,9 @@ def test_bulk_confirm_page_counts_and_changes_nothing(redis_client: redis.Redis,
 
 
 def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
-    redis_client: redis.Redis, operator: User, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:
-    monkeypatch.setattr(views, "BULK_BUDGET_SECONDS", 0.001)  # one 500-entry batch per chunk
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per chunk
     seed(redis_client, 1_500)
     redis_client.rpush(DLQ, b"not json")
     client = logged_in(operator)
@@ -527,9 +527,9 @@ def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
 
 
 def test_bulk_without_javascript_continues_through_progress_pages(
-    redis_client: redis.Redis, operator: User, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:
-    monkeypatch.setattr(views, "BULK_BUDGET_SECONDS", 0.001)
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}
     seed(redis_client, 1_200)
     client = logged_in(operator)
     response = client.post(url("queue_matching", DLQ, "delete"), {"start": "0", "nonce": views.new_nonce()})

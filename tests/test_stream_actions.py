@@ -306,7 +306,8 @@ def test_operator_sees_stream_actions_and_a_viewer_does_not(
     assert len(re.findall(r'name="id" value="\d+-\d+"', html)) == 3
     for control in ("Retry selected", "Delete selected", "Retry all…", "Delete all…"):
         assert control in html
-    assert url("stream_all", DLQ, "delete") in html and url("stream_selected", DLQ, "delete") in html
+    assert url("stream_all", DLQ, "delete") in html and url("queue_selection", DLQ) in html
+    assert '<button type="submit" class="button queues-danger" name="then" value="delete">' in html
     html = logged_in(viewer).get(url("queue_items", DLQ)).content.decode()
     for control in ('name="id"', "Retry selected", "Delete selected", "Retry all", "Delete all"):
         assert control not in html
@@ -352,10 +353,10 @@ def test_retry_selected_confirms_then_retries(redis_client: redis.Redis, operato
 
 
 def test_retry_all_runs_in_chunks_with_progress_to_the_end(
-    redis_client: redis.Redis, operator_client: Client, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, operator_client: Client, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     monkeypatch.setattr(streams, "BATCH_SIZE", 3)
-    monkeypatch.setattr(views, "BULK_BUDGET_SECONDS", 0)  # one batch per request
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0}  # one batch per request
     ids = fill(redis_client, 8)
     confirm = operator_client.get(url("stream_all", DLQ, "retry"))
     html = confirm.content.decode()
