@@ -172,6 +172,8 @@ def test_published_event_appears_and_the_filters_hide_it(
         page.keyboard.press("Escape")
         expect(page.get_by_label("Camera")).to_have_value("")
         expect(page.get_by_label("Risk level")).to_have_value("")
+        # The filters clear at once; the rows are shown again on the next render (waited for).
+        expect(rows(page).filter(visible=False)).to_have_count(0)
         assert rows(page).count() == rows(page).filter(visible=True).count()
         assert not problems, problems
 

@@ -196,6 +196,7 @@ def test_generated_entries_get_the_same_verdict_from_lua_and_python(
     else:
         assert listed(redis_client, DLQ) == [raw]
     span = dlq.job_span(raw) or b""
-    if ascii and separators == (", ", ": ") and not tail and span.count(b"}") <= 8:
+    # HSI writes an entry this way only up to 1 KiB (larger ones are Z: compressed, another path).
+    if ascii and separators == (", ", ": ") and not tail and span.count(b"}") <= 8 and len(raw) <= 1024:
         assert run.retried == 1, "HSI's own format must take the fast path"
         assert listed(redis_client, TARGET) == [encode_payload(job)]
