@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import weakref
 from collections import deque
@@ -69,6 +70,8 @@ from realtime.events import (
 
 logger = logging.getLogger("realtime.consumers")
 CHUNK = 200  # stream entries per XRANGE while catching up
+RECHECK_JITTER = 0.25  # a socket's session re-check comes after 75-100 % of LIVE_RECHECK_SECONDS
+OVERDUE = 2  # a send waits for a session re-check only this many intervals after the last one
 # RFC 6455's 1009 (message too big) in the private range: daphne can send only 1000 and 3000-4999,
 # and it drops a close reason, so the sentence also goes out as a last ``refused`` notice.
 MESSAGE_TOO_BIG = 4009
@@ -362,7 +365,10 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):
             await self._notice("lost", {"count": ident.n - 1, "since": str(last), "exact": False})
 
     async def _flush(self, client: redis.asyncio.Redis) -> None:
-        if time.monotonic() - self.checked_at >= self.recheck_seconds and not await self._recheck():
+        # ``_watch`` re-checks on time without holding up sends; a send waits for a check only when
+        # that one is long overdue (a stalled database), so no socket sends far past its last check.
+        overdue = time.monotonic() - self.checked_at >= OVERDUE * self.recheck_seconds
+        if overdue and not await self._recheck():
             return
         if self.depths is not None:
             depths, self.depths = self.depths, None
@@ -396,8 +402,11 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):
 
     async def _watch(self) -> None:
         while not self.closing:
+            # 75-100 % of the interval: sockets opened together (a reconnect wave after a restart)
+            # spread their checks instead of queueing them all at once on the one database thread.
+            wait = self.recheck_seconds * (1 - RECHECK_JITTER * random.random())  # noqa: S311 - not crypto
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.recheck_now.wait(), self.recheck_seconds)
+                await asyncio.wait_for(self.recheck_now.wait(), wait)
             self.recheck_now.clear()
             await self._recheck()
 
