@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
 from queues import dlq
 from tests.live_server import LiveConsole
@@ -64,11 +64,20 @@ def test_every_page_type_works_under_the_servers_csp(
     item = f"/queues/{DLQ}/entry/{entry.index}/{entry.id}/"
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
+        # Every script, style sheet and icon a page asks for exists (pages themselves are checked below).
+        missing: list[str] = []
+
+        def note_missing(response: Response) -> None:
+            if response.status >= 400 and response.request.resource_type != "document":
+                missing.append(response.url)
+
+        page.on("response", note_missing)
         assert_console_policy(visit(page, f"{base_url}/login/"), base_url)
         login(page, base_url, "admin")
         for path in (*PAGES, item, item + "edit/"):
             assert_console_policy(visit(page, base_url + path), base_url)
             assert not problems, (path, problems)
+            assert not missing, (path, missing)
         assert_console_policy(visit(page, f"{base_url}/no/such/page/", 404), base_url)
 
         # The admin's own scripts run: the user form's two-box group picker (SelectFilter2.js) ...
