@@ -387,9 +387,7 @@ class QueuePages:
     def _stream_confirm(
         self, request: HttpRequest, target: Target, verb: str, context: dict[str, Any]
     ) -> HttpResponse:
-        title = f"{VERBS[verb][2]} entries of {target.key}"
-        context |= {"target": target, "verb": verb, "nonce": new_nonce()}
-        return self.render(request, "stream_confirm.html", title, context)
+        return self._confirm(request, target, verb, context, template="stream_confirm.html")
 
     def _stream_chunk(self, request: HttpRequest, target: Target, verb: str) -> HttpResponse:
         """One time-boxed chunk of a stream retry-all or delete-all, resumed after the id in ``start``."""
@@ -633,12 +631,17 @@ class QueuePages:
         return self._confirm(request, target, verb, context | {"back": back_query(data)})
 
     def _confirm(
-        self, request: HttpRequest, target: Target, verb: str, context: dict[str, Any]
+        self,
+        request: HttpRequest,
+        target: Target,
+        verb: str,
+        context: dict[str, Any],
+        template: str = "confirm.html",
     ) -> HttpResponse:
         """GET of an action: what will happen, to how many, and the form that does it."""
         title = f"{VERBS[verb][2]} entries of {target.key}"
         context |= {"target": target, "verb": verb, "nonce": new_nonce()}
-        return self.render(request, "confirm.html", title, context)
+        return self.render(request, template, title, context)
 
     def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:
         """One time-boxed chunk of a bulk action; JSON for bulk.js, else a progress page or a redirect."""
