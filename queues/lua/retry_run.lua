@@ -24,6 +24,7 @@ local max_len, start, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARG
 local tombstone, sample = ARGV[4], tonumber(ARGV[5])
 local find, sub, byte, pcall, decode = string.find, string.sub, string.byte, pcall, cjson.decode
 local CLOSE = 125 -- '}'
+local PRINTABLE_TO_CLOSE = '^[ -|~]*}' -- printable ASCII but '}', then '}'
 local TRIES = 8 -- closing braces tried before leaving a deeply nested job to Python
 local CHUNK = 1000 -- arguments per RPUSH/LPUSH (Lua's unpack has a stack limit)
 
@@ -32,7 +33,9 @@ local function payload_of(raw)
   if not head or byte(raw, -1) ~= CLOSE then
     return nil
   end
-  local close = find(raw, '}', head, true)
+  -- Each step reads printable ASCII up to the next '}' in one pattern match, so a candidate is
+  -- printable through and through by construction; a byte outside it ends the search (Python's).
+  local _, close = find(raw, PRINTABLE_TO_CLOSE, head + 1)
   for _ = 1, TRIES do
     if not close then
       return nil
@@ -40,10 +43,9 @@ local function payload_of(raw)
     -- An object text starting at `head` is valid JSON only up to its own matching brace.
     local candidate = sub(raw, head, close)
     if pcall(decode, candidate) then
-      local _, printable = find(candidate, '^[ -~]*')
-      return printable == #candidate and candidate or nil
+      return candidate
     end
-    close = find(raw, '}', close + 1, true)
+    _, close = find(raw, PRINTABLE_TO_CLOSE, close + 1)
   end
   return nil
 end
