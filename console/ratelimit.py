@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from console import lua
 
 logger = logging.getLogger("console.ratelimit")
 
@@ -198,11 +199,6 @@ class LimiterUnavailable(Exception):
         self.reason = reason
 
 
-@cache
-def _source() -> str:
-    return LUA.read_text()
-
-
 def _explain(exc: BaseException) -> LimiterUnavailable:
     """Which Redis and what is wrong with it, in the words the rest of the console uses."""
     from console.redis import RedisConfig, explain
@@ -226,9 +222,8 @@ def _run(scope: Scope, identity: str, cost: int) -> Verdict:
     rate: Rate = settings.RATELIMIT_RATES[scope]
     try:
         client = _connection()
-        reply = client.register_script(_source())(
-            keys=[bucket_key(scope, identity)], args=[rate.period * 1000, rate.limit, cost]
-        )
+        args = [rate.period * 1000, rate.limit, cost]
+        reply = lua.load(LUA).call(client, [bucket_key(scope, identity)], args)
     except (redis.RedisError, OSError) as exc:
         raise _explain(exc) from exc
     allowed, retry_ms = (int(value) for value in reply)

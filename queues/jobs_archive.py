@@ -65,10 +65,10 @@ def delete_stale(
         operation=token,
         batch_index=0,
     )
-    run = script(client, "job_delete")
+    run = script("job_delete")
     mode = "key" if kind == KEY_KIND else "index"
     try:
-        reply = run(keys=[receipt_key(token), key, *index_keys], args=[RECEIPT_SECONDS, mode, arg])
+        reply = run.call(client, [receipt_key(token), key, *index_keys], [RECEIPT_SECONDS, mode, arg])
     except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
         _settle_deleted(token, [])
         raise
@@ -100,16 +100,14 @@ def delete_stale(
 
 def _run_restore(client: redis.Redis, row: ArchivedItem, token: str) -> Any:
     raw = bytes(row.raw)
-    run = script(client, "job_restore")
+    run = script("job_restore")
     if row.kind == KEY_KIND:
-        return run(keys=[receipt_key(token), row.key], args=[RECEIPT_SECONDS, "key", raw])
+        return run.call(client, [receipt_key(token), row.key], [RECEIPT_SECONDS, "key", raw])
     saved = json.loads(raw)
     index_keys = _index_keys(saved["indexes"])
     scores = [saved["indexes"][index] for index in index_keys]
-    return run(
-        keys=[receipt_key(token), row.key, *index_keys],
-        args=[RECEIPT_SECONDS, "index", saved["job_id"], *scores],
-    )
+    keys_ = [receipt_key(token), row.key, *index_keys]
+    return run.call(client, keys_, [RECEIPT_SECONDS, "index", saved["job_id"], *scores])
 
 
 def restore(client: redis.Redis, pk: int, *, username: str, request: Any = None) -> bool:

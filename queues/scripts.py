@@ -11,12 +11,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import redis
-from redis.commands.core import Script
 
+from console import lua
+from console.lua import Lua
 from queues import keys
 
 LUA = Path(__file__).with_name("lua")
@@ -24,14 +24,8 @@ RECEIPT_SECONDS = 7 * 24 * 3600
 ABORTED = "aborted"
 
 
-@cache
-def _source(name: str) -> str:
-    return (LUA / f"{name}.lua").read_text()
-
-
-def script(client: redis.Redis, name: str) -> Script:
-    """A registered script: EVALSHA, falling back to EVAL after a Redis restart (NOSCRIPT)."""
-    return client.register_script(_source(name))
+def script(name: str) -> Lua:
+    return lua.load(LUA / f"{name}.lua")
 
 
 def new_token() -> str:
@@ -68,7 +62,7 @@ def move_entries(
     for move in moves:
         args += [move.hint, move.raw, move.payload]
     statuses = [
-        s.decode() if isinstance(s, bytes) else str(s) for s in script(client, "move")(keys=keys_, args=args)
+        s.decode() if isinstance(s, bytes) else str(s) for s in script("move").call(client, keys_, args)
     ]
     return [ABORTED] * len(moves) if statuses == [ABORTED] else statuses
 
@@ -80,7 +74,7 @@ def push_entries(
     if not payloads:
         return 0
     keys_ = [target, receipt_key(token or new_token())]
-    return int(script(client, "push")(keys=keys_, args=[max_len, RECEIPT_SECONDS, *payloads]))
+    return int(script("push").call(client, keys_, [max_len, RECEIPT_SECONDS, *payloads]))
 
 
 def fence(client: redis.Redis, token: str) -> str | None:
@@ -107,6 +101,6 @@ def retry_run(
     """Retry up to ``count`` entries from ``start`` on, read and moved by the script itself."""
     tombstone = f"\x00console-tombstone:{new_token()}"
     args: list[bytes | str | int] = [max_len, start, count, tombstone, sample]
-    reply = script(client, "retry_run")(keys=[source, target], args=args)
+    reply = script("retry_run").call(client, [source, target], args)
     stop = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
     return Run(int(reply[0]), stop, [bytes(raw) for raw in reply[2:]])

@@ -192,7 +192,7 @@ def retry_entries(client: redis.Redis, key: str, entries: Sequence[Stored]) -> S
     for start in range(0, len(entries), BATCH_SIZE):
         chunk = entries[start : start + BATCH_SIZE]
         ids = [entry.id for entry in chunk]
-        statuses = script(client, "stream_retry")(keys=[key, target], args=[conf("QUEUE_MAX_SIZE"), *ids])
+        statuses = script("stream_retry").call(client, [key, target], [conf("QUEUE_MAX_SIZE"), *ids])
         for entry, status in zip(chunk, _texts(statuses), strict=True):
             outcome.tally(status, entry)
         if outcome.full:
@@ -220,7 +220,7 @@ def delete_entries(
         raise ValueError(f"at most {BATCH_SIZE} entries per call")
     keys_ = [key, receipt_key(token or new_token())]
     statuses = _texts(
-        script(client, "stream_delete")(keys=keys_, args=[RECEIPT_SECONDS, *[e.id for e in entries]])
+        script("stream_delete").call(client, keys_, [RECEIPT_SECONDS, *[e.id for e in entries]])
     )
     if statuses == [ABORTED]:
         statuses = [ABORTED] * len(entries)
@@ -241,7 +241,7 @@ def push_entries(
         for name, value in fields:
             args += [name, value]
     keys_ = [target, receipt_key(token or new_token())]
-    return int(script(client, "stream_push")(keys=keys_, args=args))
+    return int(script("stream_push").call(client, keys_, args))
 
 
 Action = Callable[[redis.Redis, str, Sequence[Stored]], StreamOutcome]

@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
 
+from console import lua
+from console.lua import Lua
 from realtime.events import LEADER_KEY, STATUS_KEY, Event, setting
 
 LUA = Path(__file__).with_name("lua")
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-@dataclass(frozen=True)
-class Lua:
-    """One script: EVALSHA, and EVAL only when Redis answers NOSCRIPT (so it never runs twice)."""
-
-    text: str
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
-
-    def call(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.text, len(keys), *keys, *args)
-
-    async def acall(self, client: redis.asyncio.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.text, len(keys), *keys, *args)
-
-
-@cache
 def script(name: str) -> Lua:
-    return Lua((LUA / f"{name}.lua").read_text())
+    return lua.load(LUA / f"{name}.lua")
 
 
 def stream_key() -> str:

@@ -385,7 +385,7 @@ def test_scripts_work_after_a_restart_empties_the_script_cache(
     client = get_redis()
     client.rpush(DLQ, *[failure(n) for n in range(10)])
     assert dlq.retry(client, DLQ, dlq.page(client, DLQ, limit=5).entries).done == 5
-    move, push = scripts.script(client, "move").sha, scripts.script(client, "push").sha
+    move, push = scripts.script("move").sha, scripts.script("push").sha
     assert client.script_exists(move) == [True]
     server.restart()
     fresh = loaded_client(server)

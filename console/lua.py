@@ -1,0 +1,47 @@
+"""The console's Lua scripts, run by hash: EVALSHA, and EVAL only when Redis answers NOSCRIPT.
+
+Every script in the project goes through here, so each is read and hashed once per process
+rather than on every call (retry-all makes hundreds of calls a second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError
+
+
+@dataclass(frozen=True)
+class Lua:
+    """One script. EVAL runs only after NOSCRIPT, which EVALSHA answers without running anything,
+    so a call never runs twice."""
+
+    text: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest())
+
+    def call(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.text, len(keys), *keys, *args)
+
+    async def acall(self, client: redis.asyncio.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
+@cache
+def load(path: Path) -> Lua:
+    return Lua(path.read_text())
