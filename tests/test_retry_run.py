@@ -200,3 +200,53 @@ def test_generated_entries_get_the_same_verdict_from_lua_and_python(
     if ascii and separators == (", ", ": ") and not tail and span.count(b"}") <= 8 and len(raw) <= 1024:
         assert run.retried == 1, "HSI's own format must take the fast path"
         assert listed(redis_client, TARGET) == [encode_payload(job)]
+
+
+def alone(client: redis.Redis, raw: bytes) -> bool:
+    """Whether the script retries this entry when it is the only one in its DLQ."""
+    client.delete("verdict:dlq", "verdict:target")
+    client.rpush("verdict:dlq", raw)
+    return scripts.retry_run(client, "verdict:dlq", "verdict:target", 0, 1).retried == 1
+
+
+def test_a_job_whose_first_brace_is_not_its_end_mid_run_still_goes_in_order(
+    redis_client: redis.Redis,
+) -> None:
+    """The run checks all first candidates at once; one that fails sends the run entry by entry."""
+    nested = b'{"original_job": {"path": "a}b", "box": {"x": 1}}, "error": "braces"}'
+    hex_number = b'{"original_job": {"n": 0x10}, "error": "hex"}'
+    raws = [failure(0), failure(1), nested, failure(2), hex_number, failure(3)]
+    redis_client.rpush(DLQ, *raws)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100)
+    assert (run.retried, run.stop) == (4, "defer")
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:4]]
+    assert listed(redis_client, TARGET)[2] == b'{"path": "a}b", "box": {"x": 1}}'
+    assert listed(redis_client, DLQ) == [hex_number, failure(3)]
+
+
+generated_entries = st.builds(
+    lambda job, separators: json.dumps({"original_job": job, "error": "x"}, separators=separators).encode(),
+    st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+    st.sampled_from([(", ", ": "), (",", ":")]),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    raws=st.lists(
+        st.sampled_from(HOSTILE_ENTRIES) | generated_entries | st.integers(0, 9).map(failure), max_size=12
+    )
+)
+def test_a_run_retries_exactly_the_entries_it_would_retry_one_by_one(
+    redis_client: redis.Redis, raws: list[bytes]
+) -> None:
+    """Many entries in one call get the verdict each gets alone: retried up to the first it leaves."""
+    verdicts = [alone(redis_client, raw) for raw in raws]
+    taken = verdicts.index(False) if False in verdicts else len(raws)
+    redis_client.delete(DLQ, TARGET)
+    if raws:
+        redis_client.rpush(DLQ, *raws)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100)
+    assert run.retried == taken
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:taken]]
+    assert listed(redis_client, DLQ) == raws[taken:]
