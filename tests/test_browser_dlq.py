@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from queues import dlq, keys
 from queues.codec import decode, encode_payload
@@ -201,6 +201,21 @@ def tick(page: Page, ref: str, name: str = "ref") -> None:
     assert saved.value.ok
 
 
+def open_selectable(page: Page, base: str, path: str) -> Locator:
+    """Sign in as an Operator on a DLQ page of 10; its selection banner, hidden while nothing is ticked.
+
+    With JavaScript the "Update selection" button is hidden too: ticking a box saves at once.
+    """
+    url = f"{base}{path}?size=10"
+    page.goto(url)
+    login(page, base, "operator")
+    page.wait_for_url(url)
+    banner = page.locator("[data-testid=selection]")
+    expect(banner).to_be_hidden()
+    expect(page.get_by_role("button", name="Update selection")).to_be_hidden()
+    return banner
+
+
 def test_operator_selects_on_two_pages_then_retries_exactly_those(
     browser: Browser,  # noqa: F811 - fixture
     base_url: str,  # noqa: F811 - fixture
@@ -209,12 +224,7 @@ def test_operator_selects_on_two_pages_then_retries_exactly_those(
     fill_select_dlq(live_redis)
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
-        page.goto(f"{base_url}{SELECT_PATH}?size=10")
-        login(page, base_url, "operator")
-        page.wait_for_url(f"{base_url}{SELECT_PATH}?size=10")
-        banner = page.locator("[data-testid=selection]")
-        expect(banner).to_be_hidden()
-        expect(page.get_by_role("button", name="Update selection")).to_be_hidden()
+        banner = open_selectable(page, base_url, SELECT_PATH)
         rows = page.locator("[data-testid=entries] tbody tr")
         chosen = [rows.nth(i).get_attribute("data-ref") or "" for i in (1, 4)]
         for ref in chosen:
@@ -290,12 +300,7 @@ def test_operator_selects_stream_entries_on_two_pages_then_retries_them(
     ids = [entry_id.decode() for entry_id in added]
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
-        page.goto(f"{base_url}{STREAM_PATH}?size=10")
-        login(page, base_url, "operator")
-        page.wait_for_url(f"{base_url}{STREAM_PATH}?size=10")
-        banner = page.locator("[data-testid=selection]")
-        expect(banner).to_be_hidden()
-        expect(page.get_by_role("button", name="Update selection")).to_be_hidden()
+        banner = open_selectable(page, base_url, STREAM_PATH)
         tick(page, ids[2], "id")
         expect(banner).to_contain_text("1 selected across pages (1 on this page)")
 

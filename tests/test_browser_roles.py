@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -17,7 +18,7 @@ from console.admin import console_site
 from tests.live_server import LiveConsole
 from tests.pages import KEY_PAGES
 from tests.test_api_schemathesis import snapshot
-from tests.test_browser import TIMEOUT_MS, base_url, browser, login  # noqa: F401 - fixtures
+from tests.test_browser import TIMEOUT_MS, base_url, browser, login, new_page  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -71,14 +72,19 @@ def demo_world(live_console: LiveConsole) -> LiveConsole:
     return live_console
 
 
-def context_for(chromium: Browser, base: str, user: str) -> BrowserContext:
+@contextmanager
+def signed_in(chromium: Browser, base: str, user: str) -> Iterator[BrowserContext]:
+    """A fresh browser context signed in as ``user``, closed afterwards."""
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.goto(f"{base}/login/")
-    login(page, base, user)
-    page.close()
-    return context
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/login/")
+        login(page, base, user)
+        page.close()
+        yield context
+    finally:
+        context.close()
 
 
 def csrf(context: BrowserContext) -> str:
@@ -87,8 +93,7 @@ def csrf(context: BrowserContext) -> str:
 
 def archive_one_entry(chromium: Browser, base: str) -> None:
     """An Operator deletes the DLQ's first entry through the JSON API (it is archived)."""
-    context = context_for(chromium, base, "operator")
-    try:
+    with signed_in(chromium, base, "operator") as context:
         page = context.new_page()
         page.goto(f"{base}/queues/{DLQ}/")
         ref = page.locator("input[name=ref]").first.get_attribute("value")
@@ -98,8 +103,6 @@ def archive_one_entry(chromium: Browser, base: str) -> None:
             headers={"X-CSRFToken": csrf(context), "Referer": f"{base}/"},
         )
         assert response.ok and response.json()["deleted"] == 1, response.text()
-    finally:
-        context.close()
 
 
 def item_pages(page: Page, base: str) -> list[str]:
@@ -142,8 +145,7 @@ def test_viewer_sees_no_action_buttons_anywhere(
     demo_world: LiveConsole,
 ) -> None:
     archive_one_entry(browser, base_url)
-    context = context_for(browser, base_url, "viewer")
-    try:
+    with signed_in(browser, base_url, "viewer") as context:
         page = context.new_page()
         pages = [*VIEWER_PAGES, *item_pages(page, base_url)]
         for path in pages:
@@ -151,15 +153,10 @@ def test_viewer_sees_no_action_buttons_anywhere(
             assert response is not None and response.status == 200, f"{path}: {response and response.status}"
             assert page.url == f"{base_url}{path}", f"{path} went to {page.url}"
             assert not action_controls(page), f"{path} offers a Viewer: {action_controls(page)}"
-    finally:
-        context.close()
-    operator = context_for(browser, base_url, "operator")
-    try:
+    with signed_in(browser, base_url, "operator") as operator:
         page = operator.new_page()
         page.goto(f"{base_url}/queues/{DLQ}/")
         assert len(action_controls(page)) >= 4, "the check finds an Operator's buttons"
-    finally:
-        operator.close()
 
 
 def test_viewer_direct_posts_to_action_urls_are_refused(
@@ -169,8 +166,7 @@ def test_viewer_direct_posts_to_action_urls_are_refused(
     live_redis: redis.Redis,
 ) -> None:
     archive_one_entry(browser, base_url)
-    context = context_for(browser, base_url, "viewer")
-    try:
+    with signed_in(browser, base_url, "viewer") as context:
         page = context.new_page()
         page.goto(f"{base_url}/queues/{DLQ}/")
         entry = page.locator("[data-testid=entries] tbody tr").first
@@ -207,8 +203,6 @@ def test_viewer_direct_posts_to_action_urls_are_refused(
         assert snapshot(live_redis) == before, "a refused POST changed Redis"
         # The CSRF token was valid: the same context's logout POST is accepted.
         assert context.request.post(f"{base_url}/logout/", form={"csrfmiddlewaretoken": token}).ok
-    finally:
-        context.close()
 
 
 def console_pages() -> list[str]:
@@ -238,21 +232,15 @@ def test_logged_out_user_is_sent_to_login_from_every_page(
     demo_world: LiveConsole,
 ) -> None:
     archive_one_entry(browser, base_url)
-    viewer = context_for(browser, base_url, "viewer")
-    try:
+    with signed_in(browser, base_url, "viewer") as viewer:
         items = item_pages(viewer.new_page(), base_url)
-    finally:
-        viewer.close()
     pages = list(dict.fromkeys([*console_pages(), *VIEWER_PAGES, *items, *OTHER_ITEMS]))
     assert {"/", "/queues/", "/jobs/", "/keys/", "/orchestrator/", "/live/", "/auth/", "/auth/user/"} <= set(
         pages
     )
     assert len(pages) > 40
 
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        page = context.new_page()
+    with new_page(browser) as page:  # signed out
         for path in pages:
             page.goto(f"{base_url}{path}")
             final = urlsplit(page.url)
@@ -262,8 +250,6 @@ def test_logged_out_user_is_sent_to_login_from_every_page(
         for path in PUBLIC:
             response = page.goto(f"{base_url}{path}")
             assert response is not None and response.status == 200 and urlsplit(page.url).path == path
-    finally:
-        context.close()
 
 
 def test_live_socket_closes_after_logout_in_another_tab(
@@ -271,8 +257,7 @@ def test_live_socket_closes_after_logout_in_another_tab(
     base_url: str,  # noqa: F811 - fixture
     live_console: LiveConsole,
 ) -> None:
-    context = context_for(browser, base_url, "viewer")
-    try:
+    with signed_in(browser, base_url, "viewer") as context:
         live = context.new_page()
         sockets: list[WebSocket] = []
         live.on("websocket", lambda socket: sockets.append(socket))
@@ -293,5 +278,3 @@ def test_live_socket_closes_after_logout_in_another_tab(
         live.wait_for_timeout(3_000)
         assert len(sockets) == 1, "a signed-out page must not reconnect"
         expect(status).to_have_attribute("data-state", "offline")
-    finally:
-        context.close()
