@@ -97,9 +97,9 @@ OWN_WRITE_COMMANDS: dict[str, str] = {
 }
 # Writes that only touch HSI's keys: DLQ retry/delete/restore, job cancel/delete/restore.
 HSI_WRITE_COMMANDS: dict[str, str] = {
-    "lpush": "retry-all puts back entries it leaves",
     "rpush": "retry and restore append to queues and DLQs",
-    "lpop": "retry-all takes entries off the head of a DLQ",
+    "ltrim": "retry-all cuts the run it moved off the head of a DLQ",
+    "lpop": "retry and delete take an entry off the head of a DLQ",
     "rpop": "delete of the last DLQ entry",
     "lset": "tombstone an entry before removing it",
     "lrem": "remove tombstoned entries",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import takewhile
 from typing import Any
 
 import redis
@@ -18,10 +19,11 @@ import redis
 from queues import keys
 from queues.codec import Decoded, decode, encode_payload, encode_text, inflate
 from queues.conf import conf
-from queues.scripts import Move, move_entries, retry_run
+from queues.scripts import Move, Run, move_entries, retry_run
 
 BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
+SCRIPT_RUN = 32  # entries in a row worth handing back to retry_run.lua's own decoding
 MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
 REQUIRED_FIELDS = (
     "original_job",
@@ -430,36 +432,70 @@ def retry_all(
     """Retry every entry from ``start`` on, within a budget; like ``sweep`` with ``retry``, faster.
 
     Runs of HSI's own entries are read and moved by ``retry_run.lua`` without passing through
-    Python; where it stops ("defer"), the run of entries it cannot take (compressed, overflow,
-    malformed) goes through ``sweep``'s path: decoded here, moved by exact bytes or left with a reason.
+    Python. Where it stops ("defer"), Python reads the run of entries the script cannot decode
+    (``Z:`` compressed, overflow wrappers), builds their payloads, and the same script moves them
+    in one call while they are still the bytes read; entries that cannot be retried stay, with
+    their reason, ahead of the returned position.
     """
     target = target_of(key)
     outcome = Outcome(key, target)
     max_len = conf("QUEUE_MAX_SIZE")
+    keep = retry_keep()
     deadline = time.monotonic() + budget_seconds
     position = start
+    for_python = False  # the entry at ``position`` is known to be for Python: no need to ask
     while time.monotonic() < deadline:
-        sample = min(max(MOVED_KEPT - len(outcome.moved), 0), BATCH_SIZE)
-        run = retry_run(client, key, target, position, BATCH_SIZE, max_len, sample)
-        outcome.done += run.retried
-        outcome.examined += run.retried
-        outcome.moved.extend(Entry.of(key, -1, raw) for raw in run.sample)
-        if run.stop == "full":
-            outcome.full = True
-            break
-        if run.stop == "defer":
-            raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
-            # Up to the next entry the script can take again (the first one is always ours).
-            cut = next((i for i, raw in enumerate(raws) if i and job_span(raw) is not None), len(raws))
-            kept, full = _chunk(client, key, raws[:cut], position, retry, retry_keep(), outcome)
-            position += kept
-            if full:
+        if not for_python:
+            sample = min(max(MOVED_KEPT - len(outcome.moved), 0), BATCH_SIZE)
+            run = retry_run(client, key, target, position, BATCH_SIZE, max_len, sample)
+            _count_run(outcome, run, [Entry.of(key, -1, raw) for raw in run.sample])
+            if run.stop == "more":
+                continue
+            if run.stop != "defer":
                 break
-        elif run.stop == "end":
+        raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
+        if not raws:
             break
+        cut = _python_part(raws)
+        entries = [Entry.of(key, position + i, raw) for i, raw in enumerate(raws[:cut])]
+        lead = list(takewhile(lambda entry: keep(entry) is None, entries))
+        if lead:
+            known = [(entry.raw, entry.retry_payload()) for entry in lead]
+            run = retry_run(client, key, target, position, len(lead), max_len, known=known)
+            _count_run(outcome, run, lead[: run.retried])
+            if run.stop == "full":
+                break
+            handled = len(lead) if run.retried == len(lead) else None  # else stale: look again
+        else:
+            left = list(takewhile(lambda entry: keep(entry) is not None, entries))
+            for entry in left:
+                outcome.skipped[str(keep(entry))] += 1
+            position += len(left)
+            handled = len(left)
+        # What follows the handled entries: the rest of this run is Python's, and so, most likely,
+        # is what follows a full batch of Python's entries; an entry the script takes is its own.
+        for_python = handled is not None and (handled < len(entries) or cut == len(raws))
     outcome.target = target
     outcome.remaining = max(client.llen(key) - position, 0)
     return outcome, position
+
+
+def _python_part(raws: Sequence[bytes]) -> int:
+    """How many of the entries read retry-all's Python path takes: all of them, but for a trailing
+    run of at least ``SCRIPT_RUN`` that the script can take itself (the first is always Python's:
+    the script deferred it). Short runs of plain entries between compressed ones stay here, so a
+    DLQ that mixes both is not read once per switch."""
+    plain = 0
+    while plain < len(raws) - 1 and job_span(raws[-1 - plain]) is not None:
+        plain += 1
+    return len(raws) - plain if plain >= SCRIPT_RUN else len(raws)
+
+
+def _count_run(outcome: Outcome, run: Run, moved: Sequence[Entry]) -> None:
+    outcome.done += run.retried
+    outcome.examined += run.retried
+    outcome.moved.extend(moved[: max(MOVED_KEPT - len(outcome.moved), 0)])
+    outcome.full = outcome.full or run.stop == "full"
 
 
 def _settle_kept(outcome: Outcome, plan: list[tuple[Entry, str | None]], part: Outcome) -> int:

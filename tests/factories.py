@@ -7,11 +7,12 @@ from typing import Any
 from queues.codec import encode_payload
 
 
-def failure(n: int, *, big: bool = False) -> bytes:
+def failure(n: int, *, big: bool = False, trace: bool = False) -> bytes:
     """A JobFailure entry for ``dlq:detection_queue`` whose ``original_job.n`` identifies it.
 
-    Odd ``n`` fail with "Detector unavailable", even ones with "Invalid image"; ``big`` adds a
-    stack trace and a job over 1 KiB, so both are stored ``Z:``-compressed as HSI would.
+    Odd ``n`` fail with "Detector unavailable", even ones with "Invalid image". ``trace`` adds a
+    stack trace, as HSI's entries usually have, so the entry is stored ``Z:``-compressed while its
+    job stays small; ``big`` also makes the job over 1 KiB, so it is compressed again on retry.
     """
     entry: dict[str, Any] = {
         "original_job": {"camera_id": f"cam{n % 5}", "file_path": f"/export/cam/{n}.jpg", "n": n},
@@ -22,7 +23,8 @@ def failure(n: int, *, big: bool = False) -> bytes:
         "last_failed_at": f"2026-02-11T22:{n % 60:02d}:14+00:00",
         "queue_name": "detection_queue",
     }
-    if big:
+    if big or trace:
         entry["stack_trace"] = "".join(f"  File mod_{i}.py, line {i * n}\n" for i in range(80))
+    if big:
         entry["original_job"]["labels"] = [f"label-{i}-{n}" for i in range(120)]
     return encode_payload(entry)

@@ -465,7 +465,7 @@ def test_redis_acl_prints_the_configured_user_without_the_password(
     assert read_only[:3] == ["user", "viewer_ro", "on"] and "reset" not in read_only
     assert "~console:*" in read_only and "%R~*" in read_only
     assert not [
-        w for w in read_only if w.startswith("%RW~") or w in ("&job:*:control", "+lpush", "+zrem", "+xdel")
+        w for w in read_only if w.startswith("%RW~") or w in ("&job:*:control", "+ltrim", "+zrem", "+xdel")
     ]
 
     monkeypatch.setenv("ACL_TEST_PASSWORD", "s3cret pass")

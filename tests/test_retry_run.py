@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -250,3 +250,99 @@ def test_a_run_retries_exactly_the_entries_it_would_retry_one_by_one(
     assert run.retried == taken
     assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:taken]]
     assert listed(redis_client, DLQ) == raws[taken:]
+
+
+def known(raws: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """What retry-all sends for a run Python read: each entry's bytes and its payload."""
+    return [(raw, python_payload(raw) or b"") for raw in raws]
+
+
+@pytest.mark.parametrize("start", [0, 2], ids=["at the head", "behind kept entries"])
+def test_a_run_python_decoded_is_moved_while_it_is_still_what_python_read(
+    redis_client: redis.Redis, start: int
+) -> None:
+    """Compressed entries: Python builds the payloads, the script checks the bytes and moves them."""
+    kept = [b"kept-1", b"kept-2"][:start]
+    raws = [failure(n, big=True) for n in range(6)]
+    redis_client.rpush(DLQ, *kept, *raws)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, start, 0, known=known(raws))
+    assert (run.retried, run.stop) == (6, "more")
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws]
+    assert [decode(raw).value["n"] for raw in listed(redis_client, TARGET)] == list(range(6))
+    assert listed(redis_client, DLQ) == kept
+
+
+@pytest.mark.parametrize("start", [0, 1], ids=["at the head", "behind a kept entry"])
+def test_a_known_run_stops_at_the_first_entry_that_changed_and_leaves_the_rest(
+    redis_client: redis.Redis, start: int
+) -> None:
+    """Another operator took entry 2 after Python read the run: 0 and 1 move, 3 and on stay, in order."""
+    kept = [b"kept"][:start]
+    raws = [failure(n, big=True) for n in range(5)]
+    redis_client.rpush(DLQ, *kept, *raws)
+    redis_client.lrem(DLQ, 1, cast(Any, raws[2]))
+    run = scripts.retry_run(redis_client, DLQ, TARGET, start, 0, known=known(raws))
+    assert (run.retried, run.stop) == (2, "stale")
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:2]]
+    assert listed(redis_client, DLQ) == kept + raws[3:]
+
+
+def test_a_known_run_whose_head_was_taken_moves_nothing(redis_client: redis.Redis) -> None:
+    """Two copies of one entry: the loser of a race retries the second copy, never the first twice."""
+    twin = failure(7, big=True)
+    raws = [twin, twin, failure(8, big=True)]
+    redis_client.rpush(DLQ, *raws)
+    first = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws[:1]))
+    assert (first.retried, first.stop) == (1, "more")
+    stale = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws))
+    assert (stale.retried, stale.stop) == (1, "stale")
+    redis_client.config_resetstat()
+    again = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws[1:]))
+    assert (again.retried, again.stop) == (0, "stale")
+    assert "cmdstat_lpop" not in redis_client.info("commandstats"), "popped and pushed back"
+    assert listed(redis_client, TARGET) == [python_payload(twin)] * 2
+    assert listed(redis_client, DLQ) == [raws[2]]
+
+
+def test_a_known_run_stops_when_the_source_is_full(redis_client: redis.Redis) -> None:
+    raws = [failure(n, big=True) for n in range(5)]
+    redis_client.rpush(TARGET, b'{"already": 1}')
+    redis_client.rpush(DLQ, *raws)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, max_len=4, known=known(raws))
+    assert (run.retried, run.stop) == (3, "full")
+    assert redis_client.llen(TARGET) == 4 and listed(redis_client, DLQ) == raws[3:]
+
+
+def test_retry_all_of_compressed_entries_moves_runs_in_one_call_each(redis_client: redis.Redis) -> None:
+    """HSI's usual DLQ (Z: entries with stack traces) with plain and malformed ones among them."""
+    raws = [failure(n, big=n % 50 != 49) for n in range(600)]
+    raws[100:100] = [b"broken", b"also broken"]
+    redis_client.rpush(DLQ, *raws)
+    redis_client.config_resetstat()
+    outcome, position = dlq.retry_all(redis_client, DLQ)
+    retryable = [raw for raw in raws if python_payload(raw) is not None]
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in retryable]
+    assert listed(redis_client, DLQ) == [b"broken", b"also broken"] and position == 2
+    assert (outcome.done, outcome.skipped_count, outcome.examined) == (600, 2, 600)
+    assert [entry.job and entry.job["n"] for entry in outcome.moved[:3]] == [0, 1, 2]
+    # Each run is one script call, not one per entry: well under one call per 10 entries.
+    calls = redis_client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    assert calls < 60, calls
+
+
+def test_a_dlq_that_alternates_plain_and_compressed_entries_is_read_once_not_once_per_switch(
+    redis_client: redis.Redis,
+) -> None:
+    """Short runs of plain entries between compressed ones go with Python's run: a switch to the
+    script and back per entry would read and put back a whole batch for each entry."""
+    raws = [failure(n, trace=n % 4 == 0) for n in range(2000)] + [failure(n) for n in range(2000, 2100)]
+    redis_client.rpush(DLQ, *raws)
+    redis_client.config_resetstat()
+    outcome, _ = dlq.retry_all(redis_client, DLQ)
+    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws]
+    assert outcome.done == 2100 and not redis_client.exists(DLQ)
+    stats = redis_client.info("commandstats")
+    batches = -(-2100 // dlq.BATCH_SIZE)
+    assert stats["cmdstat_evalsha"]["calls"] <= batches + 3, stats["cmdstat_evalsha"]
+    # One read by Python per batch and one by the script per call, nothing more.
+    assert stats["cmdstat_lrange"]["calls"] <= 2 * batches + 4, stats["cmdstat_lrange"]
