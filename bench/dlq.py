@@ -7,7 +7,9 @@ measures each console operation next to its raw floor from the same run:
 - a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
 - retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
   and RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
-  once with HSI's plain JSON entries (the script's fast path), once ``Z:``-compressed (Python's);
+  for each shape of entry in ``SHAPES``: HSI's plain JSON (the script decodes them), ``Z:`` with a
+  stack trace (HSI's usual: Python decodes a run, the script moves it), a mix of the two, and
+  ``Z:`` entries whose job itself is over 1 KiB;
 - the largest single Redis command during retry-all and delete-all, and during the floor script
   run over the same list (what this machine does to any 250-entry script), from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
@@ -72,11 +74,23 @@ return #items
 """
 
 
-def fill(client: redis.Redis, count: int, *, big: bool = False) -> None:
+Shape = Callable[[int], bytes]
+SHAPES: dict[str, tuple[str, Shape]] = {
+    "plain": ("HSI's plain JSON entries (the script decodes them)", failure),
+    "traced": (
+        "Z: entries with a stack trace, HSI's usual (Python decodes, the script moves)",
+        lambda n: failure(n, trace=True),
+    ),
+    "mixed": ("plain entries, every 4th a Z: one with a stack trace", lambda n: failure(n, trace=n % 4 == 0)),
+    "big": ("Z: entries whose job is over 1 KiB (compressed again on retry)", lambda n: failure(n, big=True)),
+}
+
+
+def fill(client: redis.Redis, count: int, shape: Shape = failure) -> None:
     client.delete(DLQ, TARGET)
     pipe = client.pipeline(transaction=False)
     for start in range(0, count, 1000):
-        pipe.rpush(DLQ, *[failure(n, big=big) for n in range(start, min(start + 1000, count))])
+        pipe.rpush(DLQ, *[shape(n) for n in range(start, min(start + 1000, count))])
         if start % 100_000 == 99_000:
             pipe.execute()
     pipe.execute()
@@ -120,9 +134,9 @@ def redis_usec(client: redis.Redis, *names: str) -> int:
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in names)
 
 
-def run_retry_all(client: redis.Redis, entries: int, big: bool) -> tuple[float, float]:
+def run_retry_all(client: redis.Redis, entries: int, shape: Shape) -> tuple[float, float]:
     """Seconds for a retry-all, and the seconds of it spent inside Redis (script calls and reads)."""
-    fill(client, entries, big=big)
+    fill(client, entries, shape)
     before = redis_usec(client, "evalsha", "lrange")
     started = time.perf_counter()
     outcome, _ = dlq.retry_all(client, DLQ, budget_seconds=3600)
@@ -132,9 +146,9 @@ def run_retry_all(client: redis.Redis, entries: int, big: bool) -> tuple[float, 
     return elapsed, inside
 
 
-def run_floor(client: redis.Redis, entries: int, big: bool, lua: str = FLOOR_LUA) -> tuple[float, float]:
+def run_floor(client: redis.Redis, entries: int, shape: Shape, lua: str = FLOOR_LUA) -> tuple[float, float]:
     """Seconds for ``lua`` to move the DLQ, and the seconds of it spent inside Redis."""
-    fill(client, entries, big=big)
+    fill(client, entries, shape)
     floor = client.register_script(lua)
     before = redis_usec(client, "evalsha")
     started = time.perf_counter()
@@ -146,8 +160,8 @@ def run_floor(client: redis.Redis, entries: int, big: bool, lua: str = FLOOR_LUA
     return elapsed, inside
 
 
-def run_naive(client: redis.Redis, entries: int, big: bool) -> float:
-    fill(client, entries, big=big)
+def run_naive(client: redis.Redis, entries: int, shape: Shape) -> float:
+    fill(client, entries, shape)
     started = time.perf_counter()
     while (raw := client.lpop(DLQ)) is not None:
         client.rpush(TARGET, raw)  # type: ignore[arg-type]
@@ -156,16 +170,17 @@ def run_naive(client: redis.Redis, entries: int, big: bool) -> float:
     return elapsed
 
 
-def bench_retry(client: redis.Redis, entries: int, runs: int, big: bool) -> None:
+def bench_retry(client: redis.Redis, entries: int, runs: int, shape_name: str) -> None:
+    kind, shape = SHAPES[shape_name]
     # Interleaved, so a machine that slows down for a while slows both sides alike.
     consoles, floors = [], []
     for _ in range(runs):
-        consoles.append(run_retry_all(client, entries, big))
-        floors.append(run_floor(client, entries, big))
+        consoles.append(run_retry_all(client, entries, shape))
+        floors.append(run_floor(client, entries, shape))
     (console, inside), (floor, floor_inside) = min(consoles), min(floors)
-    naive = run_naive(client, entries, big)
-    kind = "Z:-compressed entries (Python path)" if big else "HSI's plain JSON entries (Lua path)"
-    print(f"retry-all of {entries:,} {kind}, {len(failure(1, big=big))} bytes each (best of {runs}):")
+    naive = run_naive(client, entries, shape)
+    size = statistics.mean(len(shape(n)) for n in range(100))
+    print(f"retry-all of {entries:,} {kind}, {size:,.0f} bytes each on average (best of {runs}):")
     floor_label = f"batched-Lua floor (LPOP {dlq.BATCH_SIZE} + RPUSH)"
     print(f"  {floor_label:37} {entries / floor:12,.0f} entries/s  {floor:7.2f} s")
     print(f"  naive LPOP + RPUSH per entry          {entries / naive:12,.0f} entries/s  {naive:7.2f} s")
@@ -179,8 +194,8 @@ def bench_retry(client: redis.Redis, entries: int, runs: int, big: bool) -> None
     floor_met, naive_met = verdict(share >= FLOOR_SHARE_TARGET), verdict(speedup >= NAIVE_TARGET)
     print(f"  console/floor {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}: {floor_met})")
     print(f"  console/naive {speedup:.1f}x (target >= {NAIVE_TARGET:g}x: {naive_met})")
-    if not big:  # cjson cannot read Z: entries
-        rewrite, _ = min(run_floor(client, entries, big, NAIVE_RETRY_LUA) for _ in range(runs))
+    if shape_name == "plain":  # cjson cannot read Z: entries
+        rewrite, _ = min(run_floor(client, entries, shape, NAIVE_RETRY_LUA) for _ in range(runs))
         label = "reference: Lua decode + re-encode"
         print(f"  {label:37} {entries / rewrite:12,.0f} entries/s  {rewrite:7.2f} s")
         print(f"  console/decode-and-re-encode {rewrite / console:.0%} (no target; see NAIVE_RETRY_LUA)")
@@ -232,13 +247,21 @@ def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: i
         while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
             pass
 
-    cases: list[tuple[str, Callable[[], object]]] = [
-        ("floor (LPOP + RPUSH script, no checks)", floor_run),
-        ("retry-all", lambda: dlq.retry_all(client, DLQ, budget_seconds=3600)),
-        ("delete-all", lambda: dlq.sweep(client, DLQ, dlq.delete, dlq.delete_keep(), budget_seconds=3600)),
+    def retry_all() -> None:
+        dlq.retry_all(client, DLQ, budget_seconds=3600)
+
+    cases: list[tuple[str, Shape, Callable[[], object]]] = [
+        ("floor (LPOP + RPUSH script, no checks)", failure, floor_run),
+        ("retry-all", failure, retry_all),
+        ("retry-all, every 4th entry Z: with a stack trace,", SHAPES["mixed"][1], retry_all),
+        (
+            "delete-all",
+            failure,
+            lambda: dlq.sweep(client, DLQ, dlq.delete, dlq.delete_keep(), budget_seconds=3600),
+        ),
     ]
-    for label, work in cases:
-        fill(client, entries)
+    for label, shape, work in cases:
+        fill(client, entries, shape)
         found = slowest_commands(client, threshold_us, work)
         assert not client.exists(DLQ)
         print(
@@ -283,8 +306,10 @@ def main() -> None:
         try:
             print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
             bench_page(client, args.page_entries, args.runs * 10)
-            bench_retry(client, args.retry_entries, args.runs, big=False)
-            bench_retry(client, args.retry_entries // 5, args.runs, big=True)
+            bench_retry(client, args.retry_entries, args.runs, "plain")
+            bench_retry(client, args.retry_entries, args.runs, "mixed")
+            bench_retry(client, args.retry_entries // 5, args.runs, "traced")
+            bench_retry(client, args.retry_entries // 5, args.runs, "big")
             bench_slowlog(client, args.slowlog_entries, args.slowlog_threshold_us, args.stale)
         finally:
             server.stop()
