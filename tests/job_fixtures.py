@@ -9,11 +9,10 @@ from typing import Any
 
 import redis
 
-NOW = datetime.now(UTC)
-
 
 def iso(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+    """A time that long before now: now when called, not at import, which is minutes earlier in a full run."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
 
 
 def tracker_job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:
