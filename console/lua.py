@@ -43,5 +43,6 @@ class Lua:
 
 
 @cache
-def load(path: Path) -> Lua:
-    return Lua(path.read_text())
+def load(*paths: Path) -> Lua:
+    """One script from one file, or several joined in order (shared helpers first)."""
+    return Lua("\n".join(path.read_text() for path in paths))

@@ -116,6 +116,10 @@ def _archive_delete(request: HttpRequest | None) -> Action:
     return lambda client, key, entries: archive.archive_and_delete(client, key, entries, _username(request))
 
 
+def _archive_rotate(request: HttpRequest | None) -> dlq.Act:
+    return lambda client, key, window: archive.archive_and_rotate(client, key, window, _username(request))
+
+
 def _check_verb(verb: str) -> None:
     if verb not in ("retry", "delete"):
         raise ValueError(f"Unknown DLQ action {verb!r}: use 'retry' or 'delete'.")
@@ -151,13 +155,13 @@ def act_on_matching(
         outcome, position = dlq.retry_all(client, key, budget_seconds=budget_seconds, start=start)
     elif verb == "retry":
         outcome, position = dlq.sweep(
-            client, key, dlq.retry, dlq.retry_keep(select), budget_seconds=budget_seconds, start=start
+            client, key, dlq.retry_window, dlq.retry_keep(select), budget_seconds=budget_seconds, start=start
         )
     else:
         outcome, position = dlq.sweep(
             client,
             key,
-            _archive_delete(request),
+            _archive_rotate(request),
             dlq.delete_keep(select),
             budget_seconds=budget_seconds,
             start=start,

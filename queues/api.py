@@ -315,7 +315,7 @@ class PositionField(serializers.Field):
 class ActionResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     skipped_reasons = serializers.DictField(child=serializers.IntegerField(), help_text="Count per reason.")
-    remaining = serializers.IntegerField(help_text="With all: entries after position still to go; else 0.")
+    remaining = serializers.IntegerField(help_text="With all: entries still to look at; else 0.")
     position = PositionField(
         help_text="With all: send it back as start (a list DLQ) or as after (a stream DLQ: an entry id)."
     )
@@ -548,7 +548,8 @@ matching entry. Optional `"nonce"`: a value unique to this request; sending it a
 With `all`, one request handles one time-boxed chunk (about 3 seconds). While `remaining` is above 0
 (and, for retry, `full` is false), send the same body again with `"start"` set to the `position` of
 the previous answer (and a fresh nonce, if you use nonces). Every request writes an audit entry
-(`audit_id`).
+(`audit_id`). A list DLQ's `position` counts the entries looked at and left in place (with a filter:
+moved, in order, to the DLQ's tail; see the README).
 
 Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
 (no `filter`), and its `position` is an entry id: send it back as `"after"`.

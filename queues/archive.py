@@ -8,8 +8,9 @@ needed, which also keeps identical entries apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -31,13 +32,36 @@ def archive_and_delete(
 ) -> dlq.Outcome:
     """Archive rows are committed as pending first, then the entries leave Redis, then rows settle."""
     outcome = dlq.Outcome(key, None)
+    removed: list[int] = []
     for start in range(0, len(entries), dlq.BATCH_SIZE):
-        dlq.merge(outcome, _archive_batch(client, key, entries[start : start + dlq.BATCH_SIZE], username))
+        batch = entries[start : start + dlq.BATCH_SIZE]
+        delete = partial(dlq.delete, client, key, batch, removed=removed)
+        dlq.merge(outcome, _archive_batch(key, batch, username, delete))
     outcome.remaining = None
     return outcome
 
 
-def _archive_batch(client: redis.Redis, key: str, entries: Sequence[dlq.Entry], username: str) -> dlq.Outcome:
+def archive_and_rotate(
+    client: redis.Redis, key: str, window: dlq.Window, username: str
+) -> tuple[int, dlq.Outcome]:
+    """``dlq.sweep``'s delete: the window's chosen entries archived and deleted as above, the rest
+    moved to the tail in the same script call."""
+    handled = 0
+
+    def remove(token: str) -> dlq.Outcome:
+        nonlocal handled
+        handled, outcome = dlq.rotate(client, key, window, None, token=token)
+        return outcome
+
+    outcome = _archive_batch(key, [entry for entry, reason in window if reason is None], username, remove)
+    return handled, outcome
+
+
+def _archive_batch(
+    key: str, entries: Sequence[dlq.Entry], username: str, remove: Callable[..., dlq.Outcome]
+) -> dlq.Outcome:
+    """Rows for ``entries`` committed as pending, ``remove`` (one script call named by the token)
+    deletes them, then the rows of the entries it deleted are kept and the others dropped."""
     token = new_token()
     ArchivedItem.objects.bulk_create(
         ArchivedItem(
@@ -52,7 +76,7 @@ def _archive_batch(client: redis.Redis, key: str, entries: Sequence[dlq.Entry], 
         for i, e in enumerate(entries)
     )
     try:
-        outcome = dlq.delete(client, key, entries, token=token)
+        outcome = remove(token=token)
     except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
         _settle_deleted(token, [])
         raise

@@ -6,9 +6,10 @@ import hashlib
 import json
 import re
 import time
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from itertools import takewhile
@@ -16,7 +17,7 @@ from typing import Any
 
 import redis
 
-from queues import keys
+from queues import keys, scripts
 from queues.codec import Decoded, decode, encode_payload, encode_text, inflate
 from queues.conf import conf
 from queues.scripts import Move, Run, move_entries, retry_run
@@ -332,29 +333,59 @@ def retry_edited(client: redis.Redis, key: str, entry: Entry, job: dict[str, Any
     return outcome
 
 
-def delete(client: redis.Redis, key: str, entries: Sequence[Entry], token: str | None = None) -> Outcome:
-    """Delete chosen entries by exact bytes (``queues.archive`` archives them first)."""
+def delete(
+    client: redis.Redis,
+    key: str,
+    entries: Sequence[Entry],
+    token: str | None = None,
+    removed: list[int] | None = None,
+) -> Outcome:
+    """Delete chosen entries by exact bytes (``queues.archive`` archives them first, batch by batch,
+    passing the same ``removed`` to each so later hints account for earlier deletes)."""
     outcome = Outcome(key, None)
-    _apply(client, outcome, [(entry, Move(entry.index, entry.raw)) for entry in entries], token)
+    _apply(client, outcome, [(entry, Move(entry.index, entry.raw)) for entry in entries], token, removed)
     return outcome
 
 
 def _apply(
-    client: redis.Redis, outcome: Outcome, moves: Sequence[tuple[Entry, Move]], token: str | None = None
+    client: redis.Redis,
+    outcome: Outcome,
+    moves: Sequence[tuple[Entry, Move]],
+    token: str | None = None,
+    removed: list[int] | None = None,
 ) -> None:
-    """Run the moves, ``BATCH_SIZE`` per script call (a token names one call: pass at most one batch)."""
+    """Run the moves, ``BATCH_SIZE`` per script call (a token names one call: pass at most one batch).
+
+    A call removes its entries only at its end, so hints hold within it; the next call's hints are
+    moved up past the entries removed ahead of them (``removed``: their hints as seen, sorted).
+    """
     max_len = conf("QUEUE_MAX_SIZE") if outcome.target else 0
+    removed = [] if removed is None else removed
     for start in range(0, len(moves), BATCH_SIZE):
         chunk = moves[start : start + BATCH_SIZE]
-        statuses = move_entries(client, outcome.key, outcome.target, [m for _, m in chunk], max_len, token)
-        for (entry, _), status in zip(chunk, statuses, strict=True):
+        sent = [replace(move, hint=rehint(move.hint, removed)) for _, move in chunk]
+        statuses = move_entries(client, outcome.key, outcome.target, sent, max_len, token)
+        for (entry, move), status in zip(chunk, statuses, strict=True):
             outcome.count(status, entry)
+            if status == "ok" and move.hint >= 0:
+                insort(removed, move.hint)
         if outcome.full:
             return
 
 
+def rehint(hint: int, removed: Sequence[int]) -> int:
+    """Where an entry seen at ``hint`` is once the entries seen at ``removed`` (sorted) are gone."""
+    return hint - bisect_left(removed, hint) if hint >= 0 else hint
+
+
 Keep = Callable[[Entry], str | None]
 """For a sweep: ``None`` acts on the entry, ``""`` leaves it quietly, a reason leaves it and counts."""
+
+Window = Sequence[tuple[Entry, str | None]]
+"""Entries read at the head of a DLQ, each with what ``Keep`` said of it."""
+
+Act = Callable[[redis.Redis, str, Window], tuple[int, Outcome]]
+"""Acts on a window's entries that ``Keep`` passed; returns how many of the window it handled."""
 
 
 def retry_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
@@ -374,56 +405,67 @@ def delete_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
     return lambda entry: "" if select is not None and not select(entry) else None
 
 
-def sweep(
-    client: redis.Redis,
-    key: str,
-    action: Callable[[redis.Redis, str, Sequence[Entry]], Outcome],
-    keep: Keep,
-    *,
-    budget_seconds: float = 5.0,
-    start: int = 0,
-) -> tuple[Outcome, int]:
-    """Apply ``action`` to entries from ``start`` on, ``BATCH_SIZE`` per script call, within a budget.
+def rotate(
+    client: redis.Redis, key: str, window: Window, target: str | None, token: str | None = None
+) -> tuple[int, Outcome]:
+    """Retry (to ``target``) or delete (no target) a head window's chosen entries; the others go,
+    in order, to the tail. Stops early at an entry that changed since it was read, or a full target."""
+    outcome = Outcome(key, target)
+    pairs = [
+        (entry.raw, None if reason is not None else entry.retry_payload() if target else b"")
+        for entry, reason in window
+    ]
+    max_len = conf("QUEUE_MAX_SIZE") if target else 0
+    handled, stop = scripts.rotate(client, key, target, pairs, max_len, token)
+    for entry, reason in window[:handled]:
+        if reason is None:
+            outcome.count("ok", entry)
+    outcome.full = stop == "full"
+    return handled, outcome
 
-    Entries that ``keep`` leaves stay in place ahead of the returned position, which is where a
-    follow-up call continues. Index hints assume the acted-on entries before them are gone; the
-    script falls back to searching by bytes when another operator got there first.
+
+def retry_window(client: redis.Redis, key: str, window: Window) -> tuple[int, Outcome]:
+    return rotate(client, key, window, target_of(key))
+
+
+def delete_window(client: redis.Redis, key: str, window: Window) -> tuple[int, Outcome]:
+    """Delete without archiving (``queues.archive.archive_and_rotate`` archives first)."""
+    return rotate(client, key, window, None)
+
+
+def sweep(
+    client: redis.Redis, key: str, act: Act, keep: Keep, *, budget_seconds: float = 5.0, start: int = 0
+) -> tuple[Outcome, int]:
+    """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
+    takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
+
+    Every call touches only the two ends of the list, so the cost per entry is the same at any
+    depth. The returned position counts the entries examined and kept so far: pass it back as
+    ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them.
     """
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
-    position = start
-    while time.monotonic() < deadline:
-        raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
+    kept = start
+    left = max(client.llen(key) - start, 0)
+    while left > 0 and time.monotonic() < deadline:
+        raws = client.lrange(key, 0, min(BATCH_SIZE, left) - 1)
         if not raws:
+            left = 0
             break
-        kept, full = _chunk(client, key, raws, position, action, keep, outcome)
-        position += kept
-        if full:
+        entries = [Entry.of(key, i, as_bytes(raw)) for i, raw in enumerate(raws)]
+        window = [(entry, keep(entry)) for entry in entries]
+        handled, part = act(client, key, window)
+        merge(outcome, part)
+        for _, reason in window[:handled]:
+            if reason is not None:
+                kept += 1
+                if reason:
+                    outcome.skipped[reason] += 1
+        left -= handled
+        if part.full:
             break
-    outcome.remaining = max(client.llen(key) - position, 0)
-    return outcome, position
-
-
-def _chunk(
-    client: redis.Redis,
-    key: str,
-    raws: Sequence[bytes],
-    position: int,
-    action: Callable[[redis.Redis, str, Sequence[Entry]], Outcome],
-    keep: Keep,
-    outcome: Outcome,
-) -> tuple[int, bool]:
-    """Act on consecutive entries read at ``position``; returns how many stay ahead, and if full."""
-    plan: list[tuple[Entry, str | None]] = []
-    kept = 0
-    for raw in raws:
-        entry = Entry.of(key, position + kept, raw)
-        reason = keep(entry)
-        plan.append((entry, reason))
-        kept += reason is not None
-    part = action(client, key, [entry for entry, reason in plan if reason is None])
-    merge(outcome, part)
-    return _settle_kept(outcome, plan, part), part.full
+    outcome.remaining = left
+    return outcome, kept
 
 
 def retry_all(
@@ -496,25 +538,6 @@ def _count_run(outcome: Outcome, run: Run, moved: Sequence[Entry]) -> None:
     outcome.examined += run.retried
     outcome.moved.extend(moved[: max(MOVED_KEPT - len(outcome.moved), 0)])
     outcome.full = outcome.full or run.stop == "full"
-
-
-def _settle_kept(outcome: Outcome, plan: list[tuple[Entry, str | None]], part: Outcome) -> int:
-    """Count the entries left in place that the next chunk must step over.
-
-    When the target filled up, only those before the first entry that was not moved count:
-    everything from there on is still ahead and must be read again.
-    """
-    moved = {id(entry) for entry in part.moved}
-    kept = 0
-    for entry, reason in plan:
-        if reason is None:
-            if part.full and id(entry) not in moved:
-                break
-            continue
-        kept += 1
-        if reason:
-            outcome.skipped[reason] += 1
-    return kept
 
 
 def merge(total: Outcome, part: Outcome) -> None:

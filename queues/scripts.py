@@ -25,7 +25,8 @@ ABORTED = "aborted"
 
 
 def script(name: str) -> Lua:
-    return lua.load(LUA / f"{name}.lua")
+    """A queue script, with the helpers of ``lib.lua`` in front of it."""
+    return lua.load(LUA / "lib.lua", LUA / f"{name}.lua")
 
 
 def new_token() -> str:
@@ -65,6 +66,30 @@ def move_entries(
         s.decode() if isinstance(s, bytes) else str(s) for s in script("move").call(client, keys_, args)
     ]
     return [ABORTED] * len(moves) if statuses == [ABORTED] else statuses
+
+
+def rotate(
+    client: redis.Redis,
+    source: str,
+    target: str | None,
+    window: Sequence[tuple[bytes, bytes | None]],
+    max_len: int = 0,
+    token: str | None = None,
+) -> tuple[int, str]:
+    """Act on the entries at the head of ``source`` that have bytes to push (for a delete: any bytes)
+    and move those with ``None`` to its tail; returns how many were handled and why it stopped.
+
+    ``window`` is the head as read: (exact bytes, bytes to push or ``None`` to keep) per entry.
+    """
+    if not window:
+        return 0, "more"
+    keys_ = [source, receipt_key(token or new_token()), *([target] if target else [])]
+    flags = "".join("k" if payload is None else "a" for _, payload in window)
+    args: list[bytes | str | int] = [max_len, RECEIPT_SECONDS, flags, *(raw for raw, _ in window)]
+    if target:
+        args += [payload for _, payload in window if payload is not None]
+    handled, stop = script("rotate").call(client, keys_, args)
+    return int(handled), stop.decode() if isinstance(stop, bytes) else str(stop)
 
 
 def push_entries(

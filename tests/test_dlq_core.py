@@ -121,7 +121,7 @@ def test_page_newest_first_and_deep_offsets(redis_client: redis.Redis) -> None:
 def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis) -> None:
     raws = [failure(n) if n % 300 else b"garbage" for n in range(2000)]
     redis_client.rpush(DLQ, *raws)
-    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, dlq.retry_keep())
+    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, dlq.retry_keep())
     assert outcome.done == 2000 - 7
     assert jobs_in(redis_client, TARGET) == [n for n in range(2000) if n % 300]
     assert redis_client.lrange(DLQ, 0, -1) == [b"garbage"] * 7
@@ -131,9 +131,9 @@ def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis)
 def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, *[failure(n) for n in range(1500)])
     only_odd = dlq.retry_keep(lambda e: e.matches(text="detector unavailable"))
-    first, position = dlq.sweep(redis_client, DLQ, dlq.retry, only_odd, budget_seconds=0)
+    first, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, only_odd, budget_seconds=0)
     assert first.done == 0 and first.remaining == 1500
-    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, only_odd, start=position)
+    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, only_odd, start=position)
     assert outcome.done == 750 and position == 750
     assert all(n % 2 for n in jobs_in(redis_client, TARGET))
 
@@ -153,7 +153,7 @@ def test_two_operators_retrying_everything_at_once_retry_each_entry_once(
 
     def operator() -> None:
         with redis_server.client() as own:
-            dlq.sweep(own, DLQ, dlq.retry, dlq.retry_keep(), budget_seconds=60)
+            dlq.sweep(own, DLQ, dlq.retry_window, dlq.retry_keep(), budget_seconds=60)
 
     threads = [threading.Thread(target=operator) for _ in range(3)]
     for thread in threads:
@@ -174,7 +174,7 @@ def test_sweep_after_a_full_target_resumes_without_skipping_anything(
     retried: list[int] = []
     position = 0
     for _ in range(10):
-        outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry, odd, start=position)
+        outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, odd, start=position)
         retried += jobs_in(redis_client, TARGET)
         redis_client.delete(TARGET)
         if not outcome.full:

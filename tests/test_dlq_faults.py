@@ -55,6 +55,10 @@ if os.environ.get("READY_FILE"):
 if mode == "retry-all":
     outcome, _ = dlq.retry_all(client, key, budget_seconds=600)
     result = outcome.as_dict()
+elif mode == "retry-matching":  # the odd-numbered jobs, as a filtered retry from the console
+    keep = dlq.retry_keep(lambda entry: entry.matches(text="detector unavailable"))
+    outcome, _ = dlq.sweep(client, key, dlq.retry_window, keep, budget_seconds=600)
+    result = outcome.as_dict()
 elif mode == "retry-refs":
     refs = json.loads(Path(sys.argv[3]).read_text())
     done = found = 0
@@ -64,8 +68,8 @@ elif mode == "retry-refs":
         done += dlq.retry(client, key, entries).done
     result = {"done": done, "found": found}
 elif mode == "archive-all":
-    def action(c, k, e):
-        return archive.archive_and_delete(c, k, e, "tester")
+    def action(c, k, window):
+        return archive.archive_and_rotate(c, k, window, "tester")
 
     outcome, _ = dlq.sweep(client, key, action, dlq.delete_keep(), budget_seconds=600)
     result = outcome.as_dict()
@@ -206,16 +210,18 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("mode", ["retry-all", "retry-matching"])
 def test_redis_killed_mid_retry_all_loses_and_duplicates_nothing(
-    start_server: Callable[..., RedisServer], workers: Workers
+    start_server: Callable[..., RedisServer], workers: Workers, mode: str
 ) -> None:
     total = 100_000
+    wanted = total if mode == "retry-all" else total // 2
     server = start_server(extra=AOF)
     client = server.client()
     assert client.config_get("appendfsync") == {"appendfsync": "always"}
     fill(client, total)
-    worker = workers.spawn("retry-all", DLQ, redis_url=server.url)
-    wait_until(lambda: workers.alive(worker) and client.llen(TARGET) >= 5_000, 60, "retry-all to start")
+    worker = workers.spawn(mode, DLQ, redis_url=server.url)
+    wait_until(lambda: workers.alive(worker) and client.llen(TARGET) >= 5_000, 60, f"{mode} to start")
     server.kill()
     try:
         worker.wait(30)  # connection refused: it exits with an error, nothing to finish against
@@ -224,13 +230,15 @@ def test_redis_killed_mid_retry_all_loses_and_duplicates_nothing(
     server.start()
     client = loaded_client(server)
     moved = client.llen(TARGET)
-    assert 0 < moved < total, "the kill did not land mid-way"
+    assert 0 < moved < wanted, "the kill did not land mid-way"
     assert sorted(numbers(client)) == list(range(total)), "the AOF replay lost or duplicated entries"
-    rerun = workers.run("retry-all", DLQ, redis_url=server.url)
-    assert rerun["done"] == total - moved
-    assert client.llen(DLQ) == 0
-    assert client.llen(TARGET) == total
+    rerun = workers.run(mode, DLQ, redis_url=server.url)
+    assert rerun["done"] == wanted - moved
+    assert client.llen(DLQ) == total - wanted
+    assert client.llen(TARGET) == wanted
     assert sorted(numbers(client)) == list(range(total))
+    if mode == "retry-matching":
+        assert all(n % 2 for n in numbers(client)[total - wanted :]), "only the matching jobs were retried"
 
 
 @pytest.mark.timeout(120)

@@ -215,6 +215,10 @@ def dlq_flows(client: Client) -> None:
         assert restored["restored"] == 1, restored
     everything = api(client, "/api/dlq/dlq%3Aanalysis_queue/retry/", {"all": True})
     assert everything["retried"] >= 1, everything
+    for verb, done in (("retry", "retried"), ("delete", "deleted")):  # filtered: rotate.lua
+        body = {"all": True, "filter": {"q": "e"}}
+        matching = api(client, f"/api/dlq/dlq%3Adetection_queue/{verb}/", body)
+        assert matching[done] + matching["position"] >= 1, matching
 
 
 def job_flows(client: Client) -> None:

@@ -4,45 +4,80 @@
 -- is done; otherwise the statuses are stored there, so a crashed caller's work can be settled.
 -- ARGV[1]: max length of the target (0 = no limit); ARGV[2]: a tombstone unique to this call;
 -- ARGV[3]: receipt lifetime in seconds; then triples (index hint, exact bytes, bytes to push).
--- Returns one status per triple: "ok", "missing" (not in the source any more) or "full"
--- (target at max length, entry left) -- or the single status "aborted".
+-- Returns one status per triple: "ok", "missing" (neither at its hint nor among the entries just
+-- before it: gone, or moved further than a call can afford to look) or "full" (target at max
+-- length, entry left) -- or the single status "aborted".
 local source, receipt, target = KEYS[1], KEYS[2], KEYS[3]
 local max_len, tombstone, receipt_ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if redis.call('EXISTS', receipt) == 1 then
   return {'aborted'}
 end
 
--- HSI appends to DLQs (RPUSH) and the console only removes, so an entry can only have moved
--- towards the head since it was seen: search no further than just past its hint.
-local SLACK = 1000
+-- An entry not at its hint has moved since it was seen (towards the head, as HSI only appends to
+-- DLQs, unless someone pushed at the head): it is looked for among the WINDOW entries on either
+-- side of its hint, read in aligned blocks of WINDOW that the call reads once each, never by
+-- scanning the list. The occurrence nearest the hint wins; positions already taken are skipped.
+local WINDOW = 250
+local blocks, taken = {}, {}
+local function block(b)
+  if not blocks[b] then
+    blocks[b] = redis.call('LRANGE', source, b * WINDOW, b * WINDOW + WINDOW - 1)
+  end
+  return blocks[b]
+end
+
+local function at(pos)
+  return block(math.floor(pos / WINDOW))[pos % WINDOW + 1]
+end
+
 local function locate(hint, raw)
-  if hint >= 0 and redis.call('LINDEX', source, hint) == raw then
+  if hint < 0 then
+    return redis.call('LPOS', source, raw, 'MAXLEN', WINDOW)
+  end
+  if not taken[hint] and redis.call('LINDEX', source, hint) == raw then
     return hint
   end
-  if hint >= 0 then
-    return redis.call('LPOS', source, raw, 'MAXLEN', hint + SLACK)
+  for distance = 1, WINDOW do
+    local before, after = hint - distance, hint + distance
+    if before >= 0 and not taken[before] and at(before) == raw then
+      return before
+    end
+    if not taken[after] and at(after) == raw then
+      return after
+    end
   end
-  return redis.call('LPOS', source, raw)
+  return nil
 end
 
+-- Entries are tombstoned where they are, so the hints of the call's other entries stay true, and
+-- removed together at the end: removing one from the middle of a list means scanning to it (LREM,
+-- about 0.15 us per entry passed), so the call scans once from each end at most, not per entry.
+local removed = {}
 local function remove_at(pos)
-  local len = redis.call('LLEN', source)
-  if pos == 0 then
-    redis.call('LPOP', source)
-  elseif pos == len - 1 then
-    redis.call('RPOP', source)
-  else
-    redis.call('LSET', source, pos, tombstone)
-    redis.call('LREM', source, (pos < len / 2) and 1 or -1, tombstone)
+  redis.call('LSET', source, pos, tombstone)
+  removed[#removed + 1] = pos
+  taken[pos] = true
+end
+
+local function remove_tombstones()
+  local half = redis.call('LLEN', source) / 2
+  local from_head = 0
+  for _, pos in ipairs(removed) do
+    if pos < half then
+      from_head = from_head + 1
+    end
+  end
+  if from_head > 0 then
+    redis.call('LREM', source, from_head, tombstone)
+  end
+  if #removed > from_head then
+    redis.call('LREM', source, from_head - #removed, tombstone)
   end
 end
 
-if target then
-  -- A wrong-typed target would fail the RPUSH after the entry left the source: check first.
-  local kind = redis.call('TYPE', target)['ok']
-  if kind ~= 'list' and kind ~= 'none' then
-    return redis.error_reply(target .. ' is a ' .. kind .. ', not a list: nothing was moved')
-  end
+local wrong = target and wrong_type(target, 'list', 'moved')
+if wrong then
+  return redis.error_reply(wrong)
 end
 
 local results = {}
@@ -65,5 +100,6 @@ for i = 4, #ARGV, 3 do
   end
   results[#results + 1] = status
 end
+remove_tombstones()
 redis.call('SET', receipt, table.concat(results, ','), 'EX', receipt_ttl)
 return results

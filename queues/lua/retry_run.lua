@@ -37,7 +37,6 @@ local find, sub, byte, pcall, decode = string.find, string.sub, string.byte, pca
 local CLOSE = 125 -- '}'
 local PRINTABLE_TO_CLOSE = '^[ -|~]*}' -- printable ASCII but '}', then '}'
 local TRIES = 8 -- closing braces tried before leaving a deeply nested job to Python
-local CHUNK = 1000 -- arguments per RPUSH (Lua's unpack has a stack limit)
 local PREFIX = '{"original_job": {' -- how Python's json.dumps starts HSI's entries
 local HEAD = '^{%s*"original_job"%s*:%s*{' -- the rule; PREFIX is its common case, cheaper to compare
 
@@ -122,16 +121,10 @@ local function known_payloads(raws, last)
   return payloads
 end
 
-local function push_all(key, command, items)
-  for i = 1, #items, CHUNK do
-    redis.call(command, key, unpack(items, i, math.min(i + CHUNK - 1, #items)))
-  end
-end
-
 local function run()
-  local kind = redis.call('TYPE', target)['ok']
-  if kind ~= 'list' and kind ~= 'none' then
-    return redis.error_reply(target .. ' is a ' .. kind .. ', not a list: nothing was moved')
+  local wrong = wrong_type(target, 'list', 'moved')
+  if wrong then
+    return redis.error_reply(wrong)
   end
   -- Nothing to pop when the first entry is for Python or the source is full.
   local first = redis.call('LINDEX', source, start)
@@ -165,7 +158,7 @@ local function run()
     redis.call('LREM', source, n, tombstone)
   end
   if n > 0 then
-    push_all(target, 'RPUSH', payloads)
+    push_all(target, payloads)
   end
   local result = {n, stop}
   for i = 1, math.min(sample, n) do

@@ -9,9 +9,9 @@ local stream, receipt = KEYS[1], KEYS[2]
 if redis.call('EXISTS', receipt) == 1 then
   return {'aborted'}
 end
-local kind = redis.call('TYPE', stream)['ok']
-if kind ~= 'stream' and kind ~= 'none' then
-  return redis.error_reply(stream .. ' is a ' .. kind .. ', not a stream: nothing was deleted')
+local wrong = wrong_type(stream, 'stream', 'deleted')
+if wrong then
+  return redis.error_reply(wrong)
 end
 local results = {}
 for i = 2, #ARGV do

@@ -7,9 +7,9 @@
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'stream' and kind ~= 'none' then
-  return redis.error_reply(KEYS[1] .. ' is a ' .. kind .. ', not a stream: nothing was added')
+local wrong = wrong_type(KEYS[1], 'stream', 'added')
+if wrong then
+  return redis.error_reply(wrong)
 end
 local max_len = tonumber(ARGV[1])
 local len = redis.call('XLEN', KEYS[1])

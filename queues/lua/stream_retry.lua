@@ -5,9 +5,9 @@
 -- same atomic step, so an entry is never retried twice. Returns one status per id: "ok",
 -- "missing", "full" or "empty" (no original fields to re-add; the entry stays).
 local dlq_fields = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
-local kind = redis.call('TYPE', KEYS[2])['ok']
-if kind ~= 'stream' and kind ~= 'none' then
-  return redis.error_reply(KEYS[2] .. ' is a ' .. kind .. ', not a stream: nothing was retried')
+local wrong = wrong_type(KEYS[2], 'stream', 'retried')
+if wrong then
+  return redis.error_reply(wrong)
 end
 local max_len = tonumber(ARGV[1])
 local results = {}
