@@ -98,9 +98,7 @@ OWN_WRITE_COMMANDS: dict[str, str] = {
 # Writes that only touch HSI's keys: DLQ retry/delete/restore, job cancel/delete/restore.
 HSI_WRITE_COMMANDS: dict[str, str] = {
     "rpush": "retry and restore append to queues and DLQs",
-    "ltrim": "retry-all cuts the run it moved off the head of a DLQ",
-    "lpop": "retry and delete take an entry off the head of a DLQ",
-    "rpop": "delete of the last DLQ entry",
+    "ltrim": "bulk actions cut the entries they handled off the head of a DLQ",
     "lset": "tombstone an entry before removing it",
     "lrem": "remove tombstoned entries",
     "zadd": "restore job index entries",

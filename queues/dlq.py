@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from itertools import takewhile
 from typing import Any
 
 import redis
@@ -20,7 +19,7 @@ import redis
 from queues import keys, scripts
 from queues.codec import Decoded, decode, encode_payload, encode_text, inflate
 from queues.conf import conf
-from queues.scripts import Move, Run, move_entries, retry_run
+from queues.scripts import Move, move_entries, retry_run
 
 BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
@@ -433,8 +432,19 @@ def delete_window(client: redis.Redis, key: str, window: Window) -> tuple[int, O
     return rotate(client, key, window, None)
 
 
+ScriptRun = Callable[[redis.Redis, str, int, Outcome], str]
+"""Retries up to so many entries from the head inside Redis, counted in; returns why it stopped."""
+
+
 def sweep(
-    client: redis.Redis, key: str, act: Act, keep: Keep, *, budget_seconds: float = 5.0, start: int = 0
+    client: redis.Redis,
+    key: str,
+    act: Act,
+    keep: Keep,
+    *,
+    budget_seconds: float = 5.0,
+    start: int = 0,
+    script_run: ScriptRun | None = None,
 ) -> tuple[Outcome, int]:
     """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
     takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
@@ -442,17 +452,31 @@ def sweep(
     Every call touches only the two ends of the list, so the cost per entry is the same at any
     depth. The returned position counts the entries examined and kept so far: pass it back as
     ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them.
+
+    With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
+    Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
+    least ``SCRIPT_RUN`` such entries to it.
     """
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
     kept = start
     left = max(client.llen(key) - start, 0)
+    ask_script = script_run is not None
     while left > 0 and time.monotonic() < deadline:
-        raws = client.lrange(key, 0, min(BATCH_SIZE, left) - 1)
+        if script_run is not None and ask_script:
+            before = outcome.done
+            stop = script_run(client, key, min(BATCH_SIZE, left), outcome)
+            left = 0 if stop == "end" else left - (outcome.done - before)
+            if stop == "more":
+                continue
+            if stop != "defer":
+                break
+        raws = [as_bytes(raw) for raw in client.lrange(key, 0, min(BATCH_SIZE, left) - 1)]
         if not raws:
             left = 0
             break
-        entries = [Entry.of(key, i, as_bytes(raw)) for i, raw in enumerate(raws)]
+        cut = len(raws) if script_run is None else _python_part(raws)
+        entries = [Entry.of(key, i, raw) for i, raw in enumerate(raws[:cut])]
         window = [(entry, keep(entry)) for entry in entries]
         handled, part = act(client, key, window)
         merge(outcome, part)
@@ -464,6 +488,9 @@ def sweep(
         left -= handled
         if part.full:
             break
+        # Ask the script first when a run of its own follows, or when the window changed under us;
+        # after a whole batch of Python's entries, the next one is most likely Python's too.
+        ask_script = handled < len(window) or cut < len(raws)
     outcome.remaining = left
     return outcome, kept
 
@@ -471,54 +498,33 @@ def sweep(
 def retry_all(
     client: redis.Redis, key: str, *, budget_seconds: float = 5.0, start: int = 0
 ) -> tuple[Outcome, int]:
-    """Retry every entry from ``start`` on, within a budget; like ``sweep`` with ``retry``, faster.
-
-    Runs of HSI's own entries are read and moved by ``retry_run.lua`` without passing through
-    Python. Where it stops ("defer"), Python reads the run of entries the script cannot decode
-    (``Z:`` compressed, overflow wrappers), builds their payloads, and the same script moves them
-    in one call while they are still the bytes read; entries that cannot be retried stay, with
-    their reason, ahead of the returned position.
+    """Retry every entry, within a budget: ``sweep`` with ``retry_window``, where runs of HSI's own entries
+    are read and moved by ``retry_run.lua`` without passing through Python. The rest (``Z:``
+    compressed entries, overflow wrappers) Python decodes, and ``rotate.lua`` moves them while they
+    are still the bytes read; entries that cannot be retried go, with their reason, to the tail.
     """
     target = target_of(key)
-    outcome = Outcome(key, target)
     max_len = conf("QUEUE_MAX_SIZE")
-    keep = retry_keep()
-    deadline = time.monotonic() + budget_seconds
-    position = start
-    for_python = False  # the entry at ``position`` is known to be for Python: no need to ask
-    while time.monotonic() < deadline:
-        if not for_python:
-            sample = min(max(MOVED_KEPT - len(outcome.moved), 0), BATCH_SIZE)
-            run = retry_run(client, key, target, position, BATCH_SIZE, max_len, sample)
-            _count_run(outcome, run, [Entry.of(key, -1, raw) for raw in run.sample])
-            if run.stop == "more":
-                continue
-            if run.stop != "defer":
-                break
-        raws = [as_bytes(raw) for raw in client.lrange(key, position, position + BATCH_SIZE - 1)]
-        if not raws:
-            break
-        cut = _python_part(raws)
-        entries = [Entry.of(key, position + i, raw) for i, raw in enumerate(raws[:cut])]
-        lead = list(takewhile(lambda entry: keep(entry) is None, entries))
-        if lead:
-            known = [(entry.raw, entry.retry_payload()) for entry in lead]
-            run = retry_run(client, key, target, position, len(lead), max_len, known=known)
-            _count_run(outcome, run, lead[: run.retried])
-            if run.stop == "full":
-                break
-            handled = len(lead) if run.retried == len(lead) else None  # else stale: look again
-        else:
-            left = list(takewhile(lambda entry: keep(entry) is not None, entries))
-            for entry in left:
-                outcome.skipped[str(keep(entry))] += 1
-            position += len(left)
-            handled = len(left)
-        # What follows the handled entries: the rest of this run is Python's, and so, most likely,
-        # is what follows a full batch of Python's entries; an entry the script takes is its own.
-        for_python = handled is not None and (handled < len(entries) or cut == len(raws))
+
+    def script_run(client: redis.Redis, key: str, count: int, outcome: Outcome) -> str:
+        sample = min(max(MOVED_KEPT - len(outcome.moved), 0), count)
+        run = retry_run(client, key, target, count, max_len, sample)
+        outcome.done += run.retried
+        outcome.examined += run.retried
+        outcome.moved.extend(Entry.of(key, -1, raw) for raw in run.sample)
+        outcome.full = outcome.full or run.stop == "full"
+        return run.stop
+
+    outcome, position = sweep(
+        client,
+        key,
+        retry_window,
+        retry_keep(),
+        budget_seconds=budget_seconds,
+        start=start,
+        script_run=script_run,
+    )
     outcome.target = target
-    outcome.remaining = max(client.llen(key) - position, 0)
     return outcome, position
 
 
@@ -531,13 +537,6 @@ def _python_part(raws: Sequence[bytes]) -> int:
     while plain < len(raws) - 1 and job_span(raws[-1 - plain]) is not None:
         plain += 1
     return len(raws) - plain if plain >= SCRIPT_RUN else len(raws)
-
-
-def _count_run(outcome: Outcome, run: Run, moved: Sequence[Entry]) -> None:
-    outcome.done += run.retried
-    outcome.examined += run.retried
-    outcome.moved.extend(moved[: max(MOVED_KEPT - len(outcome.moved), 0)])
-    outcome.full = outcome.full or run.stop == "full"
 
 
 def merge(total: Outcome, part: Outcome) -> None:

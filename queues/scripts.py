@@ -116,30 +116,14 @@ class Run:
     """What one ``retry_run`` call did: how many it retried, why it stopped, a sample of them."""
 
     retried: int
-    stop: str  # "more", "end", "full", "defer" (the entry at the position is for Python) or
-    # "stale" (a known run's entry was not the one read: someone else moved it)
+    stop: str  # "more", "end", "full" or "defer" (the entry at the head is for Python)
     sample: list[bytes]
 
 
 def retry_run(
-    client: redis.Redis,
-    source: str,
-    target: str,
-    start: int,
-    count: int,
-    max_len: int = 0,
-    sample: int = 0,
-    known: Sequence[tuple[bytes, bytes]] = (),
+    client: redis.Redis, source: str, target: str, count: int, max_len: int = 0, sample: int = 0
 ) -> Run:
-    """Retry up to ``count`` entries from ``start`` on, read and moved by the script itself.
-
-    ``known`` instead names the run by the entries Python read there and gives their payloads,
-    (exact bytes, bytes to push) each: the script moves them while they are still those bytes.
-    """
-    tombstone = f"\x00console-tombstone:{new_token()}"
-    args: list[bytes | str | int] = [max_len, start, len(known) or count, tombstone, sample]
-    for raw, payload in known:
-        args += (raw, payload)
-    reply = script("retry_run").call(client, [source, target], args)
+    """Retry up to ``count`` entries from the head, read and moved by the script itself."""
+    reply = script("retry_run").call(client, [source, target], [max_len, count, sample])
     stop = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
     return Run(int(reply[0]), stop, [bytes(raw) for raw in reply[2:]])

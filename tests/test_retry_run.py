@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import redis
@@ -73,7 +73,7 @@ def test_the_script_and_python_agree_on_every_hostile_entry(redis_client: redis.
     for raw in HOSTILE_ENTRIES:
         redis_client.delete(DLQ, TARGET)
         redis_client.rpush(DLQ, raw)
-        run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+        run = scripts.retry_run(redis_client, DLQ, TARGET, 10)
         if run.retried:
             assert listed(redis_client, TARGET) == [python_payload(raw)], raw
         else:
@@ -93,17 +93,24 @@ def test_mixed_dlq_retry_all_matches_the_python_path(redis_client: redis.Redis, 
     assert outcome.skipped_count == len(left)
 
 
-def test_kept_entries_ahead_stay_in_order_when_resuming_past_them(redis_client: redis.Redis) -> None:
-    redis_client.rpush(DLQ, b"kept-1", b"kept-2", *[failure(n) for n in range(10)], b"kept-3")
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 2, 100)
-    assert (run.retried, run.stop) == (10, "defer")
-    assert listed(redis_client, DLQ) == [b"kept-1", b"kept-2", b"kept-3"]
-    assert [json.loads(raw)["n"] for raw in listed(redis_client, TARGET)] == list(range(10))
+def test_entries_that_cannot_be_retried_go_to_the_tail_in_order_without_a_scan(
+    redis_client: redis.Redis,
+) -> None:
+    raws = [b"kept-1", b"kept-2", *[failure(n, big=n % 3 == 0) for n in range(600)], b"kept-3"]
+    raws[300:300] = [b"kept-in-the-middle"]
+    redis_client.rpush(DLQ, *raws)
+    redis_client.config_resetstat()
+    outcome, position = dlq.retry_all(redis_client, DLQ)
+    used = redis_client.info("commandstats")
+    assert not {"cmdstat_lrem", "cmdstat_lset", "cmdstat_lpos"} & used.keys(), used.keys()
+    assert listed(redis_client, DLQ) == [b"kept-1", b"kept-2", b"kept-in-the-middle", b"kept-3"]
+    assert [decode(raw).value["n"] for raw in listed(redis_client, TARGET)] == list(range(600))
+    assert (outcome.done, position, outcome.skipped_count, outcome.remaining) == (600, 4, 4, 0)
 
 
 def test_a_deferred_entry_mid_batch_is_put_back_where_it_was(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, failure(0), failure(1), b"odd one", failure(2), failure(3))
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100, sample=5)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 100, sample=5)
     assert (run.retried, run.stop, run.sample) == (2, "defer", [failure(0), failure(1)])
     assert listed(redis_client, DLQ) == [b"odd one", failure(2), failure(3)]
 
@@ -134,10 +141,10 @@ def test_the_servers_cjson_settings_are_left_as_they_were(redis_client: redis.Re
     read = "return {tostring(cjson.decode_invalid_numbers()), cjson.decode_max_depth()}"
     before = redis_client.eval(read, 0)
     redis_client.rpush(DLQ, failure(1))
-    scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+    scripts.retry_run(redis_client, DLQ, TARGET, 10)
     redis_client.set("wrong", "type")
     with pytest.raises(redis.ResponseError):
-        scripts.retry_run(redis_client, DLQ, "wrong", 0, 10)
+        scripts.retry_run(redis_client, DLQ, "wrong", 10)
     assert redis_client.eval(read, 0) == before == [b"true", 1000]
 
 
@@ -190,7 +197,7 @@ def test_generated_entries_get_the_same_verdict_from_lua_and_python(
     raw = json.dumps(entry, ensure_ascii=ascii, separators=separators).encode() + tail
     redis_client.delete(DLQ, TARGET)
     redis_client.rpush(DLQ, raw)
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 10)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 10)
     if run.retried:
         assert listed(redis_client, TARGET) == [dlq.job_span(raw)] == [python_payload(raw)]
     else:
@@ -206,7 +213,7 @@ def alone(client: redis.Redis, raw: bytes) -> bool:
     """Whether the script retries this entry when it is the only one in its DLQ."""
     client.delete("verdict:dlq", "verdict:target")
     client.rpush("verdict:dlq", raw)
-    return scripts.retry_run(client, "verdict:dlq", "verdict:target", 0, 1).retried == 1
+    return scripts.retry_run(client, "verdict:dlq", "verdict:target", 1).retried == 1
 
 
 def test_a_job_whose_first_brace_is_not_its_end_mid_run_still_goes_in_order(
@@ -217,7 +224,7 @@ def test_a_job_whose_first_brace_is_not_its_end_mid_run_still_goes_in_order(
     hex_number = b'{"original_job": {"n": 0x10}, "error": "hex"}'
     raws = [failure(0), failure(1), nested, failure(2), hex_number, failure(3)]
     redis_client.rpush(DLQ, *raws)
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 100)
     assert (run.retried, run.stop) == (4, "defer")
     assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:4]]
     assert listed(redis_client, TARGET)[2] == b'{"path": "a}b", "box": {"x": 1}}'
@@ -246,71 +253,10 @@ def test_a_run_retries_exactly_the_entries_it_would_retry_one_by_one(
     redis_client.delete(DLQ, TARGET)
     if raws:
         redis_client.rpush(DLQ, *raws)
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 100)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 100)
     assert run.retried == taken
     assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:taken]]
     assert listed(redis_client, DLQ) == raws[taken:]
-
-
-def known(raws: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """What retry-all sends for a run Python read: each entry's bytes and its payload."""
-    return [(raw, python_payload(raw) or b"") for raw in raws]
-
-
-@pytest.mark.parametrize("start", [0, 2], ids=["at the head", "behind kept entries"])
-def test_a_run_python_decoded_is_moved_while_it_is_still_what_python_read(
-    redis_client: redis.Redis, start: int
-) -> None:
-    """Compressed entries: Python builds the payloads, the script checks the bytes and moves them."""
-    kept = [b"kept-1", b"kept-2"][:start]
-    raws = [failure(n, big=True) for n in range(6)]
-    redis_client.rpush(DLQ, *kept, *raws)
-    run = scripts.retry_run(redis_client, DLQ, TARGET, start, 0, known=known(raws))
-    assert (run.retried, run.stop) == (6, "more")
-    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws]
-    assert [decode(raw).value["n"] for raw in listed(redis_client, TARGET)] == list(range(6))
-    assert listed(redis_client, DLQ) == kept
-
-
-@pytest.mark.parametrize("start", [0, 1], ids=["at the head", "behind a kept entry"])
-def test_a_known_run_stops_at_the_first_entry_that_changed_and_leaves_the_rest(
-    redis_client: redis.Redis, start: int
-) -> None:
-    """Another operator took entry 2 after Python read the run: 0 and 1 move, 3 and on stay, in order."""
-    kept = [b"kept"][:start]
-    raws = [failure(n, big=True) for n in range(5)]
-    redis_client.rpush(DLQ, *kept, *raws)
-    redis_client.lrem(DLQ, 1, cast(Any, raws[2]))
-    run = scripts.retry_run(redis_client, DLQ, TARGET, start, 0, known=known(raws))
-    assert (run.retried, run.stop) == (2, "stale")
-    assert listed(redis_client, TARGET) == [python_payload(raw) for raw in raws[:2]]
-    assert listed(redis_client, DLQ) == kept + raws[3:]
-
-
-def test_a_known_run_whose_head_was_taken_moves_nothing(redis_client: redis.Redis) -> None:
-    """Two copies of one entry: the loser of a race retries the second copy, never the first twice."""
-    twin = failure(7, big=True)
-    raws = [twin, twin, failure(8, big=True)]
-    redis_client.rpush(DLQ, *raws)
-    first = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws[:1]))
-    assert (first.retried, first.stop) == (1, "more")
-    stale = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws))
-    assert (stale.retried, stale.stop) == (1, "stale")
-    redis_client.config_resetstat()
-    again = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, known=known(raws[1:]))
-    assert (again.retried, again.stop) == (0, "stale")
-    assert "cmdstat_lpop" not in redis_client.info("commandstats"), "popped and pushed back"
-    assert listed(redis_client, TARGET) == [python_payload(twin)] * 2
-    assert listed(redis_client, DLQ) == [raws[2]]
-
-
-def test_a_known_run_stops_when_the_source_is_full(redis_client: redis.Redis) -> None:
-    raws = [failure(n, big=True) for n in range(5)]
-    redis_client.rpush(TARGET, b'{"already": 1}')
-    redis_client.rpush(DLQ, *raws)
-    run = scripts.retry_run(redis_client, DLQ, TARGET, 0, 0, max_len=4, known=known(raws))
-    assert (run.retried, run.stop) == (3, "full")
-    assert redis_client.llen(TARGET) == 4 and listed(redis_client, DLQ) == raws[3:]
 
 
 def test_retry_all_of_compressed_entries_moves_runs_in_one_call_each(redis_client: redis.Redis) -> None:

@@ -4,25 +4,19 @@
 -- ASCII) are retried here without a round trip through Python per entry.
 --
 -- KEYS[1] the DLQ, KEYS[2] its source queue.
--- ARGV[1] max length of the source (0 = no limit); ARGV[2] position of the first entry to look at
--- (entries before it were left in place by the caller); ARGV[3] how many to look at; ARGV[4] a
--- tombstone unique to this call; ARGV[5] how many retried entries to send back (for the audit);
--- then, for a run Python has already read and decoded (Z: compressed entries, overflow wrappers),
--- pairs (the entry's exact bytes, the bytes to push) for the ARGV[3] entries from ARGV[2] on.
+-- ARGV[1] max length of the source (0 = no limit); ARGV[2] how many entries to look at, from the
+-- head; ARGV[3] how many retried entries to send back (for the audit).
 --
 -- An entry is retried here when it starts with {"original_job": {...} (the object printable ASCII
 -- JSON) and ends with }; the object's exact bytes are pushed, i.e. what HSI's producer wrote.
 -- `dlq.job_span` is the same rule in Python. The run stops at the first entry that does not fit
 -- the rule ("defer": Python decides about that one, e.g. Z: compressed or overflow entries), when
--- the source is full ("full"), after ARGV[3] entries ("more") or at the end of the DLQ ("end").
--- A known run is compared byte for byte instead and stops at the first entry that is not the one
--- Python read ("stale": another operator got there first); its payloads are pushed as given.
--- Returns {retried, stop, sample...}.
+-- the source is full ("full"), after ARGV[2] entries ("more") or at the end of the DLQ ("end").
+-- Returns {retried, stop, sample...}. What Python decodes goes through rotate.lua.
 --
 -- Cost: about 1.5 us of Redis time per entry against 0.6 us for a bare LPOP + RPUSH script; most
 -- of the difference is cjson decoding the job (docs/benchmarks.md). Hence the exact-prefix compare
--- before the pattern, and one pcall for the whole run rather than one per entry. A known run costs
--- mostly its arguments: about 1.2 us per KB of entry sent back to be compared. The run is read
+-- before the pattern, and one pcall for the whole run rather than one per entry. The run is read
 -- with LRANGE and cut with LTRIM (as cheap as LPOP here), so nothing is popped and put back.
 --
 -- lua-cjson by default also accepts hex, inf/nan and leading-zero numbers, which Python's json
@@ -30,9 +24,7 @@
 -- other scripts on this server see no change). cjson still accepts ".5" and "1."; no JSON writer
 -- produces them.
 local source, target = KEYS[1], KEYS[2]
-local max_len, start, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tombstone, sample = ARGV[4], tonumber(ARGV[5])
-local known = #ARGV > 5 -- ARGV[4 + 2i] is the i-th entry Python read, ARGV[5 + 2i] its payload
+local max_len, count, sample = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local find, sub, byte, pcall, decode = string.find, string.sub, string.byte, pcall, cjson.decode
 local CLOSE = 125 -- '}'
 local PRINTABLE_TO_CLOSE = '^[ -|~]*}' -- printable ASCII but '}', then '}'
@@ -109,31 +101,17 @@ local function payloads_of(raws, last)
   return payloads
 end
 
--- The known run's payloads, up to the first entry that is not what Python read.
-local function known_payloads(raws, last)
-  local payloads = {}
-  for i = 1, last do
-    if raws[i] ~= ARGV[4 + 2 * i] then
-      break
-    end
-    payloads[i] = ARGV[5 + 2 * i]
-  end
-  return payloads
-end
-
 local function run()
   local wrong = wrong_type(target, 'list', 'moved')
   if wrong then
     return redis.error_reply(wrong)
   end
   -- Nothing to pop when the first entry is for Python or the source is full.
-  local first = redis.call('LINDEX', source, start)
+  local first = redis.call('LINDEX', source, 0)
   if not first then
     return {0, 'end'}
   end
-  if known and first ~= ARGV[6] then
-    return {0, 'stale'}
-  elseif not known and not payload_of(first) then
+  if not payload_of(first) then
     return {0, 'defer'}
   end
   local room = count
@@ -143,21 +121,14 @@ local function run()
       return {0, 'full'}
     end
   end
-  local raws = redis.call('LRANGE', source, start, start + count - 1)
-  local payloads = (known and known_payloads or payloads_of)(raws, math.min(#raws, room))
+  local raws = redis.call('LRANGE', source, 0, count - 1)
+  local payloads = payloads_of(raws, math.min(#raws, room))
   local n, stop = #payloads, (#raws < count) and 'end' or 'more'
   if n < #raws then
-    stop = (n == room) and 'full' or (known and 'stale' or 'defer')
-  end
-  if start == 0 and n > 0 then
-    redis.call('LTRIM', source, n, -1)
-  elseif n > 0 then
-    for i = start, start + n - 1 do
-      redis.call('LSET', source, i, tombstone)
-    end
-    redis.call('LREM', source, n, tombstone)
+    stop = (n == room) and 'full' or 'defer'
   end
   if n > 0 then
+    redis.call('LTRIM', source, n, -1)
     push_all(target, payloads)
   end
   local result = {n, stop}
