@@ -14,6 +14,8 @@ measures each console operation next to its raw floor from the same run:
   run over the same list (what this machine does to any 250-entry script), from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
   per entry, millions at 1M entries) with the latency monitor as a cross-check;
+- the same for a filtered retry (every entry of one camera, 1 in 5) and for a page of 100 selected
+  entries at the head and in the middle of the DLQ;
 - one stale script call: entries another operator already retried, as the loser of a race sends.
 """
 
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +230,7 @@ def slowest_commands(client: redis.Redis, threshold_us: int, work: Callable[[], 
         if e.get("client_address") != b"?:0" and not e["command"].upper().startswith(own)
     ]
     scripts = sorted(duration for name, duration in commands if name == "EVALSHA") or [0]
-    name, worst = max(commands, key=lambda c: c[1])
+    name, worst = max(commands, key=lambda c: c[1], default=("none", 0))
     monitor = max((int(event[3]) for event in latest if event[0] == b"command"), default=0)
     return {
         "elapsed": elapsed,
@@ -250,43 +253,62 @@ def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: i
     def retry_all() -> None:
         dlq.retry_all(client, DLQ, budget_seconds=3600)
 
-    cases: list[tuple[str, Shape, Callable[[], object]]] = [
-        ("floor (LPOP + RPUSH script, no checks)", failure, floor_run),
-        ("retry-all", failure, retry_all),
-        ("retry-all, every 4th entry Z: with a stack trace,", SHAPES["mixed"][1], retry_all),
-        (
-            "delete-all",
-            failure,
-            lambda: dlq.sweep(client, DLQ, dlq.delete, dlq.delete_keep(), budget_seconds=3600),
-        ),
+    def matching(act: dlq.Act, keep: dlq.Keep) -> Callable[[], object]:
+        return lambda: dlq.sweep(client, DLQ, act, keep, budget_seconds=3600)
+
+    in_cam0 = dlq.retry_keep(lambda entry: entry.matches(camera="cam0"))
+    cases: list[tuple[str, Shape, Callable[[], object], int]] = [
+        ("floor (LPOP + RPUSH script, no checks)", failure, floor_run, 0),
+        ("retry-all", failure, retry_all, 0),
+        ("retry-all, every 4th entry Z: with a stack trace,", SHAPES["mixed"][1], retry_all, 0),
+        ("delete-all", failure, matching(dlq.delete_window, dlq.delete_keep()), 0),
+        ("retry of every entry of camera cam0 (1 in 5)", failure, matching(dlq.retry_window, in_cam0), 4),
     ]
-    for label, shape, work in cases:
+    for label, shape, work, left_per_5 in cases:
         fill(client, entries, shape)
         found = slowest_commands(client, threshold_us, work)
-        assert not client.exists(DLQ)
-        print(
-            f"{label} of {entries:,} entries: {found['elapsed']:.1f} s, {entries / found['elapsed']:,.0f}/s"
-        )
-        print(
-            f"  largest single command {found['worst_ms']:.2f} ms ({found['name']}); "
-            f"script calls p50 {found['script_p50_ms']:.2f} ms, p99 {found['script_p99_ms']:.2f} ms "
-            f"({found['count']:,} commands over {threshold_us} us)"
-        )
-        print(f"  latency monitor worst command {found['monitor_ms']} ms")
-        print(f"  target <= {COMMAND_TARGET_MS:g} ms: {verdict(found['worst_ms'] <= COMMAND_TARGET_MS)}")
+        assert client.llen(DLQ) == entries * left_per_5 // 5
+        report_commands(f"{label} of {entries:,} entries", entries, found, threshold_us)
+    bench_selected(client, entries, threshold_us)
     bench_stale_batch(client, entries, threshold_us, stale)
 
 
-def bench_stale_batch(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
-    """What the losing side of two racing retry-alls sends: a batch whose entries are already gone."""
+def report_commands(label: str, entries: int, found: dict[str, Any], threshold_us: int) -> None:
+    print(f"{label}: {found['elapsed']:.1f} s, {entries / found['elapsed']:,.0f}/s")
+    print(
+        f"  largest single command {found['worst_ms']:.2f} ms ({found['name']}); "
+        f"script calls p50 {found['script_p50_ms']:.2f} ms, p99 {found['script_p99_ms']:.2f} ms "
+        f"({found['count']:,} commands over {threshold_us} us)"
+    )
+    print(f"  latency monitor worst command {found['monitor_ms']} ms")
+    print(f"  target <= {COMMAND_TARGET_MS:g} ms: {verdict(found['worst_ms'] <= COMMAND_TARGET_MS)}")
+
+
+def bench_selected(client: redis.Redis, entries: int, threshold_us: int) -> None:
+    """Retry of a page of 100 entries an operator ticked, at the head and in the middle of the DLQ:
+    each is tombstoned where it is and the call removes them with one LREM from the nearer end."""
     fill(client, entries)
-    batch = dlq.page(client, DLQ, limit=stale).entries
+    for where, offset in (("at the head", 0), ("in the middle", entries // 2)):
+        page = dlq.page(client, DLQ, offset=offset, limit=100).entries
+        found = slowest_commands(client, threshold_us, partial(dlq.retry, client, DLQ, page))
+        assert client.llen(TARGET) == len(page)
+        client.delete(TARGET)
+        print(
+            f"retry of 100 selected entries {where} of {entries:,}: {found['elapsed'] * 1000:.1f} ms, "
+            f"largest single command {found['worst_ms']:.2f} ms ({found['name']})"
+        )
+
+
+def bench_stale_batch(client: redis.Redis, entries: int, threshold_us: int, stale: int) -> None:
+    """What the losing side of two racing retries sends: a batch whose entries are already gone."""
+    fill(client, entries)
+    batch = dlq.page(client, DLQ, offset=entries // 2, limit=stale).entries
     assert dlq.delete(client, DLQ, batch).done == len(batch)
     found = slowest_commands(client, threshold_us, lambda: dlq.retry(client, DLQ, batch))
-    per_entry = found["worst_ms"] / len(batch)
-    print(f"stale batch: retry of {len(batch)} already-gone entries in a DLQ of {entries - len(batch):,}:")
-    print(f"  {found['name']} {found['worst_ms']:.0f} ms: {per_entry:.1f} ms per entry (a full LPOS scan)")
-    print(f"  a stale batch of {dlq.BATCH_SIZE} would hold Redis ~{per_entry * dlq.BATCH_SIZE / 1000:.1f} s")
+    print(
+        f"stale batch: retry of {len(batch)} already-gone entries in the middle of {entries - len(batch):,}:"
+    )
+    print(f"  largest single command {found['worst_ms']:.2f} ms ({found['name']})")
 
 
 def main() -> None:
