@@ -496,6 +496,9 @@ def test_bulk_confirm_page_counts_and_changes_nothing(redis_client: redis.Redis,
     matching = client.get(url("queue_matching", DLQ, "delete"), {"q": "timed out"}).content.decode()
     assert "Delete all 10 entries of dlq:detection_queue matching error text or type “timed out”." in matching
     assert 'name="q" value="timed out"' in matching
+    moves = "while it runs they move, in order, to its end"  # what it leaves (rotate.lua)
+    assert moves in everything and moves in matching
+    assert moves not in client.get(url("queue_matching", DLQ, "delete")).content.decode(), "nothing is left"
     assert redis_client.llen(DLQ) == 30 and not AuditEntry.objects.exists()
 
 
