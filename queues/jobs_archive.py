@@ -23,7 +23,7 @@ from queues import keys
 from queues.archive import _settle_deleted, _settle_restored
 from queues.dlq import fingerprint
 from queues.jobs import INDEXES, Job, JobConflict, JobMissing, forget
-from queues.scripts import RECEIPT_SECONDS, new_token, receipt_key, script
+from queues.scripts import RECEIPT_SECONDS, new_token, receipt_key, script, status_text
 
 KEY_KIND = ArchivedItem.Kind.JOB.value
 INDEX_KIND = ArchivedItem.Kind.JOBINDEX.value
@@ -72,7 +72,7 @@ def delete_stale(
     except redis.exceptions.NoPermissionError:  # an ACL refused the call before it ran: nothing left
         _settle_deleted(token, [])
         raise
-    status = reply.decode() if isinstance(reply, bytes) else str(reply)
+    status = status_text(reply)
     _settle_deleted(token, [0] if status == "ok" else [])
     if status == "changed":
         raise JobConflict(f"{key} changed since it was read: nothing was deleted; reload.")

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -27,6 +28,11 @@ ABORTED = "aborted"
 def script(name: str) -> Lua:
     """A queue script, with the helpers of ``lib.lua`` in front of it."""
     return lua.load(LUA / "lib.lua", LUA / f"{name}.lua")
+
+
+def status_text(reply: Any) -> str:
+    """A script's status reply (bytes from the console's client) as text."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 def new_token() -> str:
@@ -62,9 +68,7 @@ def move_entries(
     args: list[bytes | str | int] = [max_len, f"\x00console-tombstone:{token}", RECEIPT_SECONDS]
     for move in moves:
         args += [move.hint, move.raw, move.payload]
-    statuses = [
-        s.decode() if isinstance(s, bytes) else str(s) for s in script("move").call(client, keys_, args)
-    ]
+    statuses = [status_text(s) for s in script("move").call(client, keys_, args)]
     return [ABORTED] * len(moves) if statuses == [ABORTED] else statuses
 
 
@@ -89,7 +93,7 @@ def rotate(
     if target:
         args += [payload for _, payload in window if payload is not None]
     handled, stop = script("rotate").call(client, keys_, args)
-    return int(handled), stop.decode() if isinstance(stop, bytes) else str(stop)
+    return int(handled), status_text(stop)
 
 
 def push_entries(
@@ -125,5 +129,4 @@ def retry_run(
 ) -> Run:
     """Retry up to ``count`` entries from the head, read and moved by the script itself."""
     reply = script("retry_run").call(client, [source, target], [max_len, count, sample])
-    stop = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-    return Run(int(reply[0]), stop, [bytes(raw) for raw in reply[2:]])
+    return Run(int(reply[0]), status_text(reply[1]), [bytes(raw) for raw in reply[2:]])

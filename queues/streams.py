@@ -18,7 +18,7 @@ import redis
 
 from queues import dlq
 from queues.conf import conf
-from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, script
+from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, script, status_text
 
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
 ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, "<ms>-<seq>"
@@ -178,7 +178,7 @@ def merge(total: StreamOutcome, part: StreamOutcome) -> None:
 
 
 def _texts(statuses: Any) -> list[str]:
-    return [as_text(status) if isinstance(status, bytes | str) else str(status) for status in statuses]
+    return [status_text(status) for status in statuses]
 
 
 def retry_entries(client: redis.Redis, key: str, entries: Sequence[Stored]) -> StreamOutcome:
