@@ -190,8 +190,18 @@ class QueueInfoSerializer(serializers.Serializer):
     source = serializers.CharField(  # type: ignore[assignment]
         allow_null=True, help_text="The queue a DLQ's entries came from."
     )
-    max_size = serializers.IntegerField()
-    fill_ratio = serializers.FloatField()
+    max_size = serializers.IntegerField(
+        allow_null=True,
+        help_text="QUEUE_MAX_SIZE, where HSI stops writing a work queue or retry DLQ (a stream: its MAXLEN); "
+        "null for an overflow DLQ, which HSI appends to without a limit.",
+    )
+    fill_ratio = serializers.FloatField(allow_null=True, help_text="length / max_size, or null.")
+    level = serializers.ChoiceField(
+        choices=["ok", "filling", "full"],
+        help_text="For a work queue or retry DLQ: filling from 80% of max_size, full at it (HSI then "
+        "rejects or evicts new items; a full retry DLQ makes HSI drop failed jobs).",
+    )
+    alert = serializers.CharField(allow_null=True, help_text="What level means for HSI and what to do.")
     oldest_age_seconds = serializers.FloatField(allow_null=True)
     groups = serializers.ListField(child=serializers.DictField(), help_text="Consumer groups of a stream.")
 

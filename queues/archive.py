@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from console.models import ArchivedItem
-from queues import dlq, keys, streams
+from queues import dlq, inventory, keys, streams
 from queues.conf import conf
 from queues.scripts import fence, new_token, push_entries
 
@@ -189,10 +189,11 @@ def restore(
     restored = 0
     try:
         for (target, kind), (token, payloads) in groups.items():
-            limit = conf("QUEUE_MAX_SIZE") if to_source else 0
             if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
+                limit = conf("QUEUE_MAX_SIZE") if to_source else 0
                 pushed = max(streams.push_entries(client, target, payloads, limit, token), 0)
-            else:
+            else:  # never past the size where HSI stops writing (a full retry DLQ drops failures)
+                limit = inventory.limit_of(target) or 0
                 pushed = max(push_entries(client, target, payloads, limit, token), 0)
             _settle_restored(token, pushed)
             restored += pushed

@@ -27,7 +27,16 @@ QUEUE_FAMILIES = {
 LIST_DLQ_FAMILIES = frozenset({"dlq", "overflow_dlq"})
 STREAM_FAMILIES = frozenset({"streams", "stream_dlq"})
 TIME_FIELDS = ("pipeline_start_time", "timestamp", "queued_at", "last_failed_at", "first_failed_at")
-WARN_RATIO = 0.8
+WARN_RATIO = 0.8  # HSI's QUEUE_BACKPRESSURE_THRESHOLD
+# Lists HSI writes only while they are shorter than QUEUE_MAX_SIZE: work queues, and retry DLQs
+# (RetryHandler writes with the reject policy). HSI appends to an overflow DLQ with no limit.
+BOUNDED_FAMILIES = frozenset({"queues", "dlq"})
+BREAKER_FAILURES = 5  # DLQ_CIRCUIT_BREAKER_FAILURE_THRESHOLD: rejected DLQ writes before it opens
+
+
+def limit_of(key: str) -> int | None:
+    """QUEUE_MAX_SIZE for a list HSI keeps under it, ``None`` for one it appends to freely."""
+    return conf("QUEUE_MAX_SIZE") if keys.classify(key).name in BOUNDED_FAMILIES else None
 
 
 @dataclass
@@ -37,20 +46,64 @@ class QueueInfo:
     type: str
     length: int = 0
     source: str | None = None
-    max_size: int = 0
+    max_size: int | None = None  # None: no limit (an overflow DLQ); streams: HSI's MAXLEN
     oldest_age_seconds: float | None = None
     groups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def fill_ratio(self) -> float:
-        return self.length / self.max_size if self.max_size else 0.0
+    def fill_ratio(self) -> float | None:
+        return self.length / self.max_size if self.max_size else None
+
+    @property
+    def level(self) -> str:
+        """ "full" or "filling" (from 80%) for a list HSI stops writing at its max size, else "ok".
+
+        Streams are trimmed by HSI's XADD MAXLEN rather than refused, so they are never flagged here.
+        """
+        if self.type != "list" or self.fill_ratio is None:
+            return "ok"
+        return "full" if self.fill_ratio >= 1 else "filling" if self.fill_ratio >= WARN_RATIO else "ok"
 
     @property
     def warning(self) -> bool:
-        return self.kind == "queue" and self.fill_ratio >= WARN_RATIO
+        return self.level != "ok"
+
+    @property
+    def alert(self) -> str:
+        """What the level means for HSI, and what to do, as a sentence ("" when all is well)."""
+        if self.level == "ok":
+            return ""
+        size = f"{self.length:,} of {self.max_size:,}"
+        if self.kind == "dlq":
+            if self.level == "full":
+                return (
+                    f"Full ({size}): HSI rejects every new failure, and after {BREAKER_FAILURES} rejections "
+                    "its DLQ circuit breaker opens and drops failed jobs (logged as CRITICAL DATA LOSS). "
+                    "Retry or delete entries to make room."
+                )
+            return (
+                f"Filling up ({size}): at QUEUE_MAX_SIZE HSI rejects new failures and then drops failed "
+                "jobs. Retry or delete entries before it is full."
+            )
+        overflow = keys.overflow_dlq_key(self.key)
+        if self.level == "full":
+            return (
+                f"Full ({size}): HSI's producers now reject new items or move the oldest to {overflow}, "
+                "depending on QUEUE_OVERFLOW_POLICY. Its workers are not keeping up."
+            )
+        return (
+            f"Filling up ({size}): HSI logs back-pressure warnings; at QUEUE_MAX_SIZE its producers "
+            "reject or evict."
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fill_ratio": round(self.fill_ratio, 4)}
+        ratio = self.fill_ratio
+        return {
+            **asdict(self),
+            "fill_ratio": None if ratio is None else round(ratio, 4),
+            "level": self.level,
+            "alert": self.alert or None,
+        }
 
 
 def queue_keys(client: redis.Redis) -> dict[str, str]:
@@ -94,7 +147,7 @@ def _info(key: str, family: str) -> QueueInfo:
         kind,
         "stream" if is_stream(family) else "list",
         source=keys.source_queue(key) if kind == "dlq" else None,
-        max_size=conf("QUEUE_MAX_SIZE"),
+        max_size=conf("QUEUE_MAX_SIZE") if is_stream(family) else limit_of(key),
     )
 
 
@@ -108,6 +161,13 @@ def measure(client: redis.Redis, found: dict[str, str]) -> list[QueueInfo]:
     """``list_queues`` for keys already found (key -> family, see ``queue_keys``): no SCAN."""
     ordered = sorted(found.items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
     return _measure(client, [_info(key, family) for key, family in ordered])
+
+
+def of_length(key: str, length: int) -> QueueInfo:
+    """The facts of a queue or DLQ whose length is already known (a page read it): no round trip."""
+    info = _info(key, keys.classify(key).name)
+    info.length = length
+    return info
 
 
 def describe(client: redis.Redis, key: str) -> QueueInfo:

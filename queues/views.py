@@ -303,7 +303,8 @@ class QueuePages:
 
     def queue_list(self, request: HttpRequest) -> HttpResponse:
         queues = inventory.list_queues(get_redis())
-        context = {"queues": queues, "idle_limit": conf("CONSUMER_IDLE_SECONDS")}
+        alerts = sorted((q for q in queues if q.warning), key=lambda q: q.level != "full")
+        context = {"queues": queues, "alerts": alerts, "idle_limit": conf("CONSUMER_IDLE_SECONDS")}
         return self.render(request, "queue_list.html", "Queues", context)
 
     def items(self, request: HttpRequest, key: str) -> HttpResponse:
@@ -320,7 +321,8 @@ class QueuePages:
         except BadFilter as exc:
             return self.render(request, "items.html", key, {**context, "filter_error": str(exc)})
         shown = listing(request, target, browse, filters)
-        context |= {"listing": shown, "filters": filters}
+        capacity = inventory.of_length(target.key, shown.total)
+        context |= {"listing": shown, "filters": filters, "alerts": [capacity] if capacity.warning else []}
         if context["selection"] is not None:
             context["selected_here"] = sum(row.entry.id in context["selection"] for row in shown.rows)
         return self.render(request, "items.html", key, context)

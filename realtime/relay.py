@@ -87,6 +87,8 @@ RECONNECT_MAX_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 0.5
 PING_IDLE_SECONDS = 5.0  # PING the subscription after this much silence; no PONG in time = lost
 DISCOVER_SECONDS = 30.0
+# What a depth sample tells the live page of each queue.
+DEPTH_FIELDS = frozenset({"key", "kind", "type", "length", "max_size", "fill_ratio", "level"})
 MALFORMED_LOG_SECONDS = 60.0
 RECENT_MAX = 5000  # messages a relay remembers for a takeover…
 RECENT_LOCKS = 3  # …received within this many lock TTLs (the longest a takeover can need)
@@ -532,14 +534,7 @@ class Relay:
         if not self.found or now - self.found_at > DISCOVER_SECONDS:
             self.found, self.found_at = inventory.queue_keys(client), now
         return [
-            {
-                "key": info.key,
-                "kind": info.kind,
-                "type": info.type,
-                "length": info.length,
-                "max_size": info.max_size,
-                "fill_ratio": round(info.fill_ratio, 4),
-            }
+            {name: value for name, value in info.as_dict().items() if name in DEPTH_FIELDS}
             for info in inventory.measure(client, self.found)
         ]
 

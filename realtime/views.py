@@ -18,7 +18,6 @@ from django.views.decorators.http import require_safe
 
 from console.redis import explain, get_redis
 from console.roles import perm
-from queues.inventory import WARN_RATIO
 from realtime.history import replay_from
 from realtime.status import relay_status
 
@@ -63,7 +62,6 @@ class LivePages:
             "since": since or "",
             "socket_path": SOCKET_PATH,
             "max_rows": MAX_ROWS,
-            "warn_ratio": WARN_RATIO,
             "queue_url": reverse("admin:queue_items", args=[PLACEHOLDER]),
             "audit_url": audit_url(request),
         }

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -103,6 +103,8 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "fill_ratio",
         "oldest_age_seconds",
         "groups",
+        "level",
+        "alert",
     }
     assert queues[DLQ] | {"oldest_age_seconds": None} == {
         "key": DLQ,
@@ -114,9 +116,29 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "fill_ratio": 0.0002,
         "oldest_age_seconds": None,
         "groups": [],
+        "level": "ok",
+        "alert": None,
     }
     assert queues[DLQ]["oldest_age_seconds"] > 0
     assert (queues[TARGET]["kind"], queues[TARGET]["length"], queues[TARGET]["source"]) == ("queue", 1, None)
+
+
+def test_queue_list_levels_say_when_hsi_stops_writing(
+    viewer_client: Client, redis_client: redis.Redis
+) -> None:
+    redis_client.rpush(DLQ, failure(1), failure(2))
+    redis_client.rpush(TARGET, b"{}", b"{}", b"{}", b"{}")
+    redis_client.rpush("dlq:overflow:detection_queue", *[b"{}"] * 6)
+    with override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 5}):
+        queues = {q["key"]: q for q in viewer_client.get("/api/queues/").json()["queues"]}
+    assert (queues[DLQ]["level"], queues[DLQ]["fill_ratio"], queues[DLQ]["alert"]) == ("ok", 0.4, None)
+    assert queues[TARGET]["level"] == "filling" and queues[TARGET]["alert"].startswith("Filling up (4 of 5)")
+    overflow = queues["dlq:overflow:detection_queue"]
+    assert (overflow["max_size"], overflow["fill_ratio"], overflow["level"]) == (None, None, "ok")
+    redis_client.rpush(DLQ, failure(3), failure(4), failure(5))
+    with override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 5}):
+        queues = {q["key"]: q for q in viewer_client.get("/api/queues/").json()["queues"]}
+    assert queues[DLQ]["level"] == "full" and "drops failed jobs" in queues[DLQ]["alert"]
 
 
 def test_items_shape_with_malformed_hostile_and_binary_entries(

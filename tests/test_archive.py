@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+from django.test import override_settings
 
 from console.models import ArchivedItem, AuditEntry
 from queues import actions, archive, dlq
@@ -36,6 +37,23 @@ def test_restore_to_source_pushes_the_job(redis_client: redis.Redis) -> None:
     assert result == {"restored": 1, "not_restored": 1}
     assert dlq.decode(redis_client.lindex(TARGET, 0)).value["n"] == 5
     assert ArchivedItem.objects.get(pk=ids[1]).state == State.ARCHIVED
+
+
+def test_restore_never_fills_a_retry_dlq_past_queue_max_size(redis_client: redis.Redis) -> None:
+    """HSI rejects failures at a full retry DLQ; it appends to an overflow DLQ without a limit."""
+    overflow = "dlq:overflow:detection_queue"
+    redis_client.rpush(DLQ, *[failure(n) for n in range(3)])
+    redis_client.rpush(overflow, *[failure(n) for n in range(3)])
+    for key in (DLQ, overflow):
+        archive.archive_and_delete(redis_client, key, dlq.page(redis_client, key).entries, "otto")
+    redis_client.rpush(DLQ, failure(10))
+    ids = list(ArchivedItem.objects.order_by("id").values_list("pk", flat=True))
+    with override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 3}):
+        result = archive.restore(redis_client, ids, "otto")
+    assert result == {"restored": 5, "not_restored": 1}
+    assert redis_client.llen(DLQ) == 3 and redis_client.llen(overflow) == 3
+    left = ArchivedItem.objects.get(state=State.ARCHIVED)
+    assert (left.key, bytes(left.raw)) == (DLQ, failure(2)), "the last of the DLQ's rows stays archived"
 
 
 def test_entry_gone_before_delete_leaves_no_row(redis_client: redis.Redis) -> None:

@@ -220,17 +220,20 @@ def test_queue_depth_tiles_follow_the_samples_and_warn_at_80_percent(
     relay: Relay,
     hsi: redis.Redis,
 ) -> None:
-    """analysis_queue is always sampled (the relay rediscovers other keys only every 30 s)."""
-    queue = "analysis_queue"
-    before = hsi.llen(queue)
+    """analysis_queue and its DLQ are always sampled (the relay rediscovers other keys only every 30 s).
+    A full retry DLQ is flagged too: HSI then rejects new failures."""
+    queue, dead = "analysis_queue", "dlq:analysis_queue"
+    before = {key: hsi.llen(key) for key in (queue, dead)}
 
     def restore() -> None:
-        if before:
-            hsi.ltrim(queue, 0, before - 1)  # the items pushed below sit after the original ones
-        else:
-            hsi.delete(queue)
+        for key, length in before.items():
+            if length:
+                hsi.ltrim(key, 0, length - 1)  # the items pushed below sit after the original ones
+            else:
+                hsi.delete(key)
 
-    hsi.rpush(queue, *[encode_payload({"n": n}) for n in range(8_500 - before)])
+    hsi.rpush(queue, *[encode_payload({"n": n}) for n in range(8_500 - before[queue])])
+    hsi.rpush(dead, *[encode_payload({"n": n}) for n in range(10_000 - before[dead])])
     try:
         with new_page(browser, viewport=DESKTOP) as page:
             open_live(page, base_url)
@@ -239,9 +242,13 @@ def test_queue_depth_tiles_follow_the_samples_and_warn_at_80_percent(
             expect(tile).to_have_class("live-tile live-tile-warn")
             expect(tile.locator(".live-tile-fill")).to_have_text("work list · 85% of 10,000 · filling up")
             expect(tile.locator("a")).to_have_attribute("href", f"/queues/{queue}/")
+            full = page.locator(f'[data-testid=live-tiles] li[data-key="{dead}"]')
+            expect(full).to_have_class("live-tile live-tile-warn live-tile-full")
+            expect(full.locator(".live-tile-fill")).to_have_text("dead-letter list · 100% of 10,000 · full")
             restore()
-            expect(tile.locator(".live-tile-length")).to_have_text(f"{before:,}")
+            expect(tile.locator(".live-tile-length")).to_have_text(f"{before[queue]:,}")
             expect(tile).to_have_class("live-tile")
+            expect(full).to_have_class("live-tile")
             expect(
                 page.locator('[data-testid=live-tiles] li[data-key="dlq:detection_queue"]')
             ).to_be_visible()
@@ -588,6 +595,7 @@ def scripted_world(socket: WebSocketRoute) -> None:
             "length": 8_412,
             "max_size": 10_000,
             "fill_ratio": 0.8412,
+            "level": "filling",
         },
         {
             "key": "analysis_queue",
@@ -618,8 +626,9 @@ def scripted_world(socket: WebSocketRoute) -> None:
             "kind": "dlq",
             "type": "list",
             "length": 12,
-            "max_size": 10_000,
-            "fill_ratio": 0.0012,
+            "max_size": None,
+            "fill_ratio": None,
+            "level": "ok",
         },
         {
             "key": "detections:stream",
@@ -664,5 +673,7 @@ def test_scripted_screenshots(
         script = open_scripted(page, base_url)
         scripted_world(script.wait_for(page, 1))
         expect(page.locator('[data-key="detection_queue"]')).to_have_class("live-tile live-tile-warn")
+        overflow = page.locator('[data-key="dlq:overflow:analysis_queue"] .live-tile-fill')
+        expect(overflow).to_have_text("dead-letter list · no limit")
         expect(page.locator("[data-testid=live-actions] li")).to_contain_text("alice: Retried 120 entries")
         shoot(page, f"scripted-{width}")

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import redis
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from console.models import ArchivedItem, AuditEntry
-from queues import dlq
+from queues import dlq, inventory
 from tests.test_api_queues import DLQ, HOSTILE, MALFORMED, NOT_UTF8, TARGET, failed_in, failure, jobs_in
 
 pytestmark = pytest.mark.django_db
@@ -26,15 +27,20 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_list_shows_every_queue_with_length_and_source(redis_client: redis.Redis) -> None:
+@override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 2})
+def test_list_shows_every_queue_with_length_fill_and_source(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, failure(1), failure(2))
-    redis_client.rpush("dlq:overflow:analysis_queue", b"{}")
-    lines = run("list").splitlines()
-    assert lines[0].split() == ["KEY", "KIND", "TYPE", "LENGTH", "SOURCE"]
+    redis_client.rpush("dlq:overflow:analysis_queue", b"{}", b"{}", b"{}")
+    out, err = StringIO(), StringIO()
+    call_command("dlq", "list", stdout=out, stderr=err)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["KEY", "KIND", "TYPE", "LENGTH", "FILL", "SOURCE"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert rows[DLQ] == ["dlq", "list", "2", TARGET]
-    assert rows["dlq:overflow:analysis_queue"] == ["dlq", "list", "1", "analysis_queue"]
-    assert rows[TARGET] == ["queue", "list", "0", "-"]
+    assert rows[DLQ] == ["dlq", "list", "2", "100%", TARGET]
+    assert rows["dlq:overflow:analysis_queue"] == ["dlq", "list", "3", "-", "analysis_queue"], "no limit"
+    assert rows[TARGET] == ["queue", "list", "0", "0%", "-"]
+    assert err.getvalue().splitlines() == [f"{DLQ}: {inventory.of_length(DLQ, 2).alert}"]
+    assert "HSI rejects every new failure" in err.getvalue()
 
 
 def test_show_one_line_per_entry_with_problems_and_no_escape_sequences(redis_client: redis.Redis) -> None:

@@ -213,10 +213,21 @@ def test_queue_list_shows_depths_fill_ages_groups_and_sources(
     html = response.content.decode()
     assert response.status_code == 200
     rows = {q.key: q for q in response.context["queues"]}
-    assert rows[TARGET].length == 40 and rows[TARGET].warning, "40 of 50 is 80%: warned"
-    assert rows[DLQ].length == 62 and not rows[DLQ].warning
+    assert rows[TARGET].length == 40 and rows[TARGET].level == "filling", "40 of 50 is 80%: warned"
+    assert rows[DLQ].length == 62 and rows[DLQ].level == "full", "HSI rejects failures at a full DLQ"
+    assert rows["analysis_queue"].level == "ok"
     assert re.search(r'<tr data-key="detection_queue" class="queues-warning">', html)
-    assert "80% of 50" in html
+    assert re.search(r'<tr data-key="dlq:detection_queue" class="queues-full">', html)
+    assert "80% of 50 · filling up" in html and "124% of 50 · full" in html
+    alert = r'<li class="(\w+)" data-key="([^"]+)"><a href="([^"]+)">[^<]+</a>: ([^<]+)</li>'
+    alerts = re.findall(alert, html)
+    assert [(level, key) for level, key, _, _ in alerts] == [("error", DLQ), ("warning", TARGET)], "full 1st"
+    assert alerts[0][2] == url("queue_items", DLQ)
+    assert alerts[0][3].startswith("Full (62 of 50): HSI rejects every new failure")
+    overflow = rows["dlq:overflow:analysis_queue"]
+    assert overflow.max_size is None and overflow.level == "ok", "HSI appends to an overflow DLQ freely"
+    overflow_row = html.split('<tr data-key="dlq:overflow:analysis_queue">')[1].split("</tr>")[0]
+    assert "no limit" in overflow_row and "<meter" not in overflow_row
     assert f'href="{url("queue_items", DLQ)}"' in html
     assert "retries to <a" in html and ">detection_queue</a>" in html
     assert "group <code>detection-workers</code>: 7 pending" in html
@@ -224,6 +235,21 @@ def test_queue_list_shows_depths_fill_ages_groups_and_sources(
 
 
 # --- Item browser --------------------------------------------------------------------------------
+
+
+def test_a_dlq_near_or_at_its_max_size_says_what_hsi_does_then(
+    world: redis.Redis, viewer: User, settings: Any
+) -> None:
+    client = logged_in(viewer)
+    banner = re.compile(r'<li class="(\w+)" data-key="([^"]+)">([^<]+)</li>')
+    assert not banner.search(client.get(url("queue_items", DLQ)).content.decode()), "62 of 10,000"
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 70}
+    level, key, sentence = banner.findall(client.get(url("queue_items", DLQ)).content.decode())[0]
+    assert (level, key) == ("warning", DLQ) and sentence.startswith("Filling up (62 of 70)")
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 62}
+    html = client.get(url("queue_items", DLQ), {"q": "unavailable"}).content.decode()
+    level, key, sentence = banner.findall(html)[0]
+    assert level == "error" and "HSI rejects every new failure" in sentence, "shown while filtering too"
 
 
 def test_browser_rows_show_summary_encoding_and_problem(world: redis.Redis, viewer: User) -> None:

@@ -95,12 +95,16 @@ class Command(BaseCommand):
     def do_list(self, client: redis.Redis, options: dict[str, Any]) -> None:
         infos = list_queues(client)
         width = max([len(printable(info.key, 60)) for info in infos] + [3])
-        self.stdout.write(f"{'KEY':<{width}}  {'KIND':<5}  {'TYPE':<6}  {'LENGTH':>8}  SOURCE")
+        self.stdout.write(f"{'KEY':<{width}}  {'KIND':<5}  {'TYPE':<6}  {'LENGTH':>8}  {'FILL':>6}  SOURCE")
         for info in infos:
+            fill = "-" if info.fill_ratio is None or info.type == "stream" else f"{info.fill_ratio:.0%}"
             self.stdout.write(
                 f"{printable(info.key, 60):<{width}}  {info.kind:<5}  {info.type:<6}  {info.length:>8}  "
-                f"{info.source or '-'}"
+                f"{fill:>6}  {info.source or '-'}"
             )
+        for info in infos:
+            if info.alert:
+                self.stderr.write(f"{printable(info.key, 60)}: {info.alert}")
 
     def do_show(self, client: redis.Redis, options: dict[str, Any]) -> None:
         if options["offset"] < 0 or not 1 <= options["limit"] <= 100:

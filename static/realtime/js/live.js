@@ -7,6 +7,8 @@ const BACKOFF_BASE_MS = 1000;
 const BACKOFF_CAP_MS = 30_000;
 const ACTIONS_KEPT = 20;
 const SUMMARY_CHARS = 300;
+// Depth samples carry the server's verdict on a bounded list (queues.inventory.QueueInfo.level).
+const LEVEL_NOTES = { ok: "", filling: " · filling up", full: " · full" };
 // 4008: the server's "do not reconnect" (daphne cannot send RFC 6455's 1008); 4011: reconnect.
 const POLICY_CLOSES = new Set([1008, 4008]);
 const FIELD_SKIP = /(^id$|_id$|^camera|_at$|time|^timestamp$)/;
@@ -155,7 +157,6 @@ class LivePage {
       systemTime: find("system-time"),
     };
     this.maxRows = Number(root.dataset.maxRows) || 500;
-    this.warnRatio = Number(root.dataset.warnRatio) || 0.8;
     this.queueUrl = root.dataset.queueUrl || "";
     this.auditUrl = root.dataset.auditUrl || "";
     this.root = root;
@@ -414,17 +415,21 @@ class LivePage {
     const length = Number(queue.length) || 0;
     const ratio = Number(queue.fill_ratio) || 0;
     const isList = queue.type !== "stream";
-    const warn = queue.kind === "queue" && isList && ratio >= this.warnRatio;
+    const limited = isList && Number(queue.max_size) > 0; // HSI appends to an overflow DLQ without a limit
+    const level = LEVEL_NOTES[queue.level] === undefined ? "ok" : queue.level;
     tile.dataset.kind = queue.kind === "dlq" ? "dlq" : "queue";
-    tile.classList.toggle("live-tile-warn", warn);
+    tile.dataset.level = level;
+    tile.classList.toggle("live-tile-warn", level !== "ok");
+    tile.classList.toggle("live-tile-full", level === "full");
     tile.querySelector(".live-tile-length").textContent = length.toLocaleString("en-US");
     const meter = tile.querySelector("meter");
-    meter.hidden = !isList;
+    meter.hidden = !limited;
     meter.value = Math.min(ratio, 1);
     meter.textContent = percent(ratio);
     const kind = `${queue.kind === "dlq" ? "dead-letter" : "work"} ${isList ? "list" : "stream"}`;
     const max = (Number(queue.max_size) || 0).toLocaleString("en-US");
-    const fill = isList ? `${percent(ratio)} of ${max}${warn ? " · filling up" : ""}` : "capped by MAXLEN";
+    const size = limited ? `${percent(ratio)} of ${max}${LEVEL_NOTES[level]}` : "no limit";
+    const fill = isList ? size : "capped by MAXLEN";
     tile.querySelector(".live-tile-fill").textContent = `${kind} · ${fill}`;
     return tile;
   }
