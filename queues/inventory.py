@@ -106,10 +106,15 @@ class QueueInfo:
         }
 
 
+def well_known() -> dict[str, str]:
+    """HSI's own queues and retry DLQs (key -> family), listed even while they do not exist."""
+    found = dict.fromkeys(keys.QUEUE_NAMES, "queues")
+    return found | {keys.dlq_key(name): "dlq" for name in keys.QUEUE_NAMES}
+
+
 def queue_keys(client: redis.Redis) -> dict[str, str]:
     """Queue and DLQ keys found by a bounded SCAN, plus the well-known names (even when empty)."""
-    found = dict.fromkeys(keys.QUEUE_NAMES, "queues")
-    found |= {keys.dlq_key(name): "dlq" for name in keys.QUEUE_NAMES}
+    found = well_known()
     for examined, raw in enumerate(client.scan_iter(count=conf("SCAN_COUNT")), start=1):
         key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
         family = keys.classify(key).name
@@ -118,6 +123,11 @@ def queue_keys(client: redis.Redis) -> dict[str, str]:
         if examined >= conf("SCAN_LIMIT"):
             break
     return found
+
+
+def alerts(infos: list[QueueInfo]) -> list[QueueInfo]:
+    """The flagged ones, full before filling."""
+    return sorted((info for info in infos if info.warning), key=lambda info: info.level != "full")
 
 
 def oldest_age(raw: bytes | None, now: float) -> float | None:

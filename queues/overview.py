@@ -10,7 +10,7 @@ import redis
 from django.core.cache import cache
 
 from console.redis import get_redis
-from queues import keys
+from queues import inventory, keys
 from queues.conf import conf
 
 SAMPLES_PER_FAMILY = 3
@@ -92,6 +92,7 @@ class Overview:
     server: ServerFacts
     census: KeyCensus
     generated_at: datetime
+    queue_alerts: list[dict[str, Any]] = field(default_factory=list)  # inventory.QueueInfo.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,8 +110,11 @@ def server_facts(client: redis.Redis) -> ServerFacts:
     return ServerFacts.from_info(info, int(total_keys))
 
 
-def key_census(client: redis.Redis, *, limit: int | None = None) -> KeyCensus:
-    """Count keys per family with a bounded SCAN, examining at most ``limit`` keys."""
+def key_census(
+    client: redis.Redis, *, limit: int | None = None, queues: dict[str, str] | None = None
+) -> KeyCensus:
+    """Count keys per family with a bounded SCAN, examining at most ``limit`` keys; the queue and
+    DLQ keys it meets are added to ``queues`` (key -> family), as ``inventory.queue_keys`` finds them."""
     limit = limit or conf("SCAN_LIMIT")
     counts = {f.name: FamilyCount(f.name, f.label, f.patterns) for f in (*keys.families(), keys.OTHER)}
     cursor, examined = 0, 0
@@ -120,6 +124,8 @@ def key_census(client: redis.Redis, *, limit: int | None = None) -> KeyCensus:
             key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
             entry = counts[keys.classify(key).name]
             entry.count += 1
+            if queues is not None and entry.name in inventory.QUEUE_FAMILIES:
+                queues[key] = entry.name
             if len(entry.samples) < SAMPLES_PER_FAMILY:
                 entry.samples.append(key)
         examined += len(batch)
@@ -133,7 +139,10 @@ def redis_overview(client: redis.Redis | None = None, *, use_cache: bool = True)
 
     def build() -> Overview:
         connection = client or get_redis()
-        return Overview(server_facts(connection), key_census(connection), datetime.now(UTC))
+        queues = inventory.well_known()
+        census = key_census(connection, queues=queues)
+        flagged = [info.as_dict() for info in inventory.alerts(inventory.measure(connection, queues))]
+        return Overview(server_facts(connection), census, datetime.now(UTC), flagged)
 
     if not use_cache or client is not None:
         return build()

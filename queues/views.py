@@ -303,8 +303,11 @@ class QueuePages:
 
     def queue_list(self, request: HttpRequest) -> HttpResponse:
         queues = inventory.list_queues(get_redis())
-        alerts = sorted((q for q in queues if q.warning), key=lambda q: q.level != "full")
-        context = {"queues": queues, "alerts": alerts, "idle_limit": conf("CONSUMER_IDLE_SECONDS")}
+        context = {
+            "queues": queues,
+            "alerts": inventory.alerts(queues),
+            "idle_limit": conf("CONSUMER_IDLE_SECONDS"),
+        }
         return self.render(request, "queue_list.html", "Queues", context)
 
     def items(self, request: HttpRequest, key: str) -> HttpResponse:

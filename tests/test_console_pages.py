@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
@@ -79,6 +81,26 @@ def test_dashboard_shows_server_facts_and_families(viewer_client: Client, redis_
     assert redis_client.info("server")["redis_version"] in html
     assert 'data-family="dlq"' in html and "dlq:detection_queue" in html
     assert "Full SCAN of 6 keys" in html
+
+
+def test_dashboard_leads_with_queues_hsi_stops_writing(viewer_client: Client, redis_client, settings) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 4, "OVERVIEW_CACHE_SECONDS": 0}
+    redis_client.rpush("hsi:queue:dlq:analysis_queue", *[b"{}"] * 4)  # found by the census' SCAN
+    redis_client.rpush("detection_queue", *[b"{}"] * 3)  # 75%: not flagged yet
+    redis_client.rpush("dlq:overflow:detection_queue", *[b"{}"] * 9)  # no limit
+    html = viewer_client.get("/").content.decode()
+    flagged = re.findall(r'<li class="(\w+)" data-key="([^"]+)"><a href="([^"]+)">', html)
+    assert flagged == [("error", "hsi:queue:dlq:analysis_queue", "/queues/hsi:queue:dlq:analysis_queue/")]
+    assert "Full (4 of 4): HSI rejects every new failure" in html
+    redis_client.rpush("detection_queue", b"{}")
+    alerts = viewer_client.get("/").context["overview"].queue_alerts
+    assert [(a["key"], a["level"]) for a in alerts] == [
+        ("detection_queue", "full"),
+        ("hsi:queue:dlq:analysis_queue", "full"),
+    ], "in the queue list's order"
+    assert "dlq:overflow:detection_queue" in alerts[0]["alert"], "where HSI's producers evict to"
+    redis_client.delete("hsi:queue:dlq:analysis_queue", "detection_queue")
+    assert 'data-testid="queue-alerts"' not in viewer_client.get("/").content.decode()
 
 
 def test_dashboard_scan_is_bounded(viewer_client: Client, redis_client, settings) -> None:
