@@ -292,16 +292,16 @@ class Outcome:
         }
 
     def summary(self, verb: str) -> str:
-        text = f"{verb} {self.done}{' (archived)' if verb == 'Deleted' else ''} of {self.key}"
+        text = f"{verb} {self.done:,}{' (archived)' if verb == 'Deleted' else ''} of {self.key}"
         if self.target and verb == "Retried":
             text += f" to {self.target}"
         if self.full:
-            text += f"; stopped: {self.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE')})"
+            text += f"; stopped: {self.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE'):,})"
         if self.skipped:
-            reasons = "; ".join(f"{count} {reason}" for reason, count in self.skipped.most_common(3))
-            text += f"; skipped {self.skipped_count} ({reasons})"
+            reasons = "; ".join(f"{count:,} {reason}" for reason, count in self.skipped.most_common(3))
+            text += f"; skipped {self.skipped_count:,} ({reasons})"
         if self.remaining:
-            text += f"; {self.remaining} left"
+            text += f"; {self.remaining:,} not examined yet"
         return text + "."
 
 

@@ -55,6 +55,11 @@ class QueueInfo:
         return self.length / self.max_size if self.max_size else None
 
     @property
+    def room(self) -> int | None:
+        """Entries the console may still push before the queue reaches its max size."""
+        return max(self.max_size - self.length, 0) if self.max_size else None
+
+    @property
     def level(self) -> str:
         """ "full" or "filling" (from 80%) for a list HSI stops writing at its max size, else "ok".
 

@@ -646,6 +646,8 @@ class QueuePages:
         """GET of an action: what will happen, to how many, and the form that does it."""
         title = f"{VERBS[verb][2]} entries of {target.key}"
         context |= {"target": target, "verb": verb, "nonce": new_nonce()}
+        if verb == "retry" and target.source:  # how much the retry can move before the source is full
+            context["room"] = inventory.describe(get_redis(), target.source)
         return self.render(request, template, title, context)
 
     def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:

@@ -528,6 +528,28 @@ def test_bulk_confirm_page_counts_and_changes_nothing(redis_client: redis.Redis,
     assert redis_client.llen(DLQ) == 30 and not AuditEntry.objects.exists()
 
 
+def test_retry_confirm_pages_say_how_much_room_the_source_has(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 25}
+    seed(redis_client, 30)
+    redis_client.rpush(TARGET, b"{}", b"{}", b"{}", b"{}", b"{}")
+    client = logged_in(operator)
+    room = re.compile(r'<p( class="errornote")? data-testid="confirm-room">([^<]+)</p>')
+    html = client.get(url("queue_matching", DLQ, "retry")).content.decode()
+    assert room.findall(html) == [
+        ("", "detection_queue holds 5 of 25 entries: room for 20 more, so the retry stops after 20.")
+    ]
+    first = dlq.page(redis_client, DLQ).entries[0]
+    html = client.get(url("queue_selected", DLQ, "retry"), {"ref": first.ref}).content.decode()
+    assert room.findall(html) == [("", "detection_queue holds 5 of 25 entries: room for 20 more.")]
+    assert not room.search(client.get(url("queue_matching", DLQ, "delete")).content.decode()), "retry only"
+    redis_client.rpush(TARGET, *[b"{}"] * 20)
+    html = client.get(url("queue_matching", DLQ, "retry")).content.decode()
+    [(error, sentence)] = room.findall(html)
+    assert error and sentence.startswith("detection_queue is full (25 of 25): nothing can be retried")
+
+
 def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
     redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:

@@ -342,6 +342,7 @@ def test_retry_selected_confirms_then_retries(redis_client: redis.Redis, operato
         url("stream_selected", DLQ, "retry"), {"id": [ids[0]], "back": "after=" + ids[0]}
     )
     assert f"Retry 1 selected entry of {DLQ} to {STREAM}." in page.content.decode()
+    assert f"{STREAM} holds 0 of 10,000 entries: room for 10,000 more." in page.content.decode()
     done = operator_client.post(url("stream_selected", DLQ, "retry"), {"id": [ids[0]], "nonce": "r-1"})
     assert shown_messages(done) == [f"Retried 1 of {DLQ} to {STREAM}."]
     assert numbers(redis_client, STREAM) == [0] and ids_in(redis_client) == ids[1:]
@@ -388,7 +389,7 @@ def test_retry_all_stops_when_the_stream_is_full(
     done = chunk(operator_client, "retry", {"nonce": "f-1", "start": "-"}, as_json=False)
     assert done.status_code == 302
     assert shown_messages(done) == [
-        f"Retried 5 of {DLQ} to {STREAM}; stopped: {STREAM} is full (QUEUE_MAX_SIZE 5); 3 left."
+        f"Retried 5 of {DLQ} to {STREAM}; stopped: {STREAM} is full (QUEUE_MAX_SIZE 5); 3 not examined yet."
     ]
     assert redis_client.xlen(STREAM) == 5 and numbers(redis_client, DLQ) == [5, 6, 7]
 
@@ -520,7 +521,7 @@ def test_api_retry_all_resumes_after_the_position(
     ids = fill(redis_client, 6)
     first = post(operator_client, api("retry"), {"all": True}).json()
     assert (first["retried"], first["full"], first["remaining"], first["position"]) == (4, True, 2, ids[3])
-    assert first["detail"].endswith(f"{STREAM} is full (QUEUE_MAX_SIZE 4); 2 left.")
+    assert first["detail"].endswith(f"{STREAM} is full (QUEUE_MAX_SIZE 4); 2 not examined yet.")
     redis_client.delete(STREAM)
     rest = post(operator_client, api("retry"), {"all": True, "after": first["position"]}).json()
     assert (rest["retried"], rest["full"], rest["remaining"], rest["position"]) == (2, False, 0, ids[5])

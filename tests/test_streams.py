@@ -111,7 +111,7 @@ def test_retry_all_runs_in_batches_and_resumes_after_a_full_stream(
     assert "Retried 7 of detections:stream:dlq to detections:stream; stopped: detections:stream is full" in (
         outcome.summary("Retried")
     )
-    assert outcome.summary("Retried").endswith("; 3 left.")
+    assert outcome.summary("Retried").endswith("; 3 not examined yet.")
     assert redis_client.xlen(STREAM) == 7 and redis_client.xlen(DLQ) == 3
     redis_client.delete(STREAM)  # consumers made room
     again, position, kept = retry_all(redis_client, after=position)
