@@ -267,3 +267,36 @@ def restore(
         detail={**result, "ids": ids[:AUDITED_FINGERPRINTS], "to_source": to_source},
     )
     return result
+
+
+def restore_all(
+    client: redis.Redis,
+    key: str,
+    *,
+    to_source: bool,
+    request: HttpRequest | None,
+    after: int = 0,
+    budget_seconds: float = 3.0,
+) -> tuple[archive.RestoreRun, int]:
+    """One time-boxed step of restoring a DLQ's whole archive; one audit entry (its id returned) per step."""
+    archive.reconcile(client, older_than_seconds=RECONCILE_AFTER_SECONDS)
+    run = archive.restore_all(
+        client, key, _username(request), to_source=to_source, after=after, budget_seconds=budget_seconds
+    )
+    entry = audit.record(
+        getattr(request, "user", None),
+        "archive.restore_all",
+        key=key,
+        count=run.restored,
+        request=request,
+        detail={
+            "restored": run.restored,
+            "not_restored": run.not_restored,
+            "to": run.target,
+            "rows_after": after,
+            "rows_through": run.after,
+            "full": run.full,
+            "remaining": run.remaining,
+        },
+    )
+    return run, entry.pk

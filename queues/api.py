@@ -47,7 +47,7 @@ from queues.forms import MAX_ARCHIVE_ID
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
-PAST = {"retry": "retried", "delete": "deleted"}
+PAST = {"retry": "retried", "delete": "deleted", "restore": "restored"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
@@ -361,6 +361,28 @@ class RestoreResultSerializer(serializers.Serializer):
     not_restored = serializers.IntegerField()
 
 
+class RestoreAllSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=1024, help_text="The DLQ whose archived entries go back.")
+    to_source = serializers.BooleanField(
+        default=False, help_text="Push the jobs to the DLQ's source queue instead of back to the DLQ."
+    )
+    after = serializers.IntegerField(
+        min_value=0, default=0, help_text="Continue after this archive id (the previous answer's after)."
+    )
+
+
+class RestoreAllResultSerializer(serializers.Serializer):
+    restored = serializers.IntegerField()
+    not_restored = serializers.IntegerField(
+        help_text="Rows with no job to rebuild, or restored by someone else."
+    )
+    target = serializers.CharField()
+    full = serializers.BooleanField(help_text="The target reached QUEUE_MAX_SIZE; the rest stays archived.")
+    after = serializers.IntegerField(help_text="Send back as after to continue.")
+    remaining = serializers.IntegerField(help_text="Archived rows of the key after after; 0 when done.")
+    audit_id = serializers.IntegerField()
+
+
 class ArchiveQuerySerializer(serializers.Serializer):
     key = serializers.CharField(required=False, help_text="Only rows deleted from this DLQ.")
 
@@ -618,6 +640,30 @@ class RestoreView(ConsoleAPIView):
             get_redis(), ids, to_source=body["to_source"], request=django_request(request)
         )
         return Response(result)
+
+
+class RestoreAllView(ConsoleAPIView):
+    """Put back every archived entry of one DLQ, oldest first (their order in the DLQ), as a restore
+    of their ids would: one time-boxed step per request; repeat with ``after`` until ``remaining`` is
+    0 or ``full`` is true. Needs the delete_items permission."""
+
+    permission_classes = [requires("delete_items")]
+
+    @extend_schema(
+        request=RestoreAllSerializer, responses={200: RestoreAllResultSerializer, **errors(400, 404)}
+    )
+    def post(self, request: Request) -> Response:
+        body = validated(RestoreAllSerializer, request.data)
+        key = dlq_key(body["key"], "restore")
+        run, audit_id = actions.restore_all(
+            get_redis(),
+            key,
+            to_source=body["to_source"],
+            request=django_request(request),
+            after=body["after"],
+        )
+        fields = ("restored", "not_restored", "target", "full", "after", "remaining")
+        return Response({name: getattr(run, name) for name in fields} | {"audit_id": audit_id})
 
 
 class ArchiveListView(ConsoleAPIView):

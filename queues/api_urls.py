@@ -13,5 +13,6 @@ urlpatterns: list[URLPattern] = [
     path("dlq/<path:key>/delete/", api.DeleteView.as_view(), name="api-dlq-delete"),
     path("archive/", api.ArchiveListView.as_view(), name="api-archive"),
     path("archive/restore/", api.RestoreView.as_view(), name="api-archive-restore"),
+    path("archive/restore-all/", api.RestoreAllView.as_view(), name="api-archive-restore-all"),
     path("schema/", api.SchemaView.as_view(), name="api-schema"),
 ]

@@ -8,14 +8,16 @@ needed, which also keeps identical entries apart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import redis
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from console.models import ArchivedItem
@@ -163,49 +165,118 @@ def restore(
     client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool = False
 ) -> dict[str, int]:
     """Put archived entries back (to their DLQ, or their job straight to the source queue)."""
-    groups: dict[tuple[str, str], tuple[str, list[Any]]] = {}
-    rows = ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id")
-    for row in rows:
+    return _restore(client, ids, username, to_source)[0]
+
+
+@dataclass
+class RestoreRun:
+    """Where a restore of a whole key's archive stands: resumed after the row id ``after``."""
+
+    key: str
+    target: str
+    restored: int = 0
+    not_restored: int = 0
+    full: bool = False  # the target reached QUEUE_MAX_SIZE: the rest stays archived
+    after: int = 0
+    remaining: int = 0  # archived rows of the key after ``after``
+
+
+def restorable(key: str) -> QuerySet[ArchivedItem]:
+    """A DLQ's archived rows, oldest first: the order they had in the DLQ."""
+    kinds = (Kind.LIST, Kind.STREAM)
+    return ArchivedItem.objects.filter(key=key, state=State.ARCHIVED, kind__in=kinds).order_by("pk")
+
+
+def restore_all(
+    client: redis.Redis,
+    key: str,
+    username: str,
+    *,
+    to_source: bool = False,
+    after: int = 0,
+    budget_seconds: float = 3.0,
+) -> RestoreRun:
+    """Restore every archived row of ``key`` after the row id ``after``, ``dlq.BATCH_SIZE`` per
+    call, until done, the target is full, or the time budget is spent (then resume from ``after``)."""
+    run = RestoreRun(key, _target_key(key, to_source), after=after)
+    rows = restorable(key)
+    deadline = time.monotonic() + budget_seconds
+    while True:
+        ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[: dlq.BATCH_SIZE])
+        if not ids:
+            break
+        result, left = _restore(client, ids, username, to_source)
+        run.restored += result["restored"]
+        run.not_restored += result["not_restored"] - len(left)
+        run.after = ids[-1]
+        if left:  # the target is full: resume with the first row it had no room for
+            run.full, run.after = True, min(left) - 1
+            break
+        if time.monotonic() >= deadline:
+            break
+    run.remaining = rows.filter(pk__gt=run.after).count()
+    return run
+
+
+def _restore(
+    client: redis.Redis, ids: Sequence[int], username: str, to_source: bool
+) -> tuple[dict[str, int], list[int]]:
+    """``restore``, and the rows left archived because their target reached QUEUE_MAX_SIZE."""
+    left: list[int] = []
+    groups: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
+    candidates = []
+    for row in ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id"):
         if row.kind not in (Kind.LIST, Kind.STREAM):
             continue  # a job key (queues.jobs_archive): restored from the jobs pages, never pushed to a list
         try:
-            payload = _payload(row, to_source)
+            candidates.append((row.pk, _target(row, to_source), row.kind, _payload(row, to_source)))
         except dlq.NotRetryable:
             continue  # cannot become a job again; it stays archived
-        target = _target(row, to_source)
-        token, payloads = groups.setdefault((target, row.kind), (new_token(), []))
-        # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
-        # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
-        claimed = ArchivedItem.objects.filter(pk=row.pk, state=State.ARCHIVED).update(
-            state=State.RESTORING,
-            restored_to=target,
-            restored_at=timezone.now(),
-            restored_by=username,
-            operation=token,
-            batch_index=len(payloads),
-        )
-        if claimed:
-            payloads.append(payload)
+    # One commit for the batch's claims, before anything is pushed. It starts with a write, so on
+    # SQLite it waits for a concurrent writer rather than failing to upgrade a read lock.
+    with transaction.atomic():
+        for pk, target, kind, payload in candidates:
+            token, payloads, claimed_ids = groups.setdefault((target, kind), (new_token(), [], []))
+            # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
+            # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
+            claimed = ArchivedItem.objects.filter(pk=pk, state=State.ARCHIVED).update(
+                state=State.RESTORING,
+                restored_to=target,
+                restored_at=timezone.now(),
+                restored_by=username,
+                operation=token,
+                batch_index=len(payloads),
+            )
+            if claimed:
+                payloads.append(payload)
+                claimed_ids.append(pk)
     restored = 0
     try:
-        for (target, kind), (token, payloads) in groups.items():
+        for (target, kind), (token, payloads, claimed_ids) in groups.items():
             if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
                 limit = conf("QUEUE_MAX_SIZE") if to_source else 0
-                pushed = max(streams.push_entries(client, target, payloads, limit, token), 0)
+                pushed = streams.push_entries(client, target, payloads, limit, token)
             else:  # never past the size where HSI stops writing (a full retry DLQ drops failures)
-                limit = inventory.limit_of(target) or 0
-                pushed = max(push_entries(client, target, payloads, limit, token), 0)
+                limit = conf("QUEUE_MAX_SIZE") if to_source else inventory.limit_of(target) or 0
+                pushed = push_entries(client, target, payloads, limit, token)
+            if limit > 0 and pushed >= 0:  # -1: fenced off by reconcile, which settles the rows
+                left += claimed_ids[pushed:]
+            pushed = max(pushed, 0)
             _settle_restored(token, pushed)
             restored += pushed
     except redis.exceptions.NoPermissionError:  # an ACL refused a call before it ran: rows stay archived
-        for token, _ in groups.values():
+        for token, *_ in groups.values():
             _settle_restored(token, 0)
         raise
-    return {"restored": restored, "not_restored": len(ids) - restored}
+    return {"restored": restored, "not_restored": len(ids) - restored}, left
 
 
 def _target(row: ArchivedItem, to_source: bool) -> str:
-    return (keys.source_queue(row.key) or row.key) if to_source else row.key
+    return _target_key(row.key, to_source)
+
+
+def _target_key(key: str, to_source: bool) -> str:
+    return (keys.source_queue(key) or key) if to_source else key
 
 
 def _payload(row: ArchivedItem, to_source: bool) -> bytes | streams.Fields:

@@ -36,7 +36,11 @@ BREAKER_FAILURES = 5  # DLQ_CIRCUIT_BREAKER_FAILURE_THRESHOLD: rejected DLQ writ
 
 def limit_of(key: str) -> int | None:
     """QUEUE_MAX_SIZE for a list HSI keeps under it, ``None`` for one it appends to freely."""
-    return conf("QUEUE_MAX_SIZE") if keys.classify(key).name in BOUNDED_FAMILIES else None
+    return _limit(keys.classify(key).name)
+
+
+def _limit(family: str) -> int | None:
+    return conf("QUEUE_MAX_SIZE") if family in BOUNDED_FAMILIES | STREAM_FAMILIES else None
 
 
 @dataclass
@@ -162,7 +166,7 @@ def _info(key: str, family: str) -> QueueInfo:
         kind,
         "stream" if is_stream(family) else "list",
         source=keys.source_queue(key) if kind == "dlq" else None,
-        max_size=conf("QUEUE_MAX_SIZE") if is_stream(family) else limit_of(key),
+        max_size=_limit(family),
     )
 
 
@@ -188,6 +192,15 @@ def of_length(key: str, length: int) -> QueueInfo:
 def describe(client: redis.Redis, key: str) -> QueueInfo:
     """The same facts for one queue or DLQ key (no SCAN)."""
     return _measure(client, [_info(key, keys.classify(key).name)])[0]
+
+
+def describe_source(client: redis.Redis, dlq: str) -> QueueInfo:
+    """The facts of the queue a DLQ retries to: a work queue (or stream) whatever its name, since a
+    retry stops at QUEUE_MAX_SIZE there (``dlq:X`` retries to ``X`` even when X is no HSI name)."""
+    source = keys.source_queue(dlq) or dlq
+    return _measure(
+        client, [_info(source, "streams" if keys.classify(dlq).name == "stream_dlq" else "queues")]
+    )[0]
 
 
 def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:

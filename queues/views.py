@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
-from queues import actions, dlq, inventory, keys, selection, streams, validation
+from queues import actions, archive, dlq, inventory, keys, selection, streams, validation
 from queues.actions import BadFilter, Filters
 from queues.conf import conf
 from queues.forms import (
@@ -43,6 +43,7 @@ from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, sho
 from queues.search import Scan, search
 
 FILTER_PARAMS = ("q", "camera", "since", "until")
+NOT_RESTORED = "not restored (no job to rebuild, or restored meanwhile by someone else)"
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
@@ -291,6 +292,7 @@ class QueuePages:
             path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
             path("archive/", view(require_safe(self.archive)), name="archive"),
             path("archive/restore/", view(require_POST(self.restore)), name="archive_restore"),
+            path("archive/restore-all/", view(self.restore_all), name="archive_restore_all"),
             path("archive/<int:pk>/", view(require_safe(self.archived)), name="archive_item"),
         ]
 
@@ -647,7 +649,7 @@ class QueuePages:
         title = f"{VERBS[verb][2]} entries of {target.key}"
         context |= {"target": target, "verb": verb, "nonce": new_nonce()}
         if verb == "retry" and target.source:  # how much the retry can move before the source is full
-            context["room"] = inventory.describe(get_redis(), target.source)
+            context["room"] = inventory.describe_source(get_redis(), target.key)
         return self.render(request, template, title, context)
 
     def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:
@@ -693,6 +695,8 @@ class QueuePages:
         )  # fmt: skip
         keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
         context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
+        if key and keys.classify(key).name in inventory.QUEUE_FAMILIES:  # what "Restore all" would take
+            context |= {"restorable": archive.restorable(key).count(), "source": keys.source_queue(key)}
         context |= {
             "states": ArchivedItem.State.choices,
             "nonce": new_nonce(),
@@ -728,6 +732,71 @@ class QueuePages:
             )
             level(request, restore_summary(result, to_source))
         return HttpResponseRedirect(back)
+
+    def restore_all(self, request: HttpRequest) -> HttpResponse:
+        """Every archived entry of one DLQ back: GET confirms (how many, where, the room there), POST
+        runs one time-boxed step, oldest rows first, as a bulk action with a progress bar."""
+        require(request, "delete_items")
+        data = request.POST if request.method == "POST" else request.GET
+        target = queue_target(str(data.get("key", "")))
+        if not target.is_dlq:
+            raise Http404("Only archived DLQ entries can be restored.")
+        to_source = data.get("to") == "source"
+        back = reverse("admin:archive") + "?" + urlencode({"key": target.key})
+        if request.method == "POST":
+            return self._restore_step(request, target, to_source, back)
+        count = archive.restorable(target.key).count()
+        if not count:
+            messages.warning(request, f"Nothing of {target.key} is archived any more.")
+            return HttpResponseRedirect(back)
+        client = get_redis()
+        destination = target.source if to_source else target.key
+        if to_source:
+            room: inventory.QueueInfo | None = inventory.describe_source(client, target.key)
+        else:  # a stream DLQ takes its entries back untrimmed; an overflow DLQ has no max size
+            room = None if target.is_stream else inventory.describe(client, target.key)
+        context = {"target": target, "count": count, "destination": destination, "room": room}
+        context |= {"to": "source" if to_source else "dlq", "nonce": new_nonce(), "back_url": back}
+        return self.render(
+            request, "archive_confirm.html", f"Restore archived entries of {target.key}", context
+        )
+
+    def _restore_step(self, request: HttpRequest, target: Target, to_source: bool, back: str) -> HttpResponse:
+        client, data, as_json = get_redis(), request.POST, wants_json(request)
+        if not actions.first_submission(client, data.get("nonce", "")):
+            if as_json:
+                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
+            messages.warning(request, DUPLICATE)
+            return HttpResponseRedirect(back)
+        run, _ = actions.restore_all(
+            client,
+            target.key,
+            to_source=to_source,
+            request=request,
+            after=number(data.get("start"), 0),
+            budget_seconds=conf("BULK_CHUNK_SECONDS"),
+        )
+        chunk = dlq.Outcome(target.key, run.target, done=run.restored, full=run.full, remaining=run.remaining)
+        if run.not_restored:
+            chunk.skipped[NOT_RESTORED] = run.not_restored
+        before = Tally.parse(data.get("tally"))
+        kept = sum(before.skipped.values()) + run.not_restored  # rows passed over stay archived
+        state = RestoreProgress(target, "restore", chunk, before.add(chunk, kept), kept, back, str(run.after))
+        if as_json:
+            return JsonResponse(state.as_json())
+        if state.finished:
+            (messages.success if state.clean else messages.warning)(request, state.summary)
+            return HttpResponseRedirect(back)
+        context = {
+            "target": target,
+            "verb": "restore",
+            "state": state,
+            "back": "",
+            "action_url": request.path,
+            "back_label": f"the archive of {target.key}",
+            "filter_fields": [("key", target.key), ("to", "source" if to_source else "dlq")],
+        }
+        return self.render(request, "progress.html", "Restore in progress", context)
 
 
 # --- Bulk actions and filters ------------------------------------------------------------------------
@@ -767,12 +836,15 @@ class Progress:
         """What the next chunk is sent as ``start``: a list's position, a stream's last id."""
         return self.after or self.position
 
+    @property
+    def clean(self) -> bool:
+        return not self.chunk.full and not self.tally.skipped
+
     def as_json(self) -> dict[str, Any]:
-        clean = not self.chunk.full and not self.tally.skipped
         return {
             "finished": self.finished,
             "summary": self.summary,
-            "level": "success" if clean else "warning",
+            "level": "success" if self.clean else "warning",
             "done": self.tally.done,
             "handled": self.handled,
             "planned": self.tally.planned,
@@ -782,6 +854,22 @@ class Progress:
             "tally": self.tally.dumps(),
             "back": self.back,
         }
+
+
+class RestoreProgress(Progress):
+    """A restore of a DLQ's whole archive, driven by the same page and bulk.js as the DLQ actions."""
+
+    @property
+    def summary(self) -> str:
+        outcome = self.tally.outcome(self.chunk)
+        text = f"Restored {outcome.done:,} archived entries of {outcome.key} to {outcome.target}"
+        if outcome.full:
+            text += f"; stopped: {outcome.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE'):,})"
+        if outcome.skipped:
+            text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
+        if outcome.remaining:
+            text += f"; {outcome.remaining:,} still archived"
+        return text + "."
 
 
 def filter_fields(data: QueryDict) -> list[tuple[str, str]]:

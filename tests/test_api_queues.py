@@ -417,6 +417,44 @@ def test_delete_all_matching_and_restore_to_source(
     assert jobs_in(redis_client, TARGET) == [1, 2]
 
 
+def test_restore_all_steps_through_a_dlqs_archive(
+    operator_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    raws = [failure(n) for n in range(300)]
+    redis_client.rpush(DLQ, *raws, MALFORMED)
+    assert post(operator_client, url("delete"), {"all": True}).json()["deleted"] == 301
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 200}
+    step = post(operator_client, "/api/archive/restore-all/", {"key": DLQ, "to_source": True}).json()
+    assert step | {"after": 0, "audit_id": 0} == {
+        "restored": 200,
+        "not_restored": 0,
+        "target": TARGET,
+        "full": True,
+        "after": 0,
+        "remaining": 101,
+        "audit_id": 0,
+    }
+    assert jobs_in(redis_client, TARGET) == list(range(200))
+    audit = AuditEntry.objects.get(pk=step["audit_id"])
+    assert (audit.action, audit.key, audit.count, audit.detail["to"]) == (
+        "archive.restore_all",
+        DLQ,
+        200,
+        TARGET,
+    )
+    redis_client.delete(TARGET)  # HSI's workers took them
+    rest = post(
+        operator_client, "/api/archive/restore-all/", {"key": DLQ, "to_source": True, "after": step["after"]}
+    ).json()
+    assert (rest["restored"], rest["not_restored"], rest["full"], rest["remaining"]) == (100, 1, False, 0)
+    assert jobs_in(redis_client, TARGET) == list(range(200, 300))
+    assert bytes(ArchivedItem.objects.get(state="archived").raw) == MALFORMED, "no job: stays archived"
+    back = post(operator_client, "/api/archive/restore-all/", {"key": DLQ}).json()
+    assert (back["restored"], back["target"], redis_client.lrange(DLQ, 0, -1)) == (1, DLQ, [MALFORMED])
+    refused = post(operator_client, "/api/archive/restore-all/", {"key": TARGET})
+    assert refused.status_code == 400 and refused.json()["error"] == "not_a_dlq"
+
+
 def test_archive_list_is_newest_first_and_bounded(viewer_client: Client, redis_client: redis.Redis) -> None:
     ArchivedItem.objects.bulk_create(
         ArchivedItem(
@@ -453,11 +491,12 @@ POSTS = [
     ("retry", {"ids": ["0:" + "0" * 20]}),
     ("delete", {"all": True}),
     ("restore", {"ids": [1]}),
+    ("restore-all", {"key": DLQ}),
 ]
 
 
 def _post_path(kind: str) -> str:
-    return "/api/archive/restore/" if kind == "restore" else url(kind)
+    return f"/api/archive/{kind}/" if kind.startswith("restore") else url(kind)
 
 
 @pytest.mark.parametrize(("kind", "body"), POSTS)

@@ -123,6 +123,10 @@ BODIES: dict[str, list[Any]] = {
     "POST /api/dlq/{key}/retry/": [{"all": True}, {"all": True, "filter": {"camera": "porch"}}],
     "POST /api/dlq/{key}/delete/": [{"all": True}, {"all": True, "filter": {"q": "timeout"}}],
     "POST /api/archive/restore/": [{"ids": [1, 2, 3]}, {"ids": [4, 5], "to_source": True}],
+    "POST /api/archive/restore-all/": [
+        {"key": "dlq:detection_queue"},
+        {"key": "dlq:analysis_queue", "to_source": True, "after": 2},
+    ],
     "POST /api/jobs/{job_id}/cancel/": [{}],
     "POST /api/jobs/{job_id}/abort/": [{"reason": "schemathesis"}],
 }

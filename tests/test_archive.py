@@ -56,6 +56,22 @@ def test_restore_never_fills_a_retry_dlq_past_queue_max_size(redis_client: redis
     assert (left.key, bytes(left.raw)) == (DLQ, failure(2)), "the last of the DLQ's rows stays archived"
 
 
+def test_restore_to_source_stops_at_queue_max_size_whatever_the_queue_is_called(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.rpush("dlq:custom_work", *[failure(n) for n in range(3)])
+    archive.archive_and_delete(
+        redis_client, "dlq:custom_work", dlq.page(redis_client, "dlq:custom_work").entries, "otto"
+    )
+    ids = list(ArchivedItem.objects.order_by("id").values_list("pk", flat=True))
+    with override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 2}):
+        assert archive.restore(redis_client, ids, "otto", to_source=True) == {
+            "restored": 2,
+            "not_restored": 1,
+        }
+    assert redis_client.llen("custom_work") == 2
+
+
 def test_entry_gone_before_delete_leaves_no_row(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, failure(1))
     entry = dlq.page(redis_client, DLQ).entries[0]

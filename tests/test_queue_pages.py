@@ -132,6 +132,7 @@ ACTION_URLS = [
     url("queue_matching", DLQ, "retry"),
     url("queue_matching", DLQ, "delete"),
     url("archive_restore"),
+    url("archive_restore_all"),
 ]
 
 
@@ -538,7 +539,7 @@ def test_retry_confirm_pages_say_how_much_room_the_source_has(
     room = re.compile(r'<p( class="errornote")? data-testid="confirm-room">([^<]+)</p>')
     html = client.get(url("queue_matching", DLQ, "retry")).content.decode()
     assert room.findall(html) == [
-        ("", "detection_queue holds 5 of 25 entries: room for 20 more, so the retry stops after 20.")
+        ("", "detection_queue holds 5 of 25 entries: room for 20 more, so it stops after 20.")
     ]
     first = dlq.page(redis_client, DLQ).entries[0]
     html = client.get(url("queue_selected", DLQ, "retry"), {"ref": first.ref}).content.decode()
@@ -547,7 +548,10 @@ def test_retry_confirm_pages_say_how_much_room_the_source_has(
     redis_client.rpush(TARGET, *[b"{}"] * 20)
     html = client.get(url("queue_matching", DLQ, "retry")).content.decode()
     [(error, sentence)] = room.findall(html)
-    assert error and sentence.startswith("detection_queue is full (25 of 25): nothing can be retried")
+    assert error and sentence.startswith("detection_queue is full (25 of 25): nothing can be put there")
+    redis_client.rpush("dlq:custom_work", dlq.page(redis_client, DLQ).entries[0].raw)  # a name HSI never uses
+    html = client.get(url("queue_matching", "dlq:custom_work", "retry")).content.decode()
+    assert room.findall(html) == [("", "custom_work holds 0 of 25 entries: room for 25 more.")]
 
 
 def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
@@ -639,6 +643,95 @@ def test_archive_lists_filters_and_restores_identical_bytes(
     assert set(ArchivedItem.objects.values_list("state", flat=True)) == {"restored"}
     again = post(client, url("archive_restore"), id=ids, to="dlq")
     assert "2 not restored" in shown_messages(again)[-1] and redis_client.llen(DLQ) == 4
+
+
+def test_restore_all_puts_a_whole_deletion_back_in_order_in_steps(
+    redis_client: redis.Redis, operator: User, viewer: User, settings: Any
+) -> None:
+    raws = seed(redis_client, 600)
+    client = logged_in(operator)
+    post(client, url("queue_matching", DLQ, "delete"), start="0")
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.filter(state="archived").count() == 600
+    redis_client.rpush(DLQ, b"arrived meanwhile")
+    archive_page = client.get(url("archive"), {"key": DLQ}).content.decode()
+    offer = re.search(r'data-testid="restore-all">([^<]+)', archive_page)
+    assert offer and " ".join(offer[1].split()) == f"{DLQ}: 600 entries still archived."
+    assert "Restore all jobs to detection_queue…" in archive_page
+    assert (
+        'data-testid="restore-all"'
+        not in logged_in(viewer).get(url("archive"), {"key": DLQ}).content.decode()
+    )
+    confirm = client.get(url("archive_restore_all"), {"key": DLQ, "to": "dlq"}).content.decode()
+    assert f"Restore all 600 archived entries of {DLQ} to {DLQ}." in unescape(confirm)
+    assert f"{DLQ} holds 1 of 10,000 entries: room for 9,999 more." in confirm
+    data: dict[str, str] = {"key": DLQ, "to": "dlq", "start": "0", "nonce": views.new_nonce()}
+    replies: list[dict[str, Any]] = []
+    while not (replies and replies[-1]["finished"]):
+        response = client.post(url("archive_restore_all"), data, HTTP_ACCEPT="application/json")
+        assert response.status_code == 200, response.content
+        replies.append(response.json())
+        data |= {
+            "start": str(replies[-1]["start"]),
+            "nonce": replies[-1]["nonce"],
+            "tally": replies[-1]["tally"],
+        }
+        assert len(replies) < 10
+    assert [r["handled"] for r in replies] == [250, 500, 600] and replies[-1]["planned"] == 600
+    assert replies[-1]["summary"] == f"Restored 600 archived entries of {DLQ} to {DLQ}."
+    assert redis_client.lrange(DLQ, 0, -1) == [b"arrived meanwhile", *raws], "appended in their old order"
+    assert not ArchivedItem.objects.filter(state="archived").exists()
+    audits = AuditEntry.objects.filter(action="archive.restore_all")
+    assert [a.count for a in audits.order_by("id")] == [250, 250, 100]
+    replay = client.post(
+        url("archive_restore_all"), data | {"nonce": replies[0]["nonce"]}, HTTP_ACCEPT="application/json"
+    )
+    assert replay.status_code == 409 and redis_client.llen(DLQ) == 601
+    gone = client.get(url("archive_restore_all"), {"key": DLQ})
+    assert gone.status_code == 302 and shown_messages(gone) == [f"Nothing of {DLQ} is archived any more."]
+    assert client.get(url("archive_restore_all"), {"key": TARGET}).status_code == 404, "not a DLQ"
+
+
+def test_restore_all_without_javascript_continues_through_progress_pages(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    raws = seed(redis_client, 300)
+    client = logged_in(operator)
+    post(client, url("queue_matching", DLQ, "delete"), start="0")
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    page = post(client, url("archive_restore_all"), key=DLQ, to="dlq", start="0")
+    html = page.content.decode()
+    assert page.status_code == 200 and "<progress" in html and "250 of 300 entries dealt with" in html
+    assert 'name="key" value="dlq:detection_queue"' in html and 'name="to" value="dlq"' in html
+    assert f"Back to the archive of {DLQ}</a>" in html
+    state = page.context["state"]
+    done = post(
+        client, url("archive_restore_all"), key=DLQ, to="dlq", start=state.resume, tally=state.tally.dumps()
+    )
+    assert shown_messages(done) == [f"Restored 300 archived entries of {DLQ} to {DLQ}."]
+    assert redis_client.lrange(DLQ, 0, -1) == raws
+
+
+def test_restore_all_jobs_to_the_source_stops_when_it_is_full(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 4}
+    seed(redis_client, 6)
+    redis_client.rpush(DLQ, b"not json")
+    client = logged_in(operator)
+    post(client, url("queue_matching", DLQ, "delete"), start="0")
+    redis_client.rpush(TARGET, b"{}")
+    confirm = client.get(url("archive_restore_all"), {"key": DLQ, "to": "source"}).content.decode()
+    assert "their jobs to detection_queue" in confirm and "room for 3 more, so it stops after 3." in confirm
+    response = post(client, url("archive_restore_all"), key=DLQ, to="source", start="0")
+    assert response["Location"] == url("archive") + "?" + f"key={quote(DLQ)}"
+    assert shown_messages(response) == [
+        f"Restored 3 archived entries of {DLQ} to {TARGET}; stopped: {TARGET} is full (QUEUE_MAX_SIZE 4); "
+        f"1 {views.NOT_RESTORED}; 4 still archived."
+    ]
+    assert message_levels(response) == ["warning"]
+    pushed = [decode(raw).value["n"] for raw in redis_client.lrange(TARGET, 1, -1)]
+    assert pushed == [0, 1, 2] and ArchivedItem.objects.filter(state="archived").count() == 4
 
 
 def test_archive_restore_job_to_source_queue(redis_client: redis.Redis, operator: User) -> None:
