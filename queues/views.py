@@ -93,6 +93,13 @@ def queue_archive() -> QuerySet[ArchivedItem]:
     return ArchivedItem.objects.filter(kind__in=(ArchivedItem.Kind.LIST, ArchivedItem.Kind.STREAM))
 
 
+def archive_row(item: ArchivedItem) -> Row | None:
+    """An archived list entry summed up as its DLQ page showed it (a stream entry shows its id)."""
+    if item.kind != ArchivedItem.Kind.LIST:
+        return None
+    return row_of(dlq.Entry.of(item.key, -1, bytes(item.raw)), True)
+
+
 def queue_target(key: str) -> Target:
     family = keys.classify(key).name
     if family not in inventory.QUEUE_FAMILIES:
@@ -684,7 +691,7 @@ class QueuePages:
         return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
     def archive(self, request: HttpRequest) -> HttpResponse:
-        rows = queue_archive().defer("raw")
+        rows = queue_archive()
         key, state = request.GET.get("key", ""), request.GET.get("state", "")
         rows = rows.filter(key=key) if key else rows
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
@@ -695,6 +702,7 @@ class QueuePages:
         )  # fmt: skip
         keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
         context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
+        context["items"] = [(item, archive_row(item)) for item in page]
         if key and keys.classify(key).name in inventory.QUEUE_FAMILIES:  # what "Restore all" would take
             context |= {"restorable": archive.restorable(key).count(), "source": keys.source_queue(key)}
         context |= {

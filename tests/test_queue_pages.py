@@ -20,6 +20,7 @@ from console.models import ArchivedItem, AuditEntry
 from queues import dlq, views
 from queues.codec import decode, encode_payload
 from queues.demo import build_demo_world
+from queues.presentation import moment
 from tests.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
@@ -635,6 +636,15 @@ def test_archive_lists_filters_and_restores_identical_bytes(
         dlq.fingerprint(raws[1]),
     ]
     assert client.get(url("archive"), {"state": "restored"}).context["page"].paginator.count == 0
+    html = page.content.decode()
+    summaries = re.findall(r'<td class="queues-summary" data-label="Summary">(.*?)</td>', html)
+    assert len(summaries) == 2, "what each deleted entry was, as its DLQ page showed it"
+    assert re.sub(r"<[^>]+>", " ", summaries[0]).split() == [
+        "error_type", *decode(raws[2]).value["error_type"].split(),
+        "error", *decode(raws[2]).value["error"].split(),
+        "camera_id", decode(raws[2]).value["original_job"]["camera_id"],
+        "last_failed_at", *moment(decode(raws[2]).value["last_failed_at"]).split(),
+    ]  # fmt: skip
     ids = [str(row.pk) for row in page.context["page"]]
     response = post(client, url("archive_restore"), id=ids, to="dlq", back="state=archived")
     assert response["Location"] == url("archive") + "?state=archived"
