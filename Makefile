@@ -35,9 +35,10 @@ types: $(VENV)/.dev
 pytest: $(VENV)/.dev
 	$(PY) -m pytest
 
-# The database-backed tests once more on PostgreSQL (pytest-django creates and drops test_<name>).
+# The database-backed tests once more on PostgreSQL (pytest-django creates and drops test_<name>);
+# the archive's crash-safe claims and settles depend on the database's locking.
 test-postgres: $(VENV)/.dev
-	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/test_console_pages.py tests/test_health.py
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/test_console_pages.py tests/test_health.py tests/test_archive.py
 
 bench: $(VENV)/.dev
 	$(PY) bench/overview.py
