@@ -161,6 +161,50 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         assert not problems, problems
 
 
+def test_operator_restores_a_whole_deletion_from_the_archive(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Delete-all, then "Restore all" on the archive page puts every entry back in its old order."""
+    key = "dlq:browser_restore_queue"
+    raws = [
+        encode_payload({"original_job": {"camera_id": "yard", "n": n}, "error": "x"}) for n in range(8_000)
+    ]
+    live_redis.delete(key)
+    live_redis.rpush(key, *raws)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/matching/delete/")
+        login(page, base_url, "operator")
+        page.get_by_role("button", name="Yes, delete 8,000 entries").click()
+        status = page.locator("[data-testid=bulk-status]")
+        expect(status).to_have_text(summary("Deleted", 8_000, key), timeout=60_000)
+        assert live_redis.llen(key) == 0
+        live_redis.rpush(key, b"arrived meanwhile")
+
+        page.goto(f"{base_url}/archive/")
+        page.get_by_label("Key").select_option(key)
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-testid=restore-all]")).to_contain_text(
+            f"{key}: 8,000 entries still archived."
+        )
+        page.get_by_role("link", name=f"Restore all to {key}…").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Restore all 8,000 archived entries of {key} to {key}."
+        )
+        expect(page.locator("[data-testid=confirm-room]")).to_have_text(
+            f"{key} holds 1 of 10,000 entries: room for 9,999 more."
+        )
+        page.get_by_role("button", name="Yes, restore them").click()
+        expect(status).to_have_text(f"Restored 8,000 archived entries of {key} to {key}.", timeout=60_000)
+        expect(status).to_have_class(re.compile("queues-status-success"))
+        assert live_redis.lrange(key, 0, -1) == [b"arrived meanwhile", *raws], "appended in their old order"
+        page.get_by_role("link", name=f"Back to the archive of {key}").click()
+        expect(page.locator("[data-testid=restore-all]")).to_have_count(0)
+        assert not problems, problems
+
+
 # --- A selection across pages (select.js, and the same forms without it) ---------------------------
 
 
