@@ -35,7 +35,8 @@ BREAKER_FAILURES = 5  # DLQ_CIRCUIT_BREAKER_FAILURE_THRESHOLD: rejected DLQ writ
 
 
 def limit_of(key: str) -> int | None:
-    """QUEUE_MAX_SIZE for a list HSI keeps under it, ``None`` for one it appends to freely."""
+    """QUEUE_MAX_SIZE for a work queue or retry DLQ (and a stream: HSI's MAXLEN), ``None`` for an
+    overflow DLQ, which HSI appends to freely."""
     return _limit(keys.classify(key).name)
 
 
@@ -65,7 +66,7 @@ class QueueInfo:
 
     @property
     def level(self) -> str:
-        """ "full" or "filling" (from 80%) for a list HSI stops writing at its max size, else "ok".
+        """How near its max size a list HSI stops writing at is: "full", "filling" (from 80%) or "ok".
 
         Streams are trimmed by HSI's XADD MAXLEN rather than refused, so they are never flagged here.
         """
