@@ -380,6 +380,7 @@ BULK_VIEWS = frozenset(
         "stream_selected",
         "stream_all",
         "archive_restore",
+        "archive_restore_all",
         "keys_dedupe_clear",
         "keys_cache_invalidate",
         "keys_rate_limit_reset",

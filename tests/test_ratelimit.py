@@ -328,6 +328,8 @@ def test_bulk_page_action_is_limited_with_an_html_page(
     assert "Too many bulk actions. Try again in 1 minute." in html and 0 < retry_after(refused) <= 60
     assert "Traceback" not in html and "HSI Console" in html
     assert redis_client.llen(DLQ) == 2
+    restore_all = client.post(reverse("admin:archive_restore_all"), {"key": DLQ, "nonce": "c" * 32})
+    assert restore_all.status_code == 429, "restoring a whole archive is a bulk action too"
     assert client.get(reverse("admin:queue_items", args=[DLQ])).status_code == 200  # pages still open
 
 
