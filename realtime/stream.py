@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,8 +17,9 @@ LUA = Path(__file__).with_name("lua")
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
+@cache
 def script(name: str) -> Lua:
-    return lua.load(LUA / f"{name}.lua")
+    return lua.load(LUA / f"{name}.lua")  # cached by name: building the path costs more than the lookup
 
 
 def stream_key() -> str:
