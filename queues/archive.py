@@ -229,7 +229,7 @@ def _restore(
         if row.kind not in (Kind.LIST, Kind.STREAM):
             continue  # a job key (queues.jobs_archive): restored from the jobs pages, never pushed to a list
         try:
-            candidates.append((row.pk, _target(row, to_source), row.kind, _payload(row, to_source)))
+            candidates.append((row.pk, _target_key(row.key, to_source), row.kind, _payload(row, to_source)))
         except dlq.NotRetryable:
             continue  # cannot become a job again; it stays archived
     # One commit for the batch's claims, before anything is pushed. It starts with a write, so on
@@ -269,10 +269,6 @@ def _restore(
             _settle_restored(token, 0)
         raise
     return {"restored": restored, "not_restored": len(ids) - restored}, left
-
-
-def _target(row: ArchivedItem, to_source: bool) -> str:
-    return _target_key(row.key, to_source)
 
 
 def _target_key(key: str, to_source: bool) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import redis
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
@@ -162,6 +163,17 @@ def may_select(request: HttpRequest, target: Target) -> bool:
 
 def wants_json(request: HttpRequest) -> bool:
     return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def replayed_step(request: HttpRequest, client: redis.Redis, back: str) -> HttpResponse | None:
+    """The answer to a bulk step whose nonce was already used (a replayed POST, a second tab): a 409
+    for bulk.js, else a message and the way back; ``None`` for a first submission."""
+    if actions.first_submission(client, request.POST.get("nonce", "")):
+        return None
+    if wants_json(request):
+        return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
+    messages.warning(request, DUPLICATE)
+    return HttpResponseRedirect(back)
 
 
 def refuse(sentence: str, json_wanted: bool) -> HttpResponse:
@@ -414,11 +426,8 @@ class QueuePages:
                 return refuse(sentence, True)
             messages.error(request, sentence)
             return HttpResponseRedirect(back)
-        if not actions.first_submission(client, data.get("nonce", "")):
-            if as_json:
-                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
-            messages.warning(request, DUPLICATE)
-            return HttpResponseRedirect(back)
+        if (replayed := replayed_step(request, client, back)) is not None:
+            return replayed
         chunk, position, kept, _ = actions.act_on_stream(
             client,
             target.key,
@@ -662,13 +671,9 @@ class QueuePages:
     def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:
         """One time-boxed chunk of a bulk action; JSON for bulk.js, else a progress page or a redirect."""
         client, data = get_redis(), request.POST
-        wants_json = request.get_preferred_type(["text/html", "application/json"]) == "application/json"
         back = items_url(target.key, back_query(data))
-        if not actions.first_submission(client, data.get("nonce", "")):
-            if wants_json:
-                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
-            messages.warning(request, DUPLICATE)
-            return HttpResponseRedirect(back)
+        if (replayed := replayed_step(request, client, back)) is not None:
+            return replayed
         start = number(data.get("start"), 0)
         chunk, position, _ = actions.act_on_matching(
             client,
@@ -681,7 +686,7 @@ class QueuePages:
         )
         tally = Tally.parse(data.get("tally")).add(chunk, position)
         state = Progress(target, verb, chunk, tally, position, back)
-        if wants_json:
+        if wants_json(request):
             return JsonResponse(state.as_json())
         if state.finished:
             report(request, tally.outcome(chunk), verb)
@@ -771,11 +776,8 @@ class QueuePages:
 
     def _restore_step(self, request: HttpRequest, target: Target, to_source: bool, back: str) -> HttpResponse:
         client, data, as_json = get_redis(), request.POST, wants_json(request)
-        if not actions.first_submission(client, data.get("nonce", "")):
-            if as_json:
-                return JsonResponse({"error": DUPLICATE, "back": back}, status=409)
-            messages.warning(request, DUPLICATE)
-            return HttpResponseRedirect(back)
+        if (replayed := replayed_step(request, client, back)) is not None:
+            return replayed
         run, _ = actions.restore_all(
             client,
             target.key,
