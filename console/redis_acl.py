@@ -71,6 +71,7 @@ READ_COMMANDS: dict[str, str] = {
     "xinfo|stream": "stream facts",
     "xinfo|groups": "consumer groups, pending and lag",
     "xinfo|consumers": "consumers of a group",
+    "xpending": "a group's oldest pending entry, to tell whether trimming reached it",
     "watch": "optimistic checks before a job action",
     "unwatch": "end a WATCH without acting",
     "multi": "pipelines run as transactions",

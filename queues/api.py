@@ -199,11 +199,18 @@ class QueueInfoSerializer(serializers.Serializer):
     level = serializers.ChoiceField(
         choices=["ok", "filling", "full"],
         help_text="For a work queue or retry DLQ: filling from 80% of max_size, full at it (HSI then "
-        "rejects or evicts new items; a full retry DLQ makes HSI drop failed jobs).",
+        "rejects or evicts new items; a full retry DLQ makes HSI drop failed jobs). For a stream, which "
+        "HSI trims at MAXLEN: filling when a group is 80% of max_size behind, full when trimming reached "
+        "or is about to reach entries a group has not processed (a stream DLQ: also by its length).",
     )
     alert = serializers.CharField(allow_null=True, help_text="What level means for HSI and what to do.")
     oldest_age_seconds = serializers.FloatField(allow_null=True)
-    groups = serializers.ListField(child=serializers.DictField(), help_text="Consumer groups of a stream.")
+    groups = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Consumer groups of a stream: XINFO GROUPS' fields, consumer_details, idle_consumers, "
+        "behind (pending + lag), trimmed_unread (entries trimmed before the group read them), "
+        "pending_trimmed (its oldest pending entry was trimmed) and level.",
+    )
 
 
 class QueueListSerializer(serializers.Serializer):

@@ -1,7 +1,12 @@
 """Every queue and DLQ of both layouts with depth, fill ratio and oldest-item age, in one round trip.
 
 Streams add their consumer groups; a second round trip, only when there are groups, reads every
-group's consumers (XINFO CONSUMERS) at once.
+group's consumers (XINFO CONSUMERS) and pending summary (XPENDING) at once.
+
+HSI stops writing a list at QUEUE_MAX_SIZE, but it trims a stream: ``XADD MAXLEN ~ QUEUE_MAX_SIZE``
+deletes the oldest entries whether or not a consumer group has processed them. So a list is flagged
+by its length, a stream by how far behind its groups are (and a stream DLQ by its length too, since
+every new failure trims its oldest failed job once it is at MAXLEN).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ WARN_RATIO = 0.8  # HSI's QUEUE_BACKPRESSURE_THRESHOLD
 # (RetryHandler writes with the reject policy). HSI appends to an overflow DLQ with no limit.
 BOUNDED_FAMILIES = frozenset({"queues", "dlq"})
 BREAKER_FAILURES = 5  # DLQ_CIRCUIT_BREAKER_FAILURE_THRESHOLD: rejected DLQ writes before it opens
+LEVELS = ("ok", "filling", "full")  # in order of urgency
 
 
 def limit_of(key: str) -> int | None:
@@ -54,6 +60,7 @@ class QueueInfo:
     max_size: int | None = None  # None: no limit (an overflow DLQ); streams: HSI's MAXLEN
     oldest_age_seconds: float | None = None
     groups: list[dict[str, Any]] = field(default_factory=list)
+    first_id: str | None = None  # a stream's oldest entry, the next one XADD MAXLEN trims
 
     @property
     def fill_ratio(self) -> float | None:
@@ -66,13 +73,22 @@ class QueueInfo:
 
     @property
     def level(self) -> str:
-        """How near its max size a list HSI stops writing at is: "full", "filling" (from 80%) or "ok".
+        """ "full", "filling" or "ok": how near HSI is to refusing or losing this queue's entries.
 
-        Streams are trimmed by HSI's XADD MAXLEN rather than refused, so they are never flagged here.
+        A list (and a stream DLQ) by its length: filling from 80% of its max size, full at it. A
+        stream also by its worst consumer group (see ``group_level``); an overflow DLQ never.
         """
-        if self.type != "list" or self.fill_ratio is None:
+        return max(self._fill_level, self._group_level, key=LEVELS.index)
+
+    @property
+    def _fill_level(self) -> str:
+        if self.fill_ratio is None or (self.type == "stream" and self.kind != "dlq"):
             return "ok"
         return "full" if self.fill_ratio >= 1 else "filling" if self.fill_ratio >= WARN_RATIO else "ok"
+
+    @property
+    def _group_level(self) -> str:
+        return max((group["level"] for group in self.groups), key=LEVELS.index, default="ok")
 
     @property
     def warning(self) -> bool:
@@ -83,7 +99,19 @@ class QueueInfo:
         """What the level means for HSI, and what to do, as a sentence ("" when all is well)."""
         if self.level == "ok":
             return ""
+        if self._group_level == self.level:
+            return self._group_alert()
         size = f"{self.length:,} of {self.max_size:,}"
+        if self.type == "stream":  # a stream DLQ
+            if self.level == "full":
+                return (
+                    f"Full ({size}): every new failure makes HSI's XADD MAXLEN trim the oldest failed "
+                    "job from this DLQ, and that job is lost. Retry or delete entries to make room."
+                )
+            return (
+                f"Filling up ({size}): at MAXLEN HSI's XADD trims the oldest failed jobs. Retry or "
+                "delete entries before it is full."
+            )
         if self.kind == "dlq":
             if self.level == "full":
                 return (
@@ -106,10 +134,36 @@ class QueueInfo:
             "reject or evict."
         )
 
+    def _group_alert(self) -> str:
+        """The worst group's state as a sentence: entries trimmed unprocessed, or about to be."""
+        group = max(self.groups, key=lambda g: (LEVELS.index(g["level"]), g["behind"]))
+        name, behind = group["name"], f"{group['behind']:,}"
+        if group["level"] == "filling":
+            return (
+                f"Falling behind: group {name} has {behind} entries it has not processed, "
+                f"{group['behind'] / self.max_size:.0%} of MAXLEN {self.max_size:,}. At MAXLEN HSI's XADD "
+                "trims the oldest entries whether or not they were processed."
+            )
+        lost = []
+        if group["trimmed_unread"]:
+            lost.append(f"{group['trimmed_unread']:,} entries it had not read")
+        if group["pending_trimmed"]:
+            lost.append("entries it had read but not acknowledged (its oldest pending entry is gone)")
+        if lost:
+            what = f"Losing entries of group {name}: HSI's XADD MAXLEN trimmed {' and '.join(lost)}."
+        else:
+            what = (
+                f"Trimming unprocessed entries ({self.length:,} of MAXLEN {self.max_size:,}): group {name} "
+                f"is {behind} behind and has not processed the oldest entry, which HSI's next XADD trims."
+            )
+        return f"{what} The group's consumers are not keeping up; check that they are running."
+
     def as_dict(self) -> dict[str, Any]:
         ratio = self.fill_ratio
+        facts = asdict(self)
+        del facts["first_id"]
         return {
-            **asdict(self),
+            **facts,
             "fill_ratio": None if ratio is None else round(ratio, 4),
             "level": self.level,
             "alert": self.alert or None,
@@ -213,17 +267,32 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
         else:
             pipe.xlen(info.key)
             pipe.xinfo_groups(info.key)
-    replies = pipe.execute(raise_on_error=False)
+            pipe.xrange(info.key, count=1)
+    replies = iter(pipe.execute(raise_on_error=False))
     now = time.time()
-    for index, info in enumerate(infos):
-        length, extra = replies[2 * index], replies[2 * index + 1]
+    for info in infos:
+        length, extra = next(replies), next(replies)
         info.length = length if isinstance(length, int) else 0
         if info.type == "list":
             info.oldest_age_seconds = oldest_age(extra if isinstance(extra, bytes) else None, now)
-        elif isinstance(extra, list):
+            continue
+        if isinstance(extra, list):
             info.groups = [_group(group) for group in extra]
-    _add_consumers(client, infos)
+        first = next(replies)
+        if isinstance(first, list) and first:
+            info.first_id = _text(first[0][0])
+            info.oldest_age_seconds = max(now - entry_ms(info.first_id) / 1000, 0.0)
+    _add_group_facts(client, infos)
     return infos
+
+
+def entry_ms(entry_id: str) -> int:
+    """The time (ms since the epoch) Redis stamped into a stream entry id, ``<ms>-<seq>``."""
+    return int(entry_id.split("-")[0])
+
+
+def _id_order(entry_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in entry_id.split("-"))
 
 
 def _text(value: Any) -> Any:
@@ -234,23 +303,63 @@ def _group(group: dict[Any, Any]) -> dict[str, Any]:
     return {_text(k): _text(v) for k, v in group.items()}
 
 
-def _add_consumers(client: redis.Redis, infos: list[QueueInfo]) -> None:
-    """Each group's consumers with pending count and idle times, for all groups in one pipeline.
+def _add_group_facts(client: redis.Redis, infos: list[QueueInfo]) -> None:
+    """Each group's consumers and oldest pending entry, for all groups in one pipeline.
 
     ``idle_consumers`` flags a group whose consumers have all been idle (no read or claim
     attempted) longer than ``CONSUMER_IDLE_SECONDS``; a group without consumers is not flagged.
     """
-    groups = [(info.key, group) for info in infos for group in info.groups]
+    groups = [(info, group) for info in infos for group in info.groups]
     if not groups:
         return
     pipe = client.pipeline(transaction=False)
-    for key, group in groups:
-        pipe.xinfo_consumers(key, str(group.get("name", "")))
+    for info, group in groups:
+        pipe.xinfo_consumers(info.key, str(group.get("name", "")))
+        pipe.xpending(info.key, str(group.get("name", "")))
+    replies = iter(pipe.execute(raise_on_error=False))
     threshold = float(conf("CONSUMER_IDLE_SECONDS"))
-    for (_, group), reply in zip(groups, pipe.execute(raise_on_error=False), strict=True):
+    for info, group in groups:
+        reply, pending = next(replies), next(replies)
         consumers = [_consumer(c) for c in reply] if isinstance(reply, list) else []
         group["consumer_details"] = consumers
         group["idle_consumers"] = bool(consumers) and all(c["idle_seconds"] > threshold for c in consumers)
+        oldest = pending.get("min") if isinstance(pending, dict) else None
+        group |= group_risk(info, group, _text(oldest) if oldest else None)
+
+
+def group_risk(info: QueueInfo, group: dict[str, Any], oldest_pending: str | None) -> dict[str, Any]:
+    """How much of a stream a group has not processed, and whether HSI's trimming reaches it.
+
+    ``behind``: pending (read, not acknowledged) plus lag (not read yet). ``trimmed_unread``:
+    entries XADD MAXLEN trimmed before the group read them (Redis counts entries added and read, so
+    a lag longer than the stream says so). ``pending_trimmed``: the oldest pending entry is older
+    than the stream's first, so it was trimmed before it was acknowledged. ``level``: "full" when
+    entries were lost that way or the stream is at MAXLEN with the group's oldest unprocessed entry
+    the next to be trimmed, "filling" when the group is 80% of MAXLEN behind.
+    """
+    lag = group.get("lag") if isinstance(group.get("lag"), int) else None
+    pending = int(group.get("pending") or 0)
+    behind = pending + (lag or 0)
+    first = _id_order(info.first_id) if info.first_id else None
+    trimmed_unread = max((lag or 0) - info.length, 0)
+    pending_trimmed = bool(first and oldest_pending and _id_order(oldest_pending) < first)
+    at_max = bool(info.max_size and info.length >= info.max_size and info.length)
+    at_head = at_max and (
+        (lag is not None and lag >= info.length)
+        or bool(first and oldest_pending and _id_order(oldest_pending) <= first)
+    )
+    if trimmed_unread or pending_trimmed or at_head:
+        level = "full"
+    elif info.max_size and behind >= WARN_RATIO * info.max_size:
+        level = "filling"
+    else:
+        level = "ok"
+    return {
+        "behind": behind,
+        "trimmed_unread": trimmed_unread,
+        "pending_trimmed": pending_trimmed,
+        "level": level,
+    }
 
 
 def _consumer(reply: dict[Any, Any]) -> dict[str, Any]:

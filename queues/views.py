@@ -365,6 +365,7 @@ class QueuePages:
         rows = stream_rows(page.entries)
         more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
         context |= {"stream": info, "stream_rows": rows, "stream_total": page.total, "more_url": more}
+        context["alerts"] = [info] if info.warning else []
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
         context["back"] = stream_back(request.GET)
         if context["selection"] is not None:

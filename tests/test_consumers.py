@@ -63,7 +63,7 @@ def test_queue_list_flags_the_group_whose_consumers_are_all_idle(workers: redis.
     )
     assert groups["busy"] == "6 pending, lag 0, 2 consumers"
     assert re.fullmatch(
-        r'4 pending, lag 2, 1 consumer <span [^>]*data-testid="idle-consumers"[^>]*>idle consumers</span>',
+        r'4 pending, lag 2, 1 consumer, <span [^>]*data-testid="idle-consumers"[^>]*>idle consumers</span>',
         groups["stalled"],
     )
     assert html.count('data-testid="idle-consumers"') == 1

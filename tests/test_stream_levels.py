@@ -1,0 +1,175 @@
+"""Streams are trimmed, not refused: flag the groups HSI's XADD MAXLEN is about to, or did, trim past.
+
+Each test drives a real stream the way HSI does (XADD MAXLEN, XREADGROUP, XACK) and reads the
+verdict from the inventory, the queue list, the item browser and the API.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from typing import Any
+
+import pytest
+import redis
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from queues import inventory
+
+STREAM, DLQ, GROUP = "detections:stream", "detections:stream:dlq", "detection-workers"
+MAX = 10
+
+
+@pytest.fixture
+def max_size(settings) -> int:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": MAX}
+    return MAX
+
+
+def produce(client: redis.Redis, count: int, key: str = STREAM) -> None:
+    """HSI's producer: XADD with MAXLEN (exact here, so the numbers are exact)."""
+    for n in range(count):
+        client.xadd(key, {"camera_id": "porch", "detection_id": str(n)}, maxlen=MAX, approximate=False)
+
+
+def consume(client: redis.Redis, count: int, ack: bool = True) -> list[bytes]:
+    """HSI's worker: XREADGROUP ``>`` then (unless it dies first) XACK."""
+    reply: list = client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=count)  # type: ignore[assignment]
+    ids = [entry_id for entry_id, _ in reply[0][1]] if reply else []
+    if ack and ids:
+        client.xack(STREAM, GROUP, *ids)
+    return ids
+
+
+def group_of(info: inventory.QueueInfo) -> dict:
+    return next(g for g in info.groups if g["name"] == GROUP)
+
+
+def test_a_stream_at_maxlen_with_its_group_caught_up_is_fine(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    produce(redis_client, 25)
+    consume(redis_client, 100)
+    info = inventory.describe(redis_client, STREAM)
+    assert (info.length, info.level, info.alert) == (MAX, "ok", "")
+    assert (
+        group_of(info).items()
+        >= {"behind": 0, "trimmed_unread": 0, "pending_trimmed": False, "level": "ok"}.items()
+    )
+    rows: Any = redis_client.xrange(STREAM, count=1)
+    first = rows[0][0].decode()
+    expected_age = time.time() - int(first.split("-")[0]) / 1000
+    assert info.oldest_age_seconds is not None and abs(info.oldest_age_seconds - expected_age) < 5
+
+
+def test_a_group_80_percent_behind_is_falling_behind(redis_client: redis.Redis, max_size: int) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 7)
+    consume(redis_client, 2, ack=False)
+    assert inventory.describe(redis_client, STREAM).level == "ok"  # 2 pending + 5 unread: 70%
+    produce(redis_client, 1)
+    info = inventory.describe(redis_client, STREAM)
+    assert (info.level, group_of(info)["behind"]) == ("filling", 8)
+    assert info.alert.startswith(f"Falling behind: group {GROUP} has 8 entries it has not processed, 80%")
+
+
+def test_stopped_consumers_at_maxlen_mean_the_next_xadd_trims_unread_entries(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, MAX)  # every entry unread, and the stream at MAXLEN
+    info = inventory.describe(redis_client, STREAM)
+    assert (info.level, group_of(info)["trimmed_unread"]) == ("full", 0)
+    assert info.alert.startswith(
+        f"Trimming unprocessed entries (10 of MAXLEN 10): group {GROUP} is 10 behind"
+    )
+    assert inventory.alerts([info]) == [info]
+
+
+def test_entries_trimmed_before_the_group_read_them_are_counted_as_lost(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 4)
+    consume(redis_client, 4)  # the group has read (and acknowledged) 4 of 4
+    produce(redis_client, 13)  # 13 more while the workers are down: 3 are trimmed unread
+    info = inventory.describe(redis_client, STREAM)
+    group = group_of(info)
+    assert (group["lag"], info.length, group["trimmed_unread"], group["pending_trimmed"]) == (
+        13,
+        10,
+        3,
+        False,
+    )
+    assert info.level == "full"
+    assert info.alert.startswith(
+        f"Losing entries of group {GROUP}: HSI's XADD MAXLEN trimmed 3 entries it had not read."
+    )
+
+
+def test_a_pending_entry_trimmed_before_its_ack_is_lost_and_one_at_the_head_is_next(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, MAX)
+    consume(redis_client, 1, ack=False)  # a worker took the oldest entry and hangs
+    consume(redis_client, MAX)  # the others are processed
+    info = inventory.describe(redis_client, STREAM)
+    assert (group_of(info)["behind"], group_of(info)["lag"]) == (1, 0)
+    assert info.level == "full" and "has not processed the oldest entry" in info.alert  # next XADD trims it
+    produce(redis_client, 1)
+    info = inventory.describe(redis_client, STREAM)
+    assert group_of(info)["pending_trimmed"] is True and info.level == "full"
+    assert "entries it had read but not acknowledged (its oldest pending entry is gone)" in info.alert
+
+
+def test_a_stream_dlq_is_flagged_by_length_since_a_failure_at_maxlen_trims_the_oldest(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    produce(redis_client, 7, key=DLQ)
+    assert inventory.describe(redis_client, DLQ).level == "ok"
+    produce(redis_client, 1, key=DLQ)
+    filling = inventory.describe(redis_client, DLQ)
+    assert filling.level == "filling" and filling.alert.startswith("Filling up (8 of 10)")
+    produce(redis_client, 5, key=DLQ)
+    full = inventory.describe(redis_client, DLQ)
+    assert full.level == "full"
+    assert full.alert.startswith("Full (10 of 10): every new failure makes HSI's XADD MAXLEN trim the oldest")
+
+
+def test_queue_list_item_browser_and_api_show_the_trimming(
+    redis_client: redis.Redis, viewer_client: Client, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 4)
+    consume(redis_client, 2, ack=False)
+    produce(redis_client, 11)  # 2 pending trimmed, and 13 unread of which 3 trimmed
+    listing = viewer_client.get(reverse("admin:queue_list")).content.decode()
+    row = listing[listing.index(f'<tr data-key="{STREAM}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'class="queues-full"' in row and "10 of MAXLEN 10 · losing entries" in row
+    assert 'data-testid="trimmed-unread"' in row and "3 trimmed unread" in row
+    assert 'data-testid="pending-trimmed"' in row
+    assert f"Losing entries of group {GROUP}" in listing[: listing.index('data-testid="queue-list"')]
+    items = html.unescape(viewer_client.get(reverse("admin:queue_items", args=[STREAM])).content.decode())
+    assert (
+        f"Losing entries of group {GROUP}: HSI's XADD MAXLEN trimmed 3 entries it had not read and" in items
+    )
+    api = {q["key"]: q for q in viewer_client.get("/api/queues/").json()["queues"]}[STREAM]
+    assert (api["level"], api["length"], api["max_size"]) == ("full", 10, 10)
+    assert api["groups"][0]["trimmed_unread"] == 3 and api["groups"][0]["pending_trimmed"] is True
+    assert api["oldest_age_seconds"] is not None and "first_id" not in api
+
+
+def test_dlq_list_prints_the_stream_alert_on_stderr(redis_client: redis.Redis, max_size: int) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 8)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("dlq", "list", stdout=out, stderr=err)
+    assert re.search(rf"^{STREAM} +queue +stream +8 +- +-$", out.getvalue(), re.MULTILINE)
+    assert f"{STREAM}: Falling behind: group {GROUP} has 8 entries it has not processed" in err.getvalue()
