@@ -543,6 +543,14 @@ def test_rows_are_capped_newest_first(
         ).to_contain_text("520")
 
 
+# The parts of tile keys (the text between colons) that the browser broke across lines.
+BROKEN_KEY_PARTS = """() => [...document.querySelectorAll(".live-tile-key")].flatMap((key) =>
+  [...key.childNodes].filter((node) => node.nodeType === Node.TEXT_NODE && node.textContent.length > 1)
+    .filter((node) => { const range = document.createRange(); range.selectNodeContents(node);
+                        return range.getClientRects().length > 1; })
+    .map((node) => node.textContent))"""
+
+
 def scripted_world(socket: WebSocketRoute) -> None:
     """One of everything the page draws: events of each risk, depths (one over 80%), an action."""
     socket.send(frame("caught_up", {"last_id": None, "replayed": 0}))
@@ -625,7 +633,7 @@ def scripted_world(socket: WebSocketRoute) -> None:
             "key": "dlq:overflow:analysis_queue",
             "kind": "dlq",
             "type": "list",
-            "length": 12,
+            "length": 1_048_576,
             "max_size": None,
             "fill_ratio": None,
             "level": "ok",
@@ -634,9 +642,10 @@ def scripted_world(socket: WebSocketRoute) -> None:
             "key": "detections:stream",
             "kind": "queue",
             "type": "stream",
-            "length": 5_000,
+            "length": 10_000,
             "max_size": 10_000,
-            "fill_ratio": 0.5,
+            "fill_ratio": 1.0,
+            "level": "full",
         },
     ]
     socket.send(frame("queue_depths", {"sampled_at": "2026-02-12T07:15:05+00:00", "queues": queues}))
@@ -675,5 +684,14 @@ def test_scripted_screenshots(
         expect(page.locator('[data-key="detection_queue"]')).to_have_class("live-tile live-tile-warn")
         overflow = page.locator('[data-key="dlq:overflow:analysis_queue"] .live-tile-fill')
         expect(overflow).to_have_text("dead-letter list · no limit")
+        expect(page.locator('[data-key="dlq:overflow:analysis_queue"] .live-tile-length')).to_have_text(
+            "1,048,576"
+        )
+        stream = page.locator('[data-key="detections:stream"]')
+        expect(stream).to_have_class("live-tile live-tile-warn live-tile-full")
+        expect(stream.locator(".live-tile-fill")).to_have_text(
+            "work stream · 10,000 of MAXLEN 10,000 · losing entries"
+        )
         expect(page.locator("[data-testid=live-actions] li")).to_contain_text("alice: Retried 120 entries")
         shoot(page, f"scripted-{width}")
+        assert page.evaluate(BROKEN_KEY_PARTS) == [], "a tile's key broke inside a word"

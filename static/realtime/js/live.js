@@ -9,6 +9,9 @@ const ACTIONS_KEPT = 20;
 const SUMMARY_CHARS = 300;
 // Depth samples carry the server's verdict on a bounded list (queues.inventory.QueueInfo.level).
 const LEVEL_NOTES = { ok: "", filling: " · filling up", full: " · full" };
+// A stream is trimmed rather than refused: its level says how far behind its groups are (or, for a
+// stream DLQ, how near MAXLEN it is, where each new failure trims the oldest).
+const STREAM_NOTES = { ok: "", filling: " · falling behind", full: " · losing entries" };
 // 4008: the server's "do not reconnect" (daphne cannot send RFC 6455's 1008); 4011: reconnect.
 const POLICY_CLOSES = new Set([1008, 4008]);
 const FIELD_SKIP = /(^id$|_id$|^camera|_at$|time|^timestamp$)/;
@@ -429,7 +432,7 @@ class LivePage {
     const kind = `${queue.kind === "dlq" ? "dead-letter" : "work"} ${isList ? "list" : "stream"}`;
     const max = (Number(queue.max_size) || 0).toLocaleString("en-US");
     const size = limited ? `${percent(ratio)} of ${max}${LEVEL_NOTES[level]}` : "no limit";
-    const fill = isList ? size : "capped by MAXLEN";
+    const fill = isList ? size : `${length.toLocaleString("en-US")} of MAXLEN ${max}${STREAM_NOTES[level]}`;
     tile.querySelector(".live-tile-fill").textContent = `${kind} · ${fill}`;
     return tile;
   }
