@@ -258,15 +258,20 @@ def restore(
     client: redis.Redis, ids: list[int], *, to_source: bool, request: HttpRequest | None
 ) -> dict[str, int]:
     archive.reconcile(client, older_than_seconds=RECONCILE_AFTER_SECONDS)
-    result = archive.restore(client, ids, _username(request), to_source=to_source)
+    done = archive.restore_rows(client, ids, _username(request), to_source=to_source)
     audit.record(
         getattr(request, "user", None),
         "archive.restore",
-        count=result["restored"],
+        count=len(done.restored),
         request=request,
-        detail={**result, "ids": ids[:AUDITED_FINGERPRINTS], "to_source": to_source},
+        detail={
+            **done.result,
+            "ids": ids[:AUDITED_FINGERPRINTS],
+            "to_source": to_source,
+            "fingerprints": done.fingerprints[:AUDITED_FINGERPRINTS],
+        },
     )
-    return result
+    return done.result
 
 
 def restore_all(
@@ -297,6 +302,7 @@ def restore_all(
             "rows_through": run.after,
             "full": run.full,
             "remaining": run.remaining,
+            "fingerprints": run.fingerprints[:AUDITED_FINGERPRINTS],
         },
     )
     return run, entry.pk

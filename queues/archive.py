@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -161,11 +161,28 @@ def _settle_restored(token: str, pushed: int) -> None:
         claimed.filter(batch_index__gte=pushed).update(state=State.ARCHIVED, restored_at=None, restored_by="")
 
 
+@dataclass
+class Restored:
+    """What one restore call did with the archive rows it was asked for."""
+
+    asked: list[int]
+    restored: dict[int, str] = field(default_factory=dict)  # row id -> fingerprint, pushed back
+    left: list[int] = field(default_factory=list)  # claimed, not pushed: the target reached its size
+
+    @property
+    def result(self) -> dict[str, int]:
+        return {"restored": len(self.restored), "not_restored": len(self.asked) - len(self.restored)}
+
+    @property
+    def fingerprints(self) -> list[str]:
+        return list(self.restored.values())
+
+
 def restore(
     client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool = False
 ) -> dict[str, int]:
     """Put archived entries back (to their DLQ, or their job straight to the source queue)."""
-    return _restore(client, ids, username, to_source)[0]
+    return restore_rows(client, ids, username, to_source=to_source).result
 
 
 @dataclass
@@ -175,10 +192,11 @@ class RestoreRun:
     key: str
     target: str
     restored: int = 0
-    not_restored: int = 0
+    not_restored: int = 0  # rows it stepped over (no job to restore, or restored by someone else)
     full: bool = False  # the target reached QUEUE_MAX_SIZE: the rest stays archived
     after: int = 0
     remaining: int = 0  # archived rows of the key after ``after``
+    fingerprints: list[str] = field(default_factory=list)  # of the rows restored, in order
 
 
 def restorable(key: str) -> QuerySet[ArchivedItem]:
@@ -205,12 +223,15 @@ def restore_all(
         ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[: dlq.BATCH_SIZE])
         if not ids:
             break
-        result, left = _restore(client, ids, username, to_source)
-        run.restored += result["restored"]
-        run.not_restored += result["not_restored"] - len(left)
+        batch = restore_rows(client, ids, username, to_source=to_source)
+        run.restored += len(batch.restored)
+        run.fingerprints += batch.fingerprints
         run.after = ids[-1]
-        if left:  # the target is full: resume with the first row it had no room for
-            run.full, run.after = True, min(left) - 1
+        if batch.left:  # the target is full: resume with the first row it had no room for
+            run.full, run.after = True, min(batch.left) - 1
+        # Rows stepped over, counted once: those after a full stop are met again on resuming.
+        run.not_restored += sum(pk <= run.after and pk not in batch.restored for pk in ids)
+        if run.full:
             break
         if time.monotonic() >= deadline:
             break
@@ -218,12 +239,12 @@ def restore_all(
     return run
 
 
-def _restore(
-    client: redis.Redis, ids: Sequence[int], username: str, to_source: bool
-) -> tuple[dict[str, int], list[int]]:
-    """``restore``, and the rows left archived because their target reached QUEUE_MAX_SIZE."""
-    left: list[int] = []
+def restore_rows(client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool) -> Restored:
+    """``restore``, saying which rows went back (with their fingerprints) and which were left
+    archived because their target reached QUEUE_MAX_SIZE."""
+    done = Restored(list(ids))
     groups: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
+    fingerprints: dict[int, str] = {}
     candidates = []
     for row in ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id"):
         if row.kind not in (Kind.LIST, Kind.STREAM):
@@ -232,6 +253,7 @@ def _restore(
             candidates.append((row.pk, _target_key(row.key, to_source), row.kind, _payload(row, to_source)))
         except dlq.NotRetryable:
             continue  # cannot become a job again; it stays archived
+        fingerprints[row.pk] = row.fingerprint
     # One commit for the batch's claims, before anything is pushed. It starts with a write, so on
     # SQLite it waits for a concurrent writer rather than failing to upgrade a read lock.
     with transaction.atomic():
@@ -250,7 +272,6 @@ def _restore(
             if claimed:
                 payloads.append(payload)
                 claimed_ids.append(pk)
-    restored = 0
     try:
         for (target, kind), (token, payloads, claimed_ids) in groups.items():
             if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
@@ -260,15 +281,15 @@ def _restore(
                 limit = conf("QUEUE_MAX_SIZE") if to_source else inventory.limit_of(target) or 0
                 pushed = push_entries(client, target, payloads, limit, token)
             if limit > 0 and pushed >= 0:  # -1: fenced off by reconcile, which settles the rows
-                left += claimed_ids[pushed:]
+                done.left += claimed_ids[pushed:]
             pushed = max(pushed, 0)
             _settle_restored(token, pushed)
-            restored += pushed
+            done.restored |= {pk: fingerprints[pk] for pk in claimed_ids[:pushed]}
     except redis.exceptions.NoPermissionError:  # an ACL refused a call before it ran: rows stay archived
         for token, *_ in groups.values():
             _settle_restored(token, 0)
         raise
-    return {"restored": restored, "not_restored": len(ids) - restored}, left
+    return done
 
 
 def _target_key(key: str, to_source: bool) -> str:

@@ -879,7 +879,7 @@ class RestoreProgress(Progress):
         if outcome.skipped:
             text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
         if outcome.remaining:
-            text += f"; {outcome.remaining:,} still archived"
+            text += f"; {outcome.remaining:,} still to restore"
         return text + "."
 
 

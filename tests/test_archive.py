@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from console.models import ArchivedItem, AuditEntry
 from queues import actions, archive, dlq
@@ -70,6 +70,51 @@ def test_restore_to_source_stops_at_queue_max_size_whatever_the_queue_is_called(
             "not_restored": 1,
         }
     assert redis_client.llen("custom_work") == 2
+
+
+def archived(raws: list[bytes]) -> list[int]:
+    """Archive rows of DLQ entries, as a delete would have left them; their ids in order."""
+    rows = ArchivedItem.objects.bulk_create(
+        ArchivedItem(key=DLQ, raw=raw, fingerprint=dlq.fingerprint(raw), size=len(raw), state=State.ARCHIVED)
+        for raw in raws
+    )
+    return [row.pk for row in rows]
+
+
+def test_restore_all_counts_a_stepped_over_row_once_across_full_stops(redis_client: redis.Redis) -> None:
+    """A row with no job after the point a full target stopped the step is met again on resuming:
+    it is counted when it is passed, not at every stop; each step knows what it restored."""
+    raws = [failure(n) for n in range(150)] + [b"no job here"] + [failure(n) for n in range(150, 250)]
+    archived(raws)
+    steps = []
+    with override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": 100}):
+        after = 0
+        while True:
+            run = archive.restore_all(redis_client, DLQ, "otto", to_source=True, after=after)
+            steps.append((run.restored, run.not_restored, run.full, run.remaining))
+            jobs = [dlq.decode(job).value["n"] for job in redis_client.lrange(TARGET, 0, -1)]
+            assert run.fingerprints == [dlq.fingerprint(failure(n)) for n in jobs]
+            if not run.full:
+                break
+            redis_client.delete(TARGET)  # HSI's workers took them
+            after = run.after
+    assert steps == [(100, 0, True, 151), (100, 1, True, 50), (50, 0, False, 0)]
+    assert bytes(ArchivedItem.objects.get(state=State.ARCHIVED).raw) == b"no job here"
+
+
+def test_restores_audit_the_fingerprints_they_put_back(redis_client: redis.Redis, operator) -> None:
+    raws = [failure(n) for n in range(4)]
+    ids = archived([*raws[:2], b"no job here", *raws[2:]])
+    request = RequestFactory().post("/")
+    request.user = operator
+    actions.restore(redis_client, ids[:3], to_source=True, request=request)
+    run, audit_id = actions.restore_all(redis_client, DLQ, to_source=False, request=request)
+    picked = AuditEntry.objects.get(action="archive.restore")
+    assert (picked.count, picked.detail["fingerprints"]) == (2, [dlq.fingerprint(r) for r in raws[:2]])
+    assert picked.detail["ids"] == ids[:3] and picked.detail["not_restored"] == 1
+    every = AuditEntry.objects.get(pk=audit_id)
+    assert every.detail["fingerprints"] == [dlq.fingerprint(r) for r in (b"no job here", *raws[2:])]
+    assert (every.count, run.restored, redis_client.llen(DLQ)) == (3, 3, 3)
 
 
 def test_entry_gone_before_delete_leaves_no_row(redis_client: redis.Redis) -> None:
