@@ -181,6 +181,51 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="A sentence that says what is wrong.")
 
 
+class ConsumerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    pending = serializers.IntegerField(help_text="Entries delivered to it and not acknowledged.")
+    idle_seconds = serializers.FloatField(help_text="Since it last tried to read or claim.")
+    inactive_seconds = serializers.FloatField(
+        allow_null=True, help_text="Since it last got an entry (Redis 7.2 and later; else null)."
+    )
+
+
+class StreamGroupSerializer(serializers.Serializer):
+    """A consumer group: XINFO GROUPS' own fields (hyphenated, as Redis names them), then the console's."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "name": serializers.CharField(),
+            "consumers": serializers.IntegerField(),
+            "pending": serializers.IntegerField(help_text="Read, not acknowledged."),
+            "last-delivered-id": serializers.CharField(),
+            "entries-read": serializers.IntegerField(
+                required=False, allow_null=True, help_text="Reported by Redis 7 and later."
+            ),
+            "lag": serializers.IntegerField(
+                required=False,
+                allow_null=True,
+                help_text="Entries not read yet (Redis 7 and later); null when Redis cannot tell.",
+            ),
+            "consumer_details": ConsumerSerializer(many=True),
+            "idle_consumers": serializers.BooleanField(
+                help_text="Every consumer idle longer than CONSUMER_IDLE_SECONDS."
+            ),
+            "behind": serializers.IntegerField(help_text="pending + lag: entries not processed yet."),
+            "trimmed_unread": serializers.IntegerField(
+                help_text="Entries HSI's XADD MAXLEN trimmed before this group read them."
+            ),
+            "pending_trimmed": serializers.BooleanField(
+                help_text="Its oldest pending entry was trimmed before it was acknowledged."
+            ),
+            "level": serializers.ChoiceField(
+                choices=["ok", "filling", "full"],
+                help_text="filling: 80% of MAXLEN behind; full: trimming reached, or is next to reach, "
+                "an entry it has not processed.",
+            ),
+        }
+
+
 class QueueInfoSerializer(serializers.Serializer):
     key = serializers.CharField()
     kind = serializers.ChoiceField(choices=["queue", "dlq"])
@@ -205,12 +250,7 @@ class QueueInfoSerializer(serializers.Serializer):
     )
     alert = serializers.CharField(allow_null=True, help_text="What level means for HSI and what to do.")
     oldest_age_seconds = serializers.FloatField(allow_null=True)
-    groups = serializers.ListField(
-        child=serializers.DictField(),
-        help_text="Consumer groups of a stream: XINFO GROUPS' fields, consumer_details, idle_consumers, "
-        "behind (pending + lag), trimmed_unread (entries trimmed before the group read them), "
-        "pending_trimmed (its oldest pending entry was trimmed) and level.",
-    )
+    groups = StreamGroupSerializer(many=True, help_text="Consumer groups of a stream (empty for a list).")
 
 
 class QueueListSerializer(serializers.Serializer):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +175,20 @@ def test_dlq_list_prints_the_stream_alert_on_stderr(redis_client: redis.Redis, m
     call_command("dlq", "list", stdout=out, stderr=err)
     assert re.search(rf"^{STREAM} +queue +stream +8 +- +-$", out.getvalue(), re.MULTILINE)
     assert f"{STREAM}: Falling behind: group {GROUP} has 8 entries it has not processed" in err.getvalue()
+
+
+def test_the_openapi_schema_describes_every_group_field_the_api_sends(
+    redis_client: redis.Redis, viewer_client: Client, max_size: int, tmp_path: Path
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 3)
+    consume(redis_client, 1, ack=False)
+    schema = tmp_path / "schema.json"
+    call_command("spectacular", "--fail-on-warn", "--format", "openapi-json", "--file", str(schema))
+    components = json.loads(schema.read_text())["components"]["schemas"]
+    api = {q["key"]: q for q in viewer_client.get("/api/queues/").json()["queues"]}[STREAM]
+    [group] = api["groups"]
+    described = components["StreamGroup"]
+    assert set(described["required"]) <= set(group) == set(described["properties"])
+    assert set(group["consumer_details"][0]) == set(components["Consumer"]["properties"])
+    assert (group["lag"], group["behind"], group["level"]) == (2, 3, "ok")
