@@ -21,6 +21,7 @@ from queues import keys
 from queues.codec import decode
 from queues.conf import conf
 from queues.dlq import parse_time
+from queues.scripts import script
 
 QUEUE_FAMILIES = {
     "queues": "queue",
@@ -61,6 +62,7 @@ class QueueInfo:
     oldest_age_seconds: float | None = None
     groups: list[dict[str, Any]] = field(default_factory=list)
     first_id: str | None = None  # a stream's oldest entry, the next one XADD MAXLEN trims
+    stream_room: int | None = None  # see ``stream_room``: what a stream can take, when measured
 
     @property
     def fill_ratio(self) -> float | None:
@@ -68,7 +70,10 @@ class QueueInfo:
 
     @property
     def room(self) -> int | None:
-        """Entries the console may still push before the queue reaches its max size."""
+        """Entries the console may still push before the queue reaches its max size (a stream: before
+        HSI's trimming would reach an entry a group has not processed, when measured)."""
+        if self.stream_room is not None:
+            return self.stream_room
         return max(self.max_size - self.length, 0) if self.max_size else None
 
     @property
@@ -161,7 +166,7 @@ class QueueInfo:
     def as_dict(self) -> dict[str, Any]:
         ratio = self.fill_ratio
         facts = asdict(self)
-        del facts["first_id"]
+        del facts["first_id"], facts["stream_room"]
         return {
             **facts,
             "fill_ratio": None if ratio is None else round(ratio, 4),
@@ -251,11 +256,20 @@ def describe(client: redis.Redis, key: str) -> QueueInfo:
 
 def describe_source(client: redis.Redis, dlq: str) -> QueueInfo:
     """The facts of the queue a DLQ retries to: a work queue (or stream) whatever its name, since a
-    retry stops at QUEUE_MAX_SIZE there (``dlq:X`` retries to ``X`` even when X is no HSI name)."""
+    retry stops at QUEUE_MAX_SIZE there (``dlq:X`` retries to ``X`` even when X is no HSI name),
+    with the room the retry scripts will find."""
     source = keys.source_queue(dlq) or dlq
-    return _measure(
-        client, [_info(source, "streams" if keys.classify(dlq).name == "stream_dlq" else "queues")]
-    )[0]
+    is_stream = keys.classify(dlq).name == "stream_dlq"
+    info = _measure(client, [_info(source, "streams" if is_stream else "queues")])[0]
+    if is_stream and info.max_size:
+        info.stream_room = stream_room(client, source, info.max_size)
+    return info
+
+
+def stream_room(client: redis.Redis, key: str, adding: int) -> int:
+    """How many of ``adding`` entries the stream can take before HSI's next XADD MAXLEN would trim
+    one that a consumer group has not processed: the rule the retry and restore scripts apply."""
+    return int(script("stream_room").call(client, [key], [conf("QUEUE_MAX_SIZE"), adding]))
 
 
 def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 import redis
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from queues import inventory
+from queues import inventory, streams
+from tests.conftest import logged_in
 
 STREAM, DLQ, GROUP = "detections:stream", "detections:stream:dlq", "detection-workers"
 MAX = 10
@@ -47,6 +49,13 @@ def consume(client: redis.Redis, count: int, ack: bool = True) -> list[bytes]:
     return ids
 
 
+def caught_up_at_maxlen(client: redis.Redis) -> None:
+    """HSI's steady state: the stream at MAXLEN (older entries trimmed), its group processed them all."""
+    client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    produce(client, 25)
+    consume(client, 100)
+
+
 def group_of(info: inventory.QueueInfo) -> dict:
     return next(g for g in info.groups if g["name"] == GROUP)
 
@@ -54,9 +63,7 @@ def group_of(info: inventory.QueueInfo) -> dict:
 def test_a_stream_at_maxlen_with_its_group_caught_up_is_fine(
     redis_client: redis.Redis, max_size: int
 ) -> None:
-    redis_client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    produce(redis_client, 25)
-    consume(redis_client, 100)
+    caught_up_at_maxlen(redis_client)
     info = inventory.describe(redis_client, STREAM)
     assert (info.length, info.level, info.alert) == (MAX, "ok", "")
     assert (
@@ -192,3 +199,99 @@ def test_the_openapi_schema_describes_every_group_field_the_api_sends(
     assert set(described["required"]) <= set(group) == set(described["properties"])
     assert set(group["consumer_details"][0]) == set(components["Consumer"]["properties"])
     assert (group["lag"], group["behind"], group["level"]) == (2, 3, "ok")
+
+
+# --- Room for a retry: what HSI's trimming leaves of the entries its groups have not processed ---
+
+
+def failed(client: redis.Redis, count: int) -> list[str]:
+    """Stream DLQ entries as HSI's move_to_dlq writes them: original fields plus its own."""
+    fields: dict[Any, Any] = {
+        "camera_id": "porch",
+        "dlq_reason": "max_delivery_exceeded",
+        "delivery_count": "3",
+    }
+    return [
+        streams.as_text(client.xadd(DLQ, fields | {"original_message_id": f"{n}-0"})) for n in range(count)
+    ]
+
+
+def retried(client: redis.Redis, count: int) -> list[str]:
+    return streams.retry(client, DLQ, failed(client, count)).statuses
+
+
+def test_a_stream_at_maxlen_whose_group_keeps_up_takes_retries(
+    redis_client: redis.Redis, max_size: int
+) -> None:
+    """HSI's stream sits at MAXLEN for good once full: refusing retries there would refuse them forever."""
+    caught_up_at_maxlen(redis_client)
+    assert inventory.stream_room(redis_client, STREAM, 100) == MAX
+    assert retried(redis_client, 3) == ["ok"] * 3
+    assert redis_client.xlen(STREAM) == MAX + 3, "the console trims nothing itself"
+    produce(redis_client, 1)  # HSI's next XADD trims only entries the group processed
+    assert group_of(inventory.describe(redis_client, STREAM))["trimmed_unread"] == 0
+    assert [fields[b"camera_id"] for _, fields in consume_fields(redis_client)] == [b"porch"] * 4
+
+
+def consume_fields(client: redis.Redis) -> list:
+    reply: Any = client.xreadgroup(GROUP, "worker-1", {STREAM: ">"})
+    return reply[0][1] if reply else []
+
+
+def test_unread_entries_leave_room_for_maxlen_minus_lag(redis_client: redis.Redis, max_size: int) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 10)
+    consume(redis_client, 3)  # lag 7
+    assert retried(redis_client, 5) == ["ok", "ok", "ok", "full", "full"]
+    assert redis_client.xlen(DLQ) == 2 and group_of(inventory.describe(redis_client, STREAM))["lag"] == 10
+
+
+def test_a_pending_entry_near_the_head_limits_the_room(redis_client: redis.Redis, max_size: int) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, MAX)
+    consume(redis_client, 4)
+    consume(redis_client, 1, ack=False)  # the 5th oldest is pending: 4 entries before it
+    consume(redis_client, MAX)
+    assert inventory.stream_room(redis_client, STREAM, MAX) == 4
+    assert retried(redis_client, 6) == ["ok"] * 4 + ["full"] * 2
+    redis_client.xgroup_create(STREAM, "stuck", id="0")
+    redis_client.xreadgroup("stuck", "w", {STREAM: ">"}, count=1)  # holds the oldest entry
+    assert inventory.stream_room(redis_client, STREAM, MAX) == 0
+    assert retried(redis_client, 1) == ["full"]
+
+
+def test_without_groups_or_a_known_lag_every_entry_counts(redis_client: redis.Redis, max_size: int) -> None:
+    produce(redis_client, 6)
+    assert inventory.stream_room(redis_client, STREAM, MAX) == 4, "no group: nobody processes them yet"
+    redis_client.xgroup_create(STREAM, GROUP, id="0")
+    entries: Any = redis_client.xrange(STREAM)
+    middle = entries[3][0]
+    redis_client.xdel(STREAM, middle)  # Redis can no longer tell the group's lag
+    assert group_of(inventory.describe(redis_client, STREAM))["lag"] is None
+    assert inventory.stream_room(redis_client, STREAM, MAX) == 5
+
+
+def test_restoring_jobs_to_a_stream_follows_the_same_room(redis_client: redis.Redis, max_size: int) -> None:
+    caught_up_at_maxlen(redis_client)
+    produce(redis_client, 2)  # lag 2: room 8
+    entries = [((b"camera_id", b"porch"), (b"n", str(n).encode())) for n in range(9)]
+    assert streams.push_entries(redis_client, STREAM, entries, MAX) == 8
+
+
+def test_confirm_page_states_the_streams_room(
+    redis_client: redis.Redis, operator: User, max_size: int
+) -> None:
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    produce(redis_client, 12)
+    consume(redis_client, 6)  # lag 4 in a stream over MAXLEN: room 6
+    ids = failed(redis_client, 8)
+    operator_client = logged_in(operator)
+    page = operator_client.get(reverse("admin:stream_selected", args=[DLQ, "retry"]), {"id": ids})
+    assert (
+        f"{STREAM} can take 6 more entries before HSI's XADD MAXLEN 10 would trim one its consumer groups "
+        "have not processed, so it stops after 6."
+    ) in page.content.decode()
+    redis_client.xgroup_create(STREAM, "stuck", id="0")
+    redis_client.xreadgroup("stuck", "w", {STREAM: ">"}, count=1)  # the next entry trimmed is pending
+    full = operator_client.get(reverse("admin:stream_selected", args=[DLQ, "retry"]), {"id": ids})
+    assert f"{STREAM} cannot take more now" in full.content.decode()

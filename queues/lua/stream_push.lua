@@ -1,5 +1,6 @@
--- Add entries to the stream KEYS[1] with new ids while it is shorter than ARGV[1] (0 = no limit);
--- no MAXLEN, so nothing already there is trimmed to make room.
+-- Add entries to the stream KEYS[1] with new ids while HSI's next XADD MAXLEN ARGV[1] (0 = no
+-- limit) would trim nothing a consumer group has not processed (stream_room); no MAXLEN here, so
+-- nothing already there is trimmed by this call.
 -- KEYS[2] is this call's receipt (the protocol of push.lua): if it exists (a reconcile aborted the
 -- call) nothing is done and -1 is returned; otherwise the count added is stored there for ARGV[2]
 -- seconds. ARGV[3..]: for each entry its number of fields n, then n name/value pairs.
@@ -11,11 +12,15 @@ local wrong = wrong_type(KEYS[1], 'stream', 'added')
 if wrong then
   return redis.error_reply(wrong)
 end
-local max_len = tonumber(ARGV[1])
-local len = redis.call('XLEN', KEYS[1])
-local pushed, i = 0, 3
+local entries, i = 0, 3
 while i <= #ARGV do
-  if max_len > 0 and len >= max_len then
+  entries, i = entries + 1, i + 1 + 2 * tonumber(ARGV[i])
+end
+local room = stream_room(KEYS[1], tonumber(ARGV[1]), entries)
+local pushed
+pushed, i = 0, 3
+while i <= #ARGV do
+  if pushed == room then
     break
   end
   local n = tonumber(ARGV[i])
@@ -24,7 +29,6 @@ while i <= #ARGV do
     args[#args + 1] = ARGV[j]
   end
   redis.call('XADD', KEYS[1], '*', unpack(args))
-  len = len + 1
   pushed = pushed + 1
   i = i + 1 + 2 * n
 end

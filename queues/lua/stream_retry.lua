@@ -1,22 +1,23 @@
 -- Move stream DLQ entries (by id) back to their stream, atomically per call.
--- KEYS[1] the DLQ stream, KEYS[2] the source stream; ARGV[1] max length of the source (0 = none);
+-- KEYS[1] the DLQ stream, KEYS[2] the source stream; ARGV[1] HSI's MAXLEN of the source (0 = none);
 -- ARGV[2..] entry ids. The DLQ's own fields are dropped; the original fields are re-added with a
--- new id (no MAXLEN: nothing is trimmed to make room). Each id is looked up (XRANGE id id) in the
--- same atomic step, so an entry is never retried twice. Returns one status per id: "ok",
--- "missing", "full" or "empty" (no original fields to re-add; the entry stays).
+-- new id (no MAXLEN: nothing is trimmed here). The source is "full" once HSI's next XADD MAXLEN
+-- would trim an entry a consumer group has not processed (stream_room). Each id is looked up
+-- (XRANGE id id) in the same atomic step, so an entry is never retried twice. Returns one status
+-- per id: "ok", "missing", "full" or "empty" (no original fields to re-add; the entry stays).
 local dlq_fields = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
 local wrong = wrong_type(KEYS[2], 'stream', 'retried')
 if wrong then
   return redis.error_reply(wrong)
 end
-local max_len = tonumber(ARGV[1])
+local room = stream_room(KEYS[2], tonumber(ARGV[1]), #ARGV - 1)
 local results = {}
 for i = 2, #ARGV do
   local status = 'ok'
   local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   if #found == 0 then
     status = 'missing'
-  elseif max_len > 0 and redis.call('XLEN', KEYS[2]) >= max_len then
+  elseif room == 0 then
     status = 'full'
   else
     local fields, args = found[1][2], {}
@@ -31,6 +32,7 @@ for i = 2, #ARGV do
     else
       redis.call('XADD', KEYS[2], '*', unpack(args))
       redis.call('XDEL', KEYS[1], ARGV[i])
+      room = room - 1
     end
   end
   results[#results + 1] = status
