@@ -159,7 +159,7 @@ class QueueInfo:
         else:
             what = (
                 f"Trimming unprocessed entries ({self.length:,} of MAXLEN {self.max_size:,}): group {name} "
-                f"is {behind} behind and has not processed the oldest entry, which HSI's next XADD trims."
+                f"is {behind} behind, so HSI's next XADD trims an entry it has not processed."
             )
         return f"{what} The group's consumers are not keeping up; check that they are running."
 
@@ -348,8 +348,11 @@ def group_risk(info: QueueInfo, group: dict[str, Any], oldest_pending: str | Non
     entries XADD MAXLEN trimmed before the group read them (Redis counts entries added and read, so
     a lag longer than the stream says so). ``pending_trimmed``: the oldest pending entry is older
     than the stream's first, so it was trimmed before it was acknowledged. ``level``: "full" when
-    entries were lost that way or the stream is at MAXLEN with the group's oldest unprocessed entry
-    the next to be trimmed, "filling" when the group is 80% of MAXLEN behind.
+    entries were lost that way or the stream is at MAXLEN and HSI's next XADD trims an entry the
+    group has not processed (its lag has reached MAXLEN: the XADD keeps the newest MAXLEN entries,
+    its own among them; or its oldest pending entry is the stream's first), "filling" when the
+    group is 80% of MAXLEN behind. (The retry scripts' room, lib.lua stream_room, places a pending
+    entry exactly; this needs no extra read per group.)
     """
     lag = group.get("lag") if isinstance(group.get("lag"), int) else None
     pending = int(group.get("pending") or 0)
@@ -359,7 +362,7 @@ def group_risk(info: QueueInfo, group: dict[str, Any], oldest_pending: str | Non
     pending_trimmed = bool(first and oldest_pending and _id_order(oldest_pending) < first)
     at_max = bool(info.max_size and info.length >= info.max_size and info.length)
     at_head = at_max and (
-        (lag is not None and lag >= info.length)
+        (lag is not None and lag >= info.max_size)
         or bool(first and oldest_pending and _id_order(oldest_pending) <= first)
     )
     if trimmed_unread or pending_trimmed or at_head:

@@ -130,7 +130,7 @@ def test_a_pending_entry_trimmed_before_its_ack_is_lost_and_one_at_the_head_is_n
     consume(redis_client, MAX)  # the others are processed
     info = inventory.describe(redis_client, STREAM)
     assert (group_of(info)["behind"], group_of(info)["lag"]) == (1, 0)
-    assert info.level == "full" and "has not processed the oldest entry" in info.alert  # next XADD trims it
+    assert info.level == "full" and "HSI's next XADD trims an entry it has not processed" in info.alert
     produce(redis_client, 1)
     info = inventory.describe(redis_client, STREAM)
     assert group_of(info)["pending_trimmed"] is True and info.level == "full"
@@ -243,7 +243,9 @@ def test_unread_entries_leave_room_for_maxlen_minus_lag(redis_client: redis.Redi
     produce(redis_client, 10)
     consume(redis_client, 3)  # lag 7
     assert retried(redis_client, 5) == ["ok", "ok", "ok", "full", "full"]
-    assert redis_client.xlen(DLQ) == 2 and group_of(inventory.describe(redis_client, STREAM))["lag"] == 10
+    info = inventory.describe(redis_client, STREAM)
+    assert redis_client.xlen(DLQ) == 2 and (group_of(info)["lag"], info.length) == (10, 13)
+    assert info.level == "full", "the stream is over MAXLEN, so HSI's next XADD trims an unread entry"
 
 
 def test_a_pending_entry_near_the_head_limits_the_room(redis_client: redis.Redis, max_size: int) -> None:
