@@ -262,6 +262,43 @@ def test_a_pending_entry_near_the_head_limits_the_room(redis_client: redis.Redis
     assert retried(redis_client, 1) == ["full"]
 
 
+def test_retry_all_keeps_going_past_the_lookahead_while_pending_entries_are_recent(
+    redis_client: redis.Redis, settings
+) -> None:
+    """Under load some entries are always pending near the tail; the console's own retries pile
+    up after them as unread entries. The room follows: MAXLEN - (those + lag), exactly."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 1500}
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    pipe = redis_client.pipeline(transaction=False)
+    for _ in range(1510):  # HSI's steady state: at MAXLEN, and processed…
+        pipe.xadd(STREAM, {"camera_id": "porch"}, maxlen=1500, approximate=False)
+    pipe.execute()
+    consume(redis_client, 1500)
+    redis_client.xadd(STREAM, {"camera_id": "porch"}, maxlen=1500, approximate=False)
+    consume(redis_client, 1, ack=False)  # …but the newest entry, in flight
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(2000):
+        pipe.xadd(DLQ, {"camera_id": "porch", "n": str(n), "dlq_reason": "max_delivery_exceeded"})
+    pipe.execute()
+    outcome, _, _ = streams.sweep(redis_client, DLQ, streams.retry_entries, budget_seconds=60)
+    assert (outcome.done, outcome.full) == (1499, True), "1,499 unread + the pending one = MAXLEN"
+    assert group_of(inventory.describe(redis_client, STREAM))["lag"] == 1499
+
+
+def test_a_pending_entry_far_back_is_placed_from_the_head(redis_client: redis.Redis, settings) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 1000}
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(1000):
+        pipe.xadd(STREAM, {"n": str(n)})
+    pipe.execute()
+    consume(redis_client, 100)
+    consume(redis_client, 1, ack=False)  # stuck: 100 entries before it, 899 after
+    consume(redis_client, 1000)
+    assert inventory.stream_room(redis_client, STREAM, 600) == 100, "it survives 100 more entries"
+    assert inventory.stream_room(redis_client, STREAM, 50) == 50
+
+
 def test_without_groups_or_a_known_lag_every_entry_counts(redis_client: redis.Redis, max_size: int) -> None:
     produce(redis_client, 6)
     assert inventory.stream_room(redis_client, STREAM, MAX) == 4, "no group: nobody processes them yet"

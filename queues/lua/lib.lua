@@ -23,59 +23,47 @@ end
 -- HSI's next XADD MAXLEN `max_len` would trim one that a consumer group has not processed; -1 when
 -- there is no limit (max_len 0). HSI trims a stream rather than refusing it, and entries every
 -- group has processed are history it trims on each XADD anyway, so a stream at MAXLEN whose groups
--- keep up still has room. Unread entries are the newest `lag` of a group: they survive `r` more
--- entries while lag + r <= max_len. A pending entry (read, not acknowledged) survives while fewer
--- than its position from the head are trimmed, which a bounded XRANGE from the head tells. With no
+-- keep up still has room. What a group has not processed runs from its oldest pending entry (read,
+-- not acknowledged) to the tail: the entries up to its last delivered one, counted by a bounded
+-- XRANGE (pending entries are normally the last few delivered), plus its lag (not read yet); they
+-- survive `r` more entries while that count + r <= max_len. A pending entry further back is placed
+-- by a bounded XRANGE from the head instead (conservatively when it is further still). With no
 -- group, or a lag Redis cannot tell, every entry counts as unprocessed: room is max_len - XLEN.
-local TRIM_LOOKAHEAD = 1000 -- entries read from the head at most to place the oldest pending one
-
--- Whether stream entry id `a` ("<ms>-<seq>", each part up to 2^64 - 1) comes before `b`: the
--- parts compared as decimal strings (by length, then by text), as Lua's doubles lose precision.
-local function id_before(a, b)
-  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
-  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
-  local function less(x, y)
-    return #x < #y or (#x == #y and x < y)
-  end
-  return less(a_ms, b_ms) or (a_ms == b_ms and less(a_seq, b_seq))
-end
+local TRIM_LOOKAHEAD = 250 -- entries an XRANGE reads at most to place a group's oldest pending one
 
 local function stream_room(key, max_len, adding)
   if max_len <= 0 then
     return -1
   end
   local length = redis.call('XLEN', key)
-  local room, oldest = max_len - length, nil
   local groups = length > 0 and redis.call('XINFO', 'GROUPS', key) or {}
-  if #groups > 0 then
-    room = max_len
-    for _, reply in ipairs(groups) do
-      local group = {}
-      for i = 1, #reply, 2 do
-        group[reply[i]] = reply[i + 1]
-      end
-      if type(group['lag']) ~= 'number' then
-        room = max_len - length
-        break
-      end
-      room = math.min(room, max_len - group['lag'])
-      if group['pending'] > 0 then
-        local first = redis.call('XPENDING', key, group['name'])[2]
-        if first and (not oldest or id_before(first, oldest)) then
-          oldest = first
-        end
+  if #groups == 0 then
+    return math.max(math.min(max_len - length, adding), 0)
+  end
+  local unprocessed = 0 -- the most entries, from some group's oldest unprocessed one to the tail
+  for _, reply in ipairs(groups) do
+    local group = {}
+    for i = 1, #reply, 2 do
+      group[reply[i]] = reply[i + 1]
+    end
+    local lag, count = group['lag'], nil
+    if type(lag) ~= 'number' then
+      count = length
+    elseif group['pending'] == 0 then
+      count = lag
+    else
+      local oldest = redis.call('XPENDING', key, group['name'])[2]
+      local delivered = group['last-delivered-id']
+      local between = #redis.call('XRANGE', key, oldest, delivered, 'COUNT', TRIM_LOOKAHEAD)
+      if between < TRIM_LOOKAHEAD then
+        count = lag + between
+      else -- far back: HSI trims length + r - max_len from the head; count what lies before it
+        local wanted = math.min(length + math.min(adding, max_len) - max_len, TRIM_LOOKAHEAD)
+        local before = wanted > 0 and #redis.call('XRANGE', key, '-', '(' .. oldest, 'COUNT', wanted) or 0
+        count = wanted > 0 and length - before or lag
       end
     end
+    unprocessed = math.max(unprocessed, count)
   end
-  room = math.max(math.min(room, adding), 0)
-  if oldest and room > 0 then
-    -- After adding r, HSI trims length + r - max_len entries from the head; the oldest pending
-    -- entry is at position `before` (entries older than it), so r <= before + max_len - length.
-    local wanted = math.min(length + room - max_len, TRIM_LOOKAHEAD)
-    if wanted > 0 then
-      local before = #redis.call('XRANGE', key, '-', '(' .. oldest, 'COUNT', wanted)
-      room = math.max(math.min(room, before + max_len - length), 0)
-    end
-  end
-  return room
+  return math.max(math.min(max_len - unprocessed, adding), 0)
 end
