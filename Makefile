@@ -43,6 +43,7 @@ test-postgres: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) bench/overview.py
 	$(PY) bench/dlq.py
+	$(PY) bench/streams.py
 	$(PY) bench/live.py
 	$(PY) bench/keyspace.py
 	$(PY) bench/jobs_live.py
