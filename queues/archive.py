@@ -214,13 +214,14 @@ def restore_all(
     after: int = 0,
     budget_seconds: float = 3.0,
 ) -> RestoreRun:
-    """Restore every archived row of ``key`` after the row id ``after``, ``dlq.BATCH_SIZE`` per
-    call, until done, the target is full, or the time budget is spent (then resume from ``after``)."""
+    """Restore every archived row of ``key`` after the row id ``after``, a script call's batch at a
+    time, until done, the target is full, or the time budget is spent (then resume from ``after``)."""
     run = RestoreRun(key, _target_key(key, to_source), after=after)
     rows = restorable(key)
+    size = streams.BATCH_SIZE if keys.classify(key).name == "stream_dlq" else dlq.BATCH_SIZE
     deadline = time.monotonic() + budget_seconds
     while True:
-        ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[: dlq.BATCH_SIZE])
+        ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[:size])
         if not ids:
             break
         batch = restore_rows(client, ids, username, to_source=to_source)

@@ -23,7 +23,9 @@ from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, scr
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
 ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, "<ms>-<seq>"
 MAX_ID_PART = 2**64 - 1
-BATCH_SIZE = dlq.BATCH_SIZE  # ids per Lua call
+# Ids per Lua call: a stream entry costs Redis about 10 us (XRANGE, XADD, XDEL) where a list entry
+# costs 1.5, so 125 keep a call near 1.3 ms, 2.6 at worst (bench/streams.py; 250 reached 5.5).
+BATCH_SIZE = 125
 KEPT_COUNT_LIMIT = 1000  # entries left behind a sweep's position that are counted exactly
 STOP_STATUSES = ("full", "aborted")
 ARCHIVE_FORMAT = 1

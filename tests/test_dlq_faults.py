@@ -305,13 +305,17 @@ def writes_paused(client: redis.Redis) -> Iterator[None]:
 
 
 def held_at_script(
-    client: redis.Redis, database: Path, proc: subprocess.Popen[bytes], workers: Workers
+    client: redis.Redis,
+    database: Path,
+    proc: subprocess.Popen[bytes],
+    workers: Workers,
+    batch: int = dlq.BATCH_SIZE,
 ) -> None:
-    """Wait until an archive-delete has committed its pending rows and its script call is held."""
+    """Wait until an archive-delete has committed its ``batch`` pending rows and its script call is held."""
 
     def held() -> bool:
         blocked = workers.alive(proc) and client.info("clients")["blocked_clients"] >= 1
-        return blocked and len(archive_rows(database, "pending")) == dlq.BATCH_SIZE
+        return blocked and len(archive_rows(database, "pending")) == batch
 
     wait_until(held, 60, "the archive-delete to wait on its script call", interval=0.01)
 

@@ -711,7 +711,7 @@ def test_console_killed_mid_stream_delete_leaves_each_entry_in_dlq_or_archive(
     # 1. Killed after its rows are committed as pending, before its script call deletes anything.
     with writes_paused(client):
         worker = spawn()
-        held_at_script(client, database, worker, stream_workers)
+        held_at_script(client, database, worker, stream_workers, batch)
         worker.kill()
         worker.wait(10)
     pending = pending_ids(database)
@@ -723,7 +723,7 @@ def test_console_killed_mid_stream_delete_leaves_each_entry_in_dlq_or_archive(
     # 2. Killed after the script deleted its batch, before the rows are settled (SQLite held locked).
     with writes_paused(client):
         worker = spawn()
-        held_at_script(client, database, worker, stream_workers)
+        held_at_script(client, database, worker, stream_workers, batch)
         with closing(sqlite3.connect(database, isolation_level=None)) as lock:
             lock.execute("BEGIN EXCLUSIVE")
             client.client_unpause()
