@@ -374,6 +374,72 @@ def test_operator_selects_stream_entries_on_two_pages_then_retries_them(
         assert not problems, problems
 
 
+TRIM_STREAM, TRIM_DLQ, TRIM_GROUP = "browser_trim:stream", "browser_trim:stream:dlq", "trim-workers"
+
+
+def test_operator_retries_into_a_stream_at_maxlen_then_sees_it_losing_entries(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """HSI's stream sits at MAXLEN once full; its DLQ can still be retried while the group keeps up.
+    When the workers then stop and HSI keeps adding, the queue list says entries are being lost."""
+    maxlen = 10_000  # the live console's QUEUE_MAX_SIZE
+    live_redis.delete(TRIM_STREAM, TRIM_DLQ)
+    live_redis.xgroup_create(TRIM_STREAM, TRIM_GROUP, id="$", mkstream=True)
+
+    def produce(count: int) -> None:
+        pipe = live_redis.pipeline(transaction=False)
+        for n in range(count):
+            pipe.xadd(TRIM_STREAM, {"camera_id": "porch", "n": n}, maxlen=maxlen, approximate=False)
+        pipe.execute()
+
+    produce(maxlen + 100)
+    while True:
+        reply: Any = live_redis.xreadgroup(TRIM_GROUP, "w", {TRIM_STREAM: ">"}, count=5000)
+        if not reply:
+            break
+        live_redis.xack(TRIM_STREAM, TRIM_GROUP, *[entry_id for entry_id, _ in reply[0][1]])
+    failed: dict[Any, Any] = {
+        "camera_id": "porch",
+        "dlq_reason": "max_delivery_exceeded",
+        "delivery_count": "3",
+    }
+    for n in range(30):
+        live_redis.xadd(TRIM_DLQ, {**failed, "n": n})
+    try:
+        with new_page(browser, viewport=DESKTOP) as page:
+            problems = with_csp(page)
+            login(page, base_url, "operator")
+            page.goto(f"{base_url}/queues/")
+            row = page.locator(f'tr[data-key="{TRIM_STREAM}"]')
+            expect(row.locator(".queues-fill")).to_have_attribute("data-level", "ok")
+            expect(row.locator(".queues-fill")).to_contain_text("10,000 of MAXLEN 10,000")
+
+            page.goto(f"{base_url}/queues/{TRIM_DLQ}/")
+            page.get_by_role("link", name="Retry all…").click()
+            expect(page.locator("[data-testid=confirm-room]")).to_have_text(
+                f"{TRIM_STREAM} can take 10,000 more entries before HSI's XADD MAXLEN 10,000 would trim one "
+                "its consumer groups have not processed."
+            )
+            page.get_by_role("button", name="Yes, retry all 30 entries").click()
+            expect(page.locator(".messagelist .success")).to_have_text(summary("Retried", 30, TRIM_DLQ))
+            assert (live_redis.xlen(TRIM_DLQ), live_redis.xlen(TRIM_STREAM)) == (0, maxlen + 30)
+
+            produce(maxlen)  # the workers stopped; HSI's XADD MAXLEN goes on
+            page.goto(f"{base_url}/queues/")
+            expect(row).to_have_class("queues-full")
+            expect(row.locator("[data-testid=trimmed-unread]")).to_have_text("30 trimmed unread")
+            alert = page.locator(f'.messagelist li[data-key="{TRIM_STREAM}"]')
+            expect(alert).to_contain_text(
+                f"Losing entries of group {TRIM_GROUP}: HSI's XADD MAXLEN trimmed 30 entries it had not read."
+            )
+            shoot(page, "stream-losing-entries", "desktop")
+            assert not problems, problems
+    finally:
+        live_redis.delete(TRIM_STREAM, TRIM_DLQ)
+
+
 # --- Screenshots of every page, desktop and phone --------------------------------------------------
 
 
