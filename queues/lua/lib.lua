@@ -18,7 +18,6 @@ local function push_all(key, items)
   end
 end
 
-
 -- How many entries may be added to the stream `key` (for a call adding up to `adding`) before
 -- HSI's next XADD MAXLEN `max_len` would trim one that a consumer group has not processed; -1 when
 -- there is no limit (max_len 0). HSI trims a stream rather than refusing it, and entries every

@@ -17,8 +17,8 @@ while i <= #ARGV do
   entries, i = entries + 1, i + 1 + 2 * tonumber(ARGV[i])
 end
 local room = stream_room(KEYS[1], tonumber(ARGV[1]), entries)
-local pushed
-pushed, i = 0, 3
+local pushed = 0
+i = 3
 while i <= #ARGV do
   if pushed == room then
     break
