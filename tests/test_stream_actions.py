@@ -257,6 +257,20 @@ def test_a_wrong_typed_key_is_refused_with_a_sentence_and_nothing_changes(redis_
     assert ids_in(redis_client) == ids and redis_client.llen(STREAM) == 1
 
 
+def test_a_confirm_page_for_a_wrong_typed_source_says_why(
+    redis_client: redis.Redis, operator_client: Client
+) -> None:
+    ids = fill(redis_client, 1)
+    redis_client.rpush(STREAM, b"a list")
+    for page in (
+        operator_client.get(url("stream_selected", DLQ, "retry"), {"id": ids}),
+        operator_client.get(url("stream_all", DLQ, "retry")),
+    ):
+        assert page.status_code == 503
+        assert "detections:stream is a list, not a stream: nothing was done" in page.content.decode()
+    assert ids_in(redis_client) == ids
+
+
 # --- Actions and their audit --------------------------------------------------------------------
 
 
