@@ -647,6 +647,15 @@ def scripted_world(socket: WebSocketRoute) -> None:
             "fill_ratio": 1.0,
             "level": "full",
         },
+        {
+            "key": "detections:stream:dlq",
+            "kind": "dlq",
+            "type": "stream",
+            "length": 8_500,
+            "max_size": 10_000,
+            "fill_ratio": 0.85,
+            "level": "filling",
+        },
     ]
     socket.send(frame("queue_depths", {"sampled_at": "2026-02-12T07:15:05+00:00", "queues": queues}))
     action = {
@@ -691,6 +700,9 @@ def test_scripted_screenshots(
         expect(stream).to_have_class("live-tile live-tile-warn live-tile-full")
         expect(stream.locator(".live-tile-fill")).to_have_text(
             "work stream · 10,000 of MAXLEN 10,000 · losing entries"
+        )
+        expect(page.locator('[data-key="detections:stream:dlq"] .live-tile-fill')).to_have_text(
+            "dead-letter stream · 8,500 of MAXLEN 10,000 · filling up"
         )
         expect(page.locator("[data-testid=live-actions] li")).to_contain_text("alice: Retried 120 entries")
         shoot(page, f"scripted-{width}")

@@ -138,13 +138,15 @@ def test_a_pending_entry_trimmed_before_its_ack_is_lost_and_one_at_the_head_is_n
 
 
 def test_a_stream_dlq_is_flagged_by_length_since_a_failure_at_maxlen_trims_the_oldest(
-    redis_client: redis.Redis, max_size: int
+    redis_client: redis.Redis, viewer_client: Client, max_size: int
 ) -> None:
     produce(redis_client, 7, key=DLQ)
     assert inventory.describe(redis_client, DLQ).level == "ok"
     produce(redis_client, 1, key=DLQ)
     filling = inventory.describe(redis_client, DLQ)
     assert filling.level == "filling" and filling.alert.startswith("Filling up (8 of 10)")
+    listing = viewer_client.get(reverse("admin:queue_list")).content.decode()
+    assert "8 of MAXLEN 10 · filling up" in listing and "falling behind" not in listing
     produce(redis_client, 5, key=DLQ)
     full = inventory.describe(redis_client, DLQ)
     assert full.level == "full"

@@ -12,6 +12,7 @@ const LEVEL_NOTES = { ok: "", filling: " · filling up", full: " · full" };
 // A stream is trimmed rather than refused: its level says how far behind its groups are (or, for a
 // stream DLQ, how near MAXLEN it is, where each new failure trims the oldest).
 const STREAM_NOTES = { ok: "", filling: " · falling behind", full: " · losing entries" };
+const STREAM_DLQ_NOTES = { ok: "", filling: " · filling up", full: " · losing entries" };
 // 4008: the server's "do not reconnect" (daphne cannot send RFC 6455's 1008); 4011: reconnect.
 const POLICY_CLOSES = new Set([1008, 4008]);
 const FIELD_SKIP = /(^id$|_id$|^camera|_at$|time|^timestamp$)/;
@@ -432,7 +433,8 @@ class LivePage {
     const kind = `${queue.kind === "dlq" ? "dead-letter" : "work"} ${isList ? "list" : "stream"}`;
     const max = (Number(queue.max_size) || 0).toLocaleString("en-US");
     const size = limited ? `${percent(ratio)} of ${max}${LEVEL_NOTES[level]}` : "no limit";
-    const fill = isList ? size : `${length.toLocaleString("en-US")} of MAXLEN ${max}${STREAM_NOTES[level]}`;
+    const notes = queue.kind === "dlq" ? STREAM_DLQ_NOTES : STREAM_NOTES;
+    const fill = isList ? size : `${length.toLocaleString("en-US")} of MAXLEN ${max}${notes[level]}`;
     tile.querySelector(".live-tile-fill").textContent = `${kind} · ${fill}`;
     return tile;
   }
