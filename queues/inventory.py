@@ -78,10 +78,10 @@ class QueueInfo:
 
     @property
     def level(self) -> str:
-        """ "full", "filling" or "ok": how near HSI is to refusing or losing this queue's entries.
+        """How near HSI is to refusing or losing this queue's entries: "ok", "filling" or "full".
 
         A list (and a stream DLQ) by its length: filling from 80% of its max size, full at it. A
-        stream also by its worst consumer group (see ``group_level``); an overflow DLQ never.
+        stream also by its worst consumer group (see ``group_risk``); an overflow DLQ never.
         """
         return max(self._fill_level, self._group_level, key=LEVELS.index)
 
