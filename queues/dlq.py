@@ -291,12 +291,17 @@ class Outcome:
             "remaining": self.remaining,
         }
 
+    @property
+    def stopped_full(self) -> str:
+        """The clause a summary adds when the target filled up and the action stopped there."""
+        return f"; stopped: {self.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE'):,})"
+
     def summary(self, verb: str) -> str:
         text = f"{verb} {self.done:,}{' (archived)' if verb == 'Deleted' else ''} of {self.key}"
         if self.target and verb == "Retried":
             text += f" to {self.target}"
         if self.full:
-            text += f"; stopped: {self.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE'):,})"
+            text += self.stopped_full
         if self.skipped:
             reasons = "; ".join(f"{count:,} {reason}" for reason, count in self.skipped.most_common(3))
             text += f"; skipped {self.skipped_count:,} ({reasons})"

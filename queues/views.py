@@ -875,7 +875,7 @@ class RestoreProgress(Progress):
         outcome = self.tally.outcome(self.chunk)
         text = f"Restored {outcome.done:,} archived entries of {outcome.key} to {outcome.target}"
         if outcome.full:
-            text += f"; stopped: {outcome.target} is full (QUEUE_MAX_SIZE {conf('QUEUE_MAX_SIZE'):,})"
+            text += outcome.stopped_full
         if outcome.skipped:
             text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
         if outcome.remaining:

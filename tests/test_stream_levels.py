@@ -23,6 +23,7 @@ from django.urls import reverse
 
 from queues import inventory, streams
 from tests.conftest import logged_in
+from tests.test_streams import fill
 
 STREAM, DLQ, GROUP = "detections:stream", "detections:stream:dlq", "detection-workers"
 MAX = 10
@@ -206,20 +207,8 @@ def test_the_openapi_schema_describes_every_group_field_the_api_sends(
 # --- Room for a retry: what HSI's trimming leaves of the entries its groups have not processed ---
 
 
-def failed(client: redis.Redis, count: int) -> list[str]:
-    """Stream DLQ entries as HSI's move_to_dlq writes them: original fields plus its own."""
-    fields: dict[Any, Any] = {
-        "camera_id": "porch",
-        "dlq_reason": "max_delivery_exceeded",
-        "delivery_count": "3",
-    }
-    return [
-        streams.as_text(client.xadd(DLQ, fields | {"original_message_id": f"{n}-0"})) for n in range(count)
-    ]
-
-
 def retried(client: redis.Redis, count: int) -> list[str]:
-    return streams.retry(client, DLQ, failed(client, count)).statuses
+    return streams.retry(client, DLQ, fill(client, count)).statuses
 
 
 def test_a_stream_at_maxlen_whose_group_keeps_up_takes_retries(
@@ -325,7 +314,7 @@ def test_confirm_page_states_the_streams_room(
     redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
     produce(redis_client, 12)
     consume(redis_client, 6)  # lag 4 in a stream over MAXLEN: room 6
-    ids = failed(redis_client, 8)
+    ids = fill(redis_client, 8)
     operator_client = logged_in(operator)
     page = operator_client.get(reverse("admin:stream_selected", args=[DLQ, "retry"]), {"id": ids})
     assert (
