@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("realtime.feed")
 SOURCE = "console"
 LOG_EVERY_SECONDS = 60.0
+# Bulk entry actions: "<user> <verb> <count> entries of <key>".
 VERBS = {
     "dlq.retry": "retried",
     "dlq.retry_all": "retried",
@@ -34,6 +35,20 @@ VERBS = {
     "dlq.delete_all": "deleted",
     "dlq.edit_and_retry": "edited and retried",
     "archive.restore": "restored",
+    "archive.restore_all": "restored",
+}
+# Every other audited action: "<user> <phrase>", where {key} and {count} are the entry's.
+PHRASES = {
+    "login": "signed in",
+    "login_failed": "failed to sign in",
+    "login_rate_limited": "was refused sign-in: too many failed attempts",
+    "job_abort": "aborted {key}",
+    "job_cancel": "cancelled {key}",
+    "job_delete": "deleted {key} (archived)",
+    "job_restore": "restored {key} from the archive",
+    "clear_dedupe": "cleared dedupe key {key}",
+    "invalidate_cache": "invalidated {count} cache key{s} of {key}",
+    "reset_rate_limit": "reset rate limit {key}",
 }
 _last_logged = {"at": -LOG_EVERY_SECONDS}
 
@@ -41,15 +56,21 @@ _last_logged = {"at": -LOG_EVERY_SECONDS}
 def summary(entry: AuditEntry) -> str:
     """One line: who did what to how many entries of which key."""
     verb = VERBS.get(entry.action)
-    if verb is None:
-        target = f" on {entry.key}" if entry.key else ""
-        count = f" ({entry.count})" if entry.count else ""
-        return f"{entry.username}: {entry.action}{count}{target}"
-    noun = "entry" if entry.count == 1 else "entries"
-    source = f" of {entry.key}" if entry.key else ""
-    if entry.action == "archive.restore":
-        source = " from the archive"
-    return f"{entry.username} {verb} {entry.count} {noun}{source}"
+    if verb is not None:
+        noun = "entry" if entry.count == 1 else "entries"
+        source = f" of {entry.key}" if entry.key else ""
+        if entry.action.startswith("archive."):
+            source = f" of {entry.key} from the archive" if entry.key else " from the archive"
+        return f"{entry.username} {verb} {entry.count} {noun}{source}"
+    if entry.action.startswith("service_"):
+        return f"{entry.username} asked HSI to {entry.action.removeprefix('service_')} {entry.key}"
+    phrase = PHRASES.get(entry.action)
+    if phrase is not None:
+        plural = "" if entry.count == 1 else "s"
+        return f"{entry.username} {phrase.format(key=entry.key, count=entry.count, s=plural)}"
+    target = f" on {entry.key}" if entry.key else ""
+    count = f" ({entry.count})" if entry.count else ""
+    return f"{entry.username} {entry.action}{count}{target}"
 
 
 def action_event(entry: AuditEntry) -> Event:

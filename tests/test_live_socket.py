@@ -317,6 +317,30 @@ def test_an_audited_action_reaches_open_sockets(
     assert frame["id"] == entry_id and fields["src"] == "console" and fields["tok"] == f"audit:{entry.pk}"
 
 
+@pytest.mark.parametrize(
+    ("action", "key", "count", "expected"),
+    [
+        ("login", "", 0, "otto signed in"),
+        ("login_failed", "", 0, "otto failed to sign in"),
+        ("dlq.delete_all", "dlq:x", 1, "otto deleted 1 entry of dlq:x"),
+        ("archive.restore", "", 2, "otto restored 2 entries from the archive"),
+        ("archive.restore_all", "dlq:x", 500, "otto restored 500 entries of dlq:x from the archive"),
+        ("job_abort", "job:42", 1, "otto aborted job:42"),
+        ("invalidate_cache", "cache:stats", 3, "otto invalidated 3 cache keys of cache:stats"),
+        ("service_restart", "ai-detector", 1, "otto asked HSI to restart ai-detector"),
+        ("something_new", "k", 2, "otto something_new (2) on k"),
+    ],
+)
+def test_every_action_reads_as_a_sentence_that_starts_with_its_user(
+    action: str, key: str, count: int, expected: str
+) -> None:
+    """The live page shows the user once, in bold, when the summary starts with the name."""
+    from console.models import AuditEntry
+    from realtime import feed
+
+    assert feed.summary(AuditEntry(username="otto", action=action, key=key, count=count)) == expected
+
+
 def test_an_action_is_recorded_even_when_the_feed_is_down(
     redis_client: redis.Redis, operator: User, point_at: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
