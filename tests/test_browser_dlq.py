@@ -149,9 +149,13 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         )
         page.get_by_role("button", name="Yes, delete 45,000 entries").click()
         expect(page.locator("progress[data-bulk-progress]")).to_be_visible()
+        expect(page.locator("#content h1")).to_have_text("Delete in progress")
         status = page.locator("[data-testid=bulk-status]")
         expect(status).to_have_text(summary("Deleted", 45_000, BULK_DLQ), timeout=60_000)
         expect(status).to_have_class(re.compile("queues-status-success"))
+        expect(page.locator("#content h1")).to_have_text("Delete finished")
+        expect(page.locator("[data-bulk-stage]")).to_have_text("finished")
+        expect(page).to_have_title(re.compile("^Delete finished"))
         assert page.eval_on_selector("progress", "bar => [bar.value, bar.max]") == [45_000, 45_000]
         expect(page.get_by_role("button", name="Continue")).to_be_hidden()
         page.get_by_role("link", name=f"Back to {BULK_DLQ}").click()

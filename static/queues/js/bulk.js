@@ -23,6 +23,7 @@ async function run(form) {
     showProgress(reply);
     if (reply.finished) {
       showStatus(reply.summary, reply.level);
+      showFinished();
       return;
     }
     form.elements.start.value = reply.start;
@@ -54,6 +55,19 @@ function showProgress(reply) {
   const count = document.querySelector("[data-bulk-count]");
   count.textContent = `${reply.handled.toLocaleString("en-US")} of ${reply.planned.toLocaleString("en-US")} entries dealt with`;
   document.querySelector("[data-bulk-status]").textContent = reply.summary;
+}
+
+// The heading, the tab's title and the last breadcrumb said "… in progress" until now.
+function showFinished() {
+  const heading = document.querySelector("#content h1");
+  if (heading) {
+    heading.textContent = heading.textContent.replace("in progress", "finished");
+  }
+  document.title = document.title.replace("in progress", "finished");
+  const stage = document.querySelector("[data-bulk-stage]");
+  if (stage) {
+    stage.textContent = "finished";
+  }
 }
 
 function showStatus(text, level) {
