@@ -291,7 +291,8 @@ def test_filter_scans_at_most_5000_and_continues(redis_client: redis.Redis, view
     )
     assert "camera=porch" in listing.continue_url and "offset=5000" in listing.continue_url
     html = first.content.decode()
-    assert "Continue searching" in html
+    for where in ("scan-note", "scan-note-end"):  # above the results and below them
+        assert f'data-testid="{where}-continue">Continue searching from entry 5001' in html
     rest = client.get(url("queue_items", DLQ) + listing.continue_url).context["listing"]
     assert [row.entry.index for row in rest.rows] == [5_500] and rest.continue_url == ""
 
