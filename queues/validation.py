@@ -7,6 +7,7 @@ breaks them would vanish silently; the console refuses it with the reasons inste
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from datetime import datetime
@@ -84,6 +85,12 @@ def parse_job(text: str) -> tuple[Any, list[str]]:
         return None, [f"The job is not valid JSON: {exc}."]
 
 
+def text_digest(text: str) -> str:
+    """Names the job text an operator previewed (line endings and outer blank space aside)."""
+    normalized = text.replace("\r\n", "\n").strip()
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def diff(old: Any, new: Any) -> list[str]:
     """A unified diff of two jobs, as pretty JSON with sorted keys."""
 
@@ -91,3 +98,15 @@ def diff(old: Any, new: Any) -> list[str]:
         return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
 
     return list(difflib.unified_diff(lines(old), lines(new), "in the DLQ", "to retry", lineterm=""))
+
+
+def diff_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Each diff line with its kind (head, add, remove, same), for the preview's colours."""
+    marked = []
+    for line in lines:
+        if line.startswith(("---", "+++", "@@")):
+            kind = "head"
+        else:
+            kind = {"+": "add", "-": "remove"}.get(line[:1], "same")
+        marked.append((kind, line))
+    return marked

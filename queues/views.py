@@ -472,10 +472,14 @@ class QueuePages:
         if request.method == "POST":
             job, errors = validation.parse_job(text)
             errors = errors or validation.job_errors(target.source or "", job)
+            digest = validation.text_digest(text)
             if not errors and request.POST.get("confirm") == "yes":
-                return self._edit_and_retry(request, target, found, text)
-            context |= {"errors": errors, "diff": [] if errors else validation.diff(found.job, job)}
-            context["previewed"] = not errors
+                if request.POST.get("previewed") == digest:
+                    return self._edit_and_retry(request, target, found, text)
+                context["changed_since_preview"] = True  # retry only what the operator has seen
+            changes = [] if errors else validation.diff_lines(validation.diff(found.job, job))
+            context |= {"errors": errors, "diff": changes}
+            context |= {"previewed": not errors, "digest": digest}
         return self.render(request, "edit.html", f"Edit and retry {found.id[:8]}", context)
 
     def _edit_and_retry(

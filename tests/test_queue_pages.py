@@ -816,7 +816,14 @@ def test_edit_and_retry_page_previews_rules_and_diff_then_retries(
     preview = client.post(url, {"job": edited, "confirm": "no"})
     assert '+  "camera_id": "garage"' in unescape(preview.content.decode())
     assert redis_client.llen("dlq:detection_queue") == 1, "a preview changes nothing"
-    done = client.post(url, {"job": edited, "confirm": "yes", "nonce": "n-1"})
+    previewed = preview.context["digest"]
+    # Changed in the text box after the preview: shown again, not retried.
+    unseen = json.dumps({**job, "camera_id": "driveway"})
+    again = client.post(url, {"job": unseen, "confirm": "yes", "nonce": "n-0", "previewed": previewed})
+    assert again.status_code == 200 and "changed after its preview" in again.content.decode()
+    assert '+  "camera_id": "driveway"' in unescape(again.content.decode())
+    assert redis_client.llen("dlq:detection_queue") == 1 and not redis_client.exists("detection_queue")
+    done = client.post(url, {"job": edited, "confirm": "yes", "nonce": "n-1", "previewed": previewed})
     assert done.status_code == 302
     assert json.loads(redis_client.lindex("detection_queue", 0) or b"") == {**job, "camera_id": "garage"}
     assert redis_client.llen("dlq:detection_queue") == 0
