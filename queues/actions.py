@@ -46,6 +46,9 @@ class Filters:
     def select(self, entry: dlq.Entry) -> bool:
         return entry.matches(self.text, self.camera, self.since, self.until)
 
+    def select_stream(self, entry: streams.StreamEntry) -> bool:
+        return entry.matches(self.text, self.camera, self.since, self.until)
+
     def as_query(self) -> dict[str, str]:
         values = asdict(self)
         return {("q" if k == "text" else k): _show(v) for k, v in values.items() if v not in ("", None)}
@@ -240,17 +243,32 @@ def act_on_stream(
     request: HttpRequest | None,
     after: str = "-",
     budget_seconds: float = 3.0,
+    filters: Filters | None = None,
+    kept_before: int | None = None,
 ) -> tuple[streams.StreamOutcome, str, int, int]:
-    """Retry or delete every entry of a stream DLQ after id ``after``, one time-boxed chunk.
+    """Retry or delete every entry of a stream DLQ after id ``after`` (or every one matching
+    ``filters``), one time-boxed chunk.
 
     Returns the outcome, the position (continue after this id), how many entries stay at or
-    before it (not retryable), and the audit id.
+    before it (not matching, or not retryable; see ``streams.sweep`` for ``kept_before``), and
+    the audit id.
     """
     _check_verb(verb)
+    filters = filters or Filters()
     action = streams.retry_entries if verb == "retry" else _archive_delete_stream(request)
-    outcome, position, kept = streams.sweep(client, key, action, budget_seconds=budget_seconds, after=after)
+    outcome, position, kept = streams.sweep(
+        client,
+        key,
+        action,
+        budget_seconds=budget_seconds,
+        after=after,
+        select=filters.select_stream if filters.active else None,
+        kept_before=kept_before,
+    )
     outcome.target = keys.source_queue(key) if verb == "retry" else None
-    audit_id = _record_stream(request, f"dlq.{verb}_all", key, outcome, after=after, position=position)
+    audit_id = _record_stream(
+        request, f"dlq.{verb}_all", key, outcome, after=after, position=position, filters=filters.as_query()
+    )
     return outcome, position, kept, audit_id
 
 

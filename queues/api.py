@@ -309,7 +309,12 @@ class ItemsPageSerializer(serializers.Serializer):
 
 
 class FilterSerializer(serializers.Serializer):
-    q = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Error text.")
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="Error text or type (a stream DLQ: its dlq_reason).",
+    )
     camera = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     since = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text="ISO time, e.g. 2026-02-11T22:04."
@@ -576,7 +581,7 @@ class DlqActionView(ConsoleAPIView):
             )
         http = django_request(request)
         if stream_ids is not None:
-            return self.stream_action(client, key, body, stream_ids, http)
+            return self.stream_action(client, key, body, stream_ids, http, filters)
         if body["all"]:
             outcome, position, audit_id = actions.act_on_matching(
                 client, key, filters, verb=self.verb, request=http, start=body["start"]
@@ -592,10 +597,10 @@ class DlqActionView(ConsoleAPIView):
             if "after" in body:
                 raise Problem("after applies to stream DLQs only; a list DLQ continues from start.")
             return None
-        if "filter" in body or body["start"]:
+        if body["start"]:
             raise Problem(
-                "A stream DLQ's all: true takes every entry: filter does not apply, and it continues "
-                "from after (the entry id of the previous answer's position), not start."
+                "A stream DLQ's all: true continues from after (the entry id of the previous "
+                "answer's position), not start."
             )
         bad = [ref for ref in body.get("ids", []) if not streams.is_entry_id(ref)]
         if bad:
@@ -606,11 +611,17 @@ class DlqActionView(ConsoleAPIView):
         return list(body.get("ids", []))
 
     def stream_action(
-        self, client: redis.Redis, key: str, body: dict[str, Any], ids: list[str], http: HttpRequest
+        self,
+        client: redis.Redis,
+        key: str,
+        body: dict[str, Any],
+        ids: list[str],
+        http: HttpRequest,
+        filters: actions.Filters,
     ) -> Response:
         if body["all"]:
             outcome, position, _, audit_id = actions.act_on_stream(
-                client, key, verb=self.verb, request=http, after=body.get("after", "-")
+                client, key, verb=self.verb, request=http, after=body.get("after", "-"), filters=filters
             )
             return Response(action_result(self.verb, outcome, position, audit_id))
         act = actions.retry_stream if self.verb == "retry" else actions.delete_stream
@@ -631,7 +642,8 @@ the previous answer (and a fresh nonce, if you use nonces). Every request writes
 moved, in order, to the DLQ's tail; see the README).
 
 Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
-(no `filter`), and its `position` is an entry id: send it back as `"after"`.
+(or, with `filter`, those matching it: `q` is looked for in `dlq_reason`, `camera` is `camera_id`, and
+`since`/`until` compare `dlq_timestamp`), and its `position` is an entry id: send it back as `"after"`.
 """
 
 

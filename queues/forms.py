@@ -84,25 +84,33 @@ class Tally:
     skipped: Counter[str] = field(default_factory=Counter)
     steps: int = 0
     planned: int = 0
+    kept: int = 0  # the last chunk's position: entries left in place before where it stopped
 
     @classmethod
     def parse(cls, text: str | None) -> Tally:
         try:
             data = json.loads(text or "{}")
             skipped = Counter({str(k): int(v) for k, v in dict(data.get("skipped", {})).items()})
-            return cls(int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
+            counts = (int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
+            return cls(*counts, kept=max(int(data.get("kept", 0)), 0))
         except (ValueError, TypeError, KeyError, AttributeError):
             return cls()
 
     def dumps(self) -> str:
         return json.dumps(
-            {"done": self.done, "skipped": dict(self.skipped), "steps": self.steps, "planned": self.planned}
+            {
+                "done": self.done,
+                "skipped": dict(self.skipped),
+                "steps": self.steps,
+                "planned": self.planned,
+                "kept": self.kept,
+            }
         )
 
     def add(self, chunk: dlq.Outcome, position: int) -> Tally:
         """Count one chunk in; the first one fixes how many entries the action covers."""
         planned = self.planned or chunk.done + position + (chunk.remaining or 0)
-        return Tally(self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned)
+        return Tally(self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned, position)
 
     def handled(self, position: int) -> int:
         """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""

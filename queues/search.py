@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import redis
 
 from queues import dlq
 
 MAX_EXAMINED = 5_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,41 @@ def search(
 
     With ``limit`` it stops after that many matches (the browser); without, it only counts.
     """
-    found: list[dlq.Entry] = []
-    matched, position, total, end = 0, start, 0, start + max_examined
-    while position < end:
-        chunk = dlq.page(client, key, position, min(100, end - position), newest_first)
-        total = chunk.total
-        for entry in chunk.entries:
-            position += 1
-            if not select(entry):
-                continue
-            matched += 1
-            if limit:
-                found.append(entry)
-                if matched >= limit:
-                    return Scan(found, matched, start, position, total)
-        if not chunk.entries:
-            break
-    return Scan(found, matched, start, position, total)
+    seen = {"total": 0}
+
+    def entries() -> Iterator[dlq.Entry]:
+        position, end = start, start + max_examined
+        while position < end:
+            chunk = dlq.page(client, key, position, min(100, end - position), newest_first)
+            seen["total"] = chunk.total
+            if not chunk.entries:
+                return
+            position += len(chunk.entries)
+            yield from chunk.entries
+
+    walked = walk(entries(), select, limit)
+    return Scan(walked.found, walked.matched, start, start + walked.examined, seen["total"])
+
+
+@dataclass(frozen=True)
+class Walk(Generic[T]):
+    found: list[T]
+    matched: int
+    examined: int
+
+
+def walk(entries: Iterable[T], select: Callable[[T], bool], limit: int | None) -> Walk[T]:
+    """Count the entries ``select`` picks, keeping them (up to ``limit``: then it stops) when given
+    a limit; the caller's ``entries`` bound how many are read."""
+    found: list[T] = []
+    matched = examined = 0
+    for entry in entries:
+        examined += 1
+        if not select(entry):
+            continue
+        matched += 1
+        if limit:
+            found.append(entry)
+            if matched >= limit:
+                break
+    return Walk(found, matched, examined)

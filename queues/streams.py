@@ -10,8 +10,9 @@ import base64
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -19,6 +20,7 @@ import redis
 from queues import dlq
 from queues.conf import conf
 from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, script, status_text
+from queues.search import MAX_EXAMINED, walk
 
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
 ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, "<ms>-<seq>"
@@ -28,6 +30,7 @@ MAX_ID_PART = 2**64 - 1
 BATCH_SIZE = 125
 KEPT_COUNT_LIMIT = 1000  # entries left behind a sweep's position that are counted exactly
 STOP_STATUSES = ("full", "aborted")
+SEARCH_CHUNK = 500  # entries per XRANGE of a filtered read (which looks at MAX_EXAMINED at most)
 ARCHIVE_FORMAT = 1
 
 Fields = tuple[tuple[bytes, bytes], ...]
@@ -58,6 +61,34 @@ class StreamEntry:
     @property
     def job(self) -> dict[str, str]:
         return {k: v for k, v in self.fields.items() if k not in DLQ_FIELDS}
+
+    @property
+    def added_at(self) -> float:
+        """When Redis added the entry (epoch seconds): the milliseconds part of its id."""
+        return int(self.id.split("-", 1)[0]) / 1000
+
+    @property
+    def added(self) -> datetime:
+        return datetime.fromtimestamp(self.added_at, UTC)
+
+    @property
+    def failed_at(self) -> float:
+        """A DLQ entry's ``dlq_timestamp`` (epoch seconds, as HSI writes it), else when it was added."""
+        try:
+            return float(self.fields.get("dlq_timestamp", ""))
+        except ValueError:
+            return self.added_at
+
+    def matches(
+        self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None
+    ) -> bool:
+        """The DLQ filters on a stream DLQ entry: reason text, camera, failure time window."""
+        if text and text.lower() not in self.fields.get("dlq_reason", "").lower():
+            return False
+        if camera and self.fields.get("camera_id") != camera:
+            return False
+        failed = self.failed_at
+        return not ((since is not None and failed < since) or (until is not None and failed > until))
 
 
 @dataclass(frozen=True)
@@ -139,6 +170,64 @@ def page(
     entries = [StreamEntry(as_text(i), {as_text(k): as_text(v) for k, v in f.items()}) for i, f in rows]
     next_id = entries[-1].id if len(entries) == limit else None
     return StreamPage(key, int(total), entries, next_id)
+
+
+@dataclass(frozen=True)
+class StreamScan:
+    """A bounded filtered read of a stream: the matches among ``examined`` entries of ``total``.
+
+    ``last_id`` is the last entry examined (a follow-up search continues after it); ``complete``
+    when the search reached the stream's end.
+    """
+
+    entries: list[StreamEntry]
+    matched: int
+    examined: int
+    total: int
+    last_id: str | None
+    complete: bool
+
+
+def search(
+    client: redis.Redis,
+    key: str,
+    select: Callable[[StreamEntry], bool],
+    *,
+    after: str = "-",
+    newest_first: bool = False,
+    limit: int | None = None,
+    max_examined: int = MAX_EXAMINED,
+) -> StreamScan:
+    """Examine at most ``max_examined`` entries after (newest first: before) id ``after``.
+
+    With ``limit`` it stops after that many matches (the item browser); without, it only counts.
+    """
+    seen: dict[str, Any] = {"last": None, "end": False}
+
+    def entries() -> Iterator[StreamEntry]:
+        position, examined = (None if after == "-" else after), 0
+        while examined < max_examined:
+            count = min(SEARCH_CHUNK, max_examined - examined)
+            start = ("+" if newest_first else "-") if position is None else f"({position}"
+            rows: Any = (
+                client.xrevrange(key, max=start, min="-", count=count)
+                if newest_first
+                else client.xrange(key, min=start, max="+", count=count)
+            )
+            examined += len(rows)
+            short = len(rows) < count  # this read reached the stream's end (newest first: its start)
+            for n, (entry_id, fields) in enumerate(rows, 1):
+                entry = Stored.of(entry_id, fields).text
+                position = seen["last"] = entry.id
+                seen["end"] = short and n == len(rows)
+                yield entry
+            if short:
+                seen["end"] = True
+                return
+
+    total = length(client, key)
+    walked = walk(entries(), select, limit)
+    return StreamScan(walked.found, walked.matched, walked.examined, total, seen["last"], seen["end"])
 
 
 def read(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
@@ -250,33 +339,53 @@ Action = Callable[[redis.Redis, str, Sequence[Stored]], StreamOutcome]
 
 
 def sweep(
-    client: redis.Redis, key: str, action: Action, *, budget_seconds: float = 5.0, after: str = "-"
+    client: redis.Redis,
+    key: str,
+    action: Action,
+    *,
+    budget_seconds: float = 5.0,
+    after: str = "-",
+    select: Callable[[StreamEntry], bool] | None = None,
+    kept_before: int | None = None,
 ) -> tuple[StreamOutcome, str, int]:
-    """Apply ``action`` to the entries after id ``after``, ``BATCH_SIZE`` at a time, within a budget.
+    """Apply ``action`` to the entries after id ``after`` (those ``select`` picks, if given),
+    ``BATCH_SIZE`` at a time, within a budget.
 
     Returns the outcome, the position (the last id dealt with: a follow-up call continues after
-    it) and how many entries are still in the stream at or before it (left there, e.g. with no
-    original fields to re-add). ``remaining`` counts the entries after the position. When the
-    target fills up (or a call was fenced off) the position stops before that entry.
+    it) and how many entries are still in the stream at or before it (left there: not picked, or
+    with no original fields to re-add). ``remaining`` counts the entries after the position. When
+    the target fills up (or a call was fenced off) the position stops before that entry.
+
+    ``kept_before`` (the previous call's count, 0 from the start) makes the count this call's
+    own tally; without it the entries at or before the position are counted in Redis, exactly up
+    to ``KEPT_COUNT_LIMIT`` (a filter leaves many more behind).
     """
     deadline = time.monotonic() + budget_seconds
     outcome = StreamOutcome(key, None)
-    position, exhausted = after, False
+    position, exhausted, passed = after, False, 0
     while True:  # at least one batch per call, so every call makes progress
         batch = entries_after(client, key, position, BATCH_SIZE)
         if not batch:
             exhausted = True
             break
-        part = action(client, key, batch)
+        chosen = batch if select is None else [entry for entry in batch if select(entry.text)]
+        part = action(client, key, chosen)
         merge(outcome, part)
         stop = next((i for i, s in enumerate(part.statuses) if s in STOP_STATUSES), None)
+        gone = sum(s in ("ok", "missing") for s in part.statuses[:stop])  # no longer in the stream
         if stop is not None:
-            position = batch[stop - 1].id if stop else position
+            at = next(i for i, entry in enumerate(batch) if entry.id == chosen[stop].id)
+            position = batch[at - 1].id if at else position
+            passed += at - gone
             break
         position = batch[-1].id
+        passed += len(batch) - gone
         if time.monotonic() >= deadline:
             break
-    kept, total = _kept(client, key, position)
+    if kept_before is None:
+        kept, total = _kept(client, key, position)
+    else:
+        kept, total = kept_before + passed, length(client, key)
     outcome.remaining = 0 if exhausted else max(total - kept, 0)
     return outcome, position, kept
 

@@ -231,9 +231,12 @@ def pager(
 # --- The item browser's two ways of reading a list ---------------------------------------------------
 
 
-def scan_note(found: Scan, size: int) -> str:
-    where = f"entries {found.start + 1:,}{DASH}{found.stop:,}" if found.examined else "no entries"
-    note = f"Searched {found.examined:,} of {found.total:,} ({where}): {found.matched:,} match"
+def scan_note(found: Scan | streams.StreamScan, size: int) -> str:
+    """What a bounded filtered read looked at and found (a list's stretch names its positions)."""
+    where = ""
+    if isinstance(found, Scan):
+        where = f" (entries {found.start + 1:,}{DASH}{found.stop:,})" if found.examined else " (no entries)"
+    note = f"Searched {found.examined:,} of {found.total:,}{where}: {found.matched:,} match"
     if found.complete:
         return note + "."
     return note + (
@@ -249,6 +252,7 @@ class Listing:
     scan: Scan | None = None
     note: str = ""
     continue_url: str = ""
+    continue_label: str = ""
 
 
 def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filters) -> Listing:
@@ -268,7 +272,9 @@ def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filte
     )
     more = "" if found.complete else "?" + with_query(request.GET, offset=str(found.stop))
     rows = [row_of(e, True) for e in found.entries]
-    return Listing(rows, found.total, scan=found, note=scan_note(found, browse.size), continue_url=more)
+    label = f"Continue searching from entry {found.stop + 1:,} →"
+    note = scan_note(found, browse.size)
+    return Listing(rows, found.total, scan=found, note=note, continue_url=more, continue_label=label)
 
 
 # --- The pages ---------------------------------------------------------------------------------------
@@ -359,17 +365,37 @@ class QueuePages:
             after = "-"
         client = get_redis()
         info = inventory.describe(client, target.key)
-        page = streams.page(
-            client, target.key, after=after, limit=browse.size, newest_first=browse.newest_first
-        )
-        rows = stream_rows(page.entries)
-        more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
-        context |= {"stream": info, "stream_rows": rows, "stream_total": page.total, "more_url": more}
-        context["alerts"] = [info] if info.warning else []
+        context |= {"stream": info, "alerts": [info] if info.warning else []}
+        try:
+            filters = Filters.from_query(request.GET) if target.is_dlq else Filters()
+        except BadFilter as exc:
+            context["filter_error"], filters = str(exc), Filters()
+        if filters.active:
+            found = streams.search(
+                client,
+                target.key,
+                filters.select_stream,
+                after=after,
+                newest_first=browse.newest_first,
+                limit=browse.size,
+            )
+            entries, total, more = found.entries, found.total, ""
+            if not found.complete and found.last_id:
+                more = "?" + with_query(request.GET, after=found.last_id)
+            label = f"Continue searching after entry {found.last_id} →"
+            note = scan_note(found, browse.size)
+            context["scan"] = Listing([], total, note=note, continue_url=more, continue_label=label)
+        else:
+            page = streams.page(
+                client, target.key, after=after, limit=browse.size, newest_first=browse.newest_first
+            )
+            entries, total = page.entries, page.total
+            more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
+        context |= {"stream_rows": stream_rows(entries), "stream_total": total, "more_url": more}
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
         context["back"] = stream_back(request.GET)
         if context["selection"] is not None:
-            context["selected_here"] = sum(entry.id in context["selection"] for entry in page.entries)
+            context["selected_here"] = sum(entry.id in context["selection"] for entry in entries)
         return self.render(request, "items.html", target.key, context)
 
     def stream_selected(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
@@ -400,14 +426,22 @@ class QueuePages:
         return self._stream_confirm(request, target, verb, context)
 
     def stream_all(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
-        """Retry or delete every entry of a stream DLQ: GET confirms, POST runs one chunk."""
+        """Retry or delete every entry of a stream DLQ (or every one matching the filter):
+        GET confirms, POST runs one chunk."""
         target = stream_dlq_target(key, verb)
         require(request, VERBS[verb][0])
+        data = request.POST if request.method == "POST" else request.GET
+        filters = read_filters(request, data, items_url(target.key, stream_back(data)))
+        if isinstance(filters, HttpResponse):
+            return filters
         if request.method == "POST":
-            return self._stream_chunk(request, target, verb)
-        count = streams.length(get_redis(), target.key)
-        context = {"sentence": confirm_sentence(target, verb, count, None, ""), "count": count, "all": True}
-        context |= {"back": stream_back(request.GET)}
+            return self._stream_chunk(request, target, verb, filters)
+        client = get_redis()
+        counted = streams.search(client, target.key, filters.select_stream) if filters.active else None
+        count = counted.matched if counted else streams.length(client, target.key)
+        sentence = confirm_sentence(target, verb, count, counted, describe(filters, stream=True))
+        context = {"sentence": sentence, "count": count, "all": True, "filter_fields": filter_fields(data)}
+        context |= {"back": stream_back(data), "exact": counted is None or counted.complete}
         context["action"] = reverse("admin:stream_all", args=[target.key, verb])
         return self._stream_confirm(request, target, verb, context)
 
@@ -416,7 +450,9 @@ class QueuePages:
     ) -> HttpResponse:
         return self._confirm(request, target, verb, context, template="stream_confirm.html")
 
-    def _stream_chunk(self, request: HttpRequest, target: Target, verb: str) -> HttpResponse:
+    def _stream_chunk(
+        self, request: HttpRequest, target: Target, verb: str, filters: Filters
+    ) -> HttpResponse:
         """One time-boxed chunk of a stream retry-all or delete-all, resumed after the id in ``start``."""
         client, data, as_json = get_redis(), request.POST, wants_json(request)
         back = items_url(target.key, stream_back(data))
@@ -429,6 +465,7 @@ class QueuePages:
             return HttpResponseRedirect(back)
         if (replayed := replayed_step(request, client, back)) is not None:
             return replayed
+        before = Tally.parse(data.get("tally"))
         chunk, position, kept, _ = actions.act_on_stream(
             client,
             target.key,
@@ -436,8 +473,10 @@ class QueuePages:
             request=request,
             after=after,
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
+            filters=filters,
+            kept_before=before.kept if filters.active else None,
         )
-        tally = Tally.parse(data.get("tally")).add(chunk, kept)
+        tally = before.add(chunk, kept)
         state = Progress(target, verb, chunk, tally, kept, back, after=position)
         if as_json:
             return JsonResponse(state.as_json())
@@ -445,7 +484,8 @@ class QueuePages:
             report(request, tally.outcome(chunk), verb)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": stream_back(data)}
-        context |= {"filter_fields": [], "action_url": reverse("admin:stream_all", args=[target.key, verb])}
+        context |= {"filter_fields": filter_fields(data)}
+        context["action_url"] = reverse("admin:stream_all", args=[target.key, verb])
         return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
     def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
@@ -643,11 +683,9 @@ class QueuePages:
         target = dlq_target(key, verb)
         require(request, VERBS[verb][0])
         data = request.POST if request.method == "POST" else request.GET
-        try:
-            filters = Filters.from_query(data)
-        except BadFilter as exc:
-            messages.error(request, str(exc))
-            return HttpResponseRedirect(items_url(target.key, back_query(data)))
+        filters = read_filters(request, data, items_url(target.key, back_query(data)))
+        if isinstance(filters, HttpResponse):
+            return filters
         if request.method == "POST":
             return self._run_chunk(request, target, verb, filters)
         client = get_redis()
@@ -887,6 +925,15 @@ class RestoreProgress(Progress):
         return text + "."
 
 
+def read_filters(request: HttpRequest, data: QueryDict, back: str) -> Filters | HttpResponse:
+    """A bulk action's filter, or a redirect to ``back`` that says what is wrong with it."""
+    try:
+        return Filters.from_query(data)
+    except BadFilter as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(back)
+
+
 def filter_fields(data: QueryDict) -> list[tuple[str, str]]:
     """The filter exactly as typed (``Filters.as_query`` rounds times to minutes), for links and forms."""
     return [(name, str(data.get(name, ""))[:200]) for name in FILTER_PARAMS if data.get(name, "").strip()]
@@ -896,7 +943,9 @@ def filter_query(data: QueryDict) -> str:
     return urlencode(filter_fields(data))
 
 
-def confirm_sentence(target: Target, verb: str, count: int, counted: Scan | None, words: str) -> str:
+def confirm_sentence(
+    target: Target, verb: str, count: int, counted: Scan | streams.StreamScan | None, words: str
+) -> str:
     """What the confirmation page's button will do, and to how many entries."""
     to = f" to {target.source}" if verb == "retry" else ""
     what = VERBS[verb][2]
@@ -978,8 +1027,10 @@ def selected_sentence(target: Target, verb: str, count: int) -> str:
     return f"{VERBS[verb][2]} {count:,} selected {noun} of {target.key}{to}."
 
 
-def describe(filters: Filters) -> str:
+def describe(filters: Filters, *, stream: bool = False) -> str:
     names = {"q": "error text or type", "camera": "camera", "since": "failed since", "until": "failed until"}
+    if stream:
+        names["q"] = "reason"
     return ", ".join(f"{names[name]} “{value}”" for name, value in filters.as_query().items())
 
 

@@ -220,11 +220,9 @@ def test_unknown_keys_are_404_and_stream_limits_are_explained(
         assert response.status_code == 404
         assert response.json()["error"] == "unknown_key"
         assert "is not a queue or dead-letter queue" in response.json()["detail"]
-    stream_dlq = post(
-        operator_client, url("retry", "detections:stream:dlq"), {"all": True, "filter": {"camera": "x"}}
-    )
+    stream_dlq = post(operator_client, url("retry", "detections:stream:dlq"), {"all": True, "start": 5})
     assert stream_dlq.status_code == 400
-    assert "filter does not apply" in stream_dlq.json()["detail"]
+    assert "continues from after" in stream_dlq.json()["detail"]
     deleted = post(operator_client, url("delete", "detections:stream:dlq"), {"ids": ["1:" + "ab" * 10]})
     assert deleted.status_code == 400 and "is not a stream entry id" in deleted.json()["detail"]
     queue = post(operator_client, url("retry", TARGET), {"all": True})

@@ -487,6 +487,55 @@ def visit_every_page(page: Page, base_url: str, width: str) -> None:  # noqa: F8
     shoot(page, "archive-item", width)
 
 
+FILTER_STREAM, FILTER_DLQ = "browser_filter:stream", "browser_filter:stream:dlq"
+
+
+def test_operator_filters_a_stream_dlq_by_camera_and_retries_only_those(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Reason and camera narrow a stream DLQ; "Retry all matching" moves those and leaves the rest."""
+    live_redis.delete(FILTER_STREAM, FILTER_DLQ)
+    cameras = ("porch", "driveway", "garage")
+    pipe = live_redis.pipeline(transaction=False)
+    for n in range(300):
+        reason = "poison_message" if n % 10 == 0 else "max_delivery_exceeded"
+        failed = {"camera_id": cameras[n % 3], "n": str(n), "dlq_reason": reason, "delivery_count": "4"}
+        pipe.xadd(FILTER_DLQ, failed)  # type: ignore[arg-type]
+    pipe.execute()
+    expected = [n for n in range(300) if n % 3 == 0 and n % 10 == 0]  # porch and poison: 10 entries
+    try:
+        with new_page(browser, viewport=DESKTOP) as page:
+            problems = with_csp(page)
+            login(page, base_url, "operator")
+            page.goto(f"{base_url}/queues/{FILTER_DLQ}/")
+            page.get_by_label("Reason").fill("poison")
+            page.get_by_label("Camera").fill("porch")
+            page.get_by_role("button", name="Show").click()
+            expect(page.locator("[data-testid=scan-note]")).to_have_text("Searched 300 of 300: 10 match.")
+            rows = page.locator("[data-testid=stream-entries] tbody tr")
+            expect(rows).to_have_count(10)
+            for text in rows.all_inner_texts():
+                assert "porch" in text and "poison_message" in text
+
+            page.get_by_role("link", name="Retry all matching…").click()
+            expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+                f"Retry all 10 entries of {FILTER_DLQ} matching reason “poison”, camera “porch” "
+                f"to {FILTER_STREAM}."
+            )
+            page.get_by_role("button", name="Yes, retry 10 entries").click()
+            expect(page.locator(".messagelist .success")).to_have_text(summary("Retried", 10, FILTER_DLQ))
+            expect(page.locator("[data-testid=scan-note]")).to_have_text("Searched 290 of 290: 0 match.")
+            rows_moved: Any = live_redis.xrange(FILTER_STREAM)
+            assert [int(fields[b"n"]) for _, fields in rows_moved] == expected
+            left: Any = live_redis.xrange(FILTER_DLQ)
+            assert [int(fields[b"n"]) for _, fields in left] == [n for n in range(300) if n not in expected]
+            assert not problems, problems
+    finally:
+        live_redis.delete(FILTER_STREAM, FILTER_DLQ)
+
+
 @pytest.mark.parametrize("width", ["desktop", "phone"])
 def test_screenshots_of_every_page(
     browser: Browser,  # noqa: F811 - fixture

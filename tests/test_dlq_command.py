@@ -143,7 +143,7 @@ def test_export_to_stdout(redis_client: redis.Redis) -> None:
         (("show", "job:abc"), "is not a queue or dead-letter queue"),
         (("show", "detections:stream"), "show and export handle lists only"),
         (("export", "detections:stream"), "show and export handle lists only"),
-        (("retry", "detections:stream:dlq", "--all", "--camera", "cam1"), "apply to list DLQs only"),
+        (("retry", "detections:stream:dlq", "--ids", "1-0", "--camera", "cam1"), "only apply with --all"),
         (("retry", TARGET, "--all"), "not a dead-letter queue"),
         (("delete", DLQ, "--all", "--since", "last week"), "'since' must be a date and time"),
         (("retry", DLQ, "--ids", "abc", "--camera", "cam1"), "only apply with --all"),

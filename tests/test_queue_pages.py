@@ -292,7 +292,7 @@ def test_filter_scans_at_most_5000_and_continues(redis_client: redis.Redis, view
     assert "camera=porch" in listing.continue_url and "offset=5000" in listing.continue_url
     html = first.content.decode()
     for where in ("scan-note", "scan-note-end"):  # above the results and below them
-        assert f'data-testid="{where}-continue">Continue searching from entry 5001' in html
+        assert f'data-testid="{where}-continue">Continue searching from entry 5,001' in html
     rest = client.get(url("queue_items", DLQ) + listing.continue_url).context["listing"]
     assert [row.entry.index for row in rest.rows] == [5_500] and rest.continue_url == ""
 
@@ -318,10 +318,10 @@ def test_stream_page_lists_entries_by_id_with_groups(world: redis.Redis, viewer:
     first = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10})
     html = first.content.decode()
     assert "Stream of 20 entries" in html and "detection-workers" in html
-    ids = re.findall(r"<td><code>(\d+-\d+)</code></td>", html)
+    ids = re.findall(r"<td class=\"queues-entry-id\"><code>(\d+-\d+)</code>", html)
     assert len(ids) == 10 and 'name="id"' not in html, "a viewer gets no checkboxes"
     second = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10, "after": ids[-1]})
-    later = re.findall(r"<td><code>(\d+-\d+)</code></td>", second.content.decode())
+    later = re.findall(r"<td class=\"queues-entry-id\"><code>(\d+-\d+)</code>", second.content.decode())
     assert len(later) == 10 and not set(later) & set(ids)
 
 

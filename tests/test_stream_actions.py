@@ -552,7 +552,7 @@ def test_api_retry_all_resumes_after_the_position(
     [
         (DLQ, {"ids": ["0:0123456789abcdef0123"]}, "is not a stream entry id"),
         (DLQ, {"ids": ["99999999999999999999-0"]}, "is not a stream entry id"),
-        (DLQ, {"all": True, "filter": {"camera": "cam1"}}, "filter does not apply"),
+        (DLQ, {"all": True, "filter": {"since": "yesterday"}}, "'since' must be a date and time"),
         (DLQ, {"all": True, "start": 5}, "continues from after"),
         (DLQ, {"all": True, "after": "1-x"}, "after: "),
         (DLQ, {"all": True, "after": "99999999999999999999-0"}, "below 2^64"),
@@ -609,11 +609,13 @@ def test_dlq_command_retries_and_deletes_stream_dlqs(redis_client: redis.Redis) 
     ids = fill(redis_client, 5)
     assert run("delete", DLQ, "--ids", ids[0]).strip() == f"Deleted 1 (archived) of {DLQ}."
     assert run("retry", DLQ, "--ids", ids[1], ids[1]).strip() == f"Retried 1 of {DLQ} to {STREAM}."
-    assert run("retry", DLQ, "--all").strip() == f"Retried 3 of {DLQ} to {STREAM}."
-    assert redis_client.xlen(DLQ) == 0 and numbers(redis_client, STREAM) == [1, 2, 3, 4]
-    assert AuditEntry.objects.filter(username="system").count() == 3
+    assert run("retry", DLQ, "--all", "--camera", "cam0").strip() == f"Retried 1 of {DLQ} to {STREAM}."
+    assert numbers(redis_client, DLQ) == [2, 4] and numbers(redis_client, STREAM) == [1, 3]
+    assert run("retry", DLQ, "--all").strip() == f"Retried 2 of {DLQ} to {STREAM}."
+    assert redis_client.xlen(DLQ) == 0 and numbers(redis_client, STREAM) == [1, 3, 2, 4]
+    assert AuditEntry.objects.filter(username="system").count() == 4
     for args, words in (
-        (("retry", DLQ, "--all", "--camera", "cam1"), "apply to list DLQs only"),
+        (("retry", DLQ, "--all", "--since", "soon"), "'since' must be a date and time"),
         (("delete", DLQ, "--ids", "abc"), "is not a stream entry id"),
         (("show", DLQ), "show and export handle lists only"),
     ):

@@ -73,7 +73,9 @@ class Command(BaseCommand):
                 "--ids", nargs="+", metavar="ID", help="Ids from 'show' (index:id or id); stream entry ids."
             )
             chosen.add_argument("--all", action="store_true", help="Every entry (or every matching one).")
-            act.add_argument("--q", default="", help="With --all: error text or type contains this.")
+            act.add_argument(
+                "--q", default="", help="With --all: error text or type (stream DLQ: reason) contains this."
+            )
             act.add_argument("--camera", default="", help="With --all: this camera only.")
             act.add_argument("--since", default="", help="With --all: failed at or after (ISO time).")
             act.add_argument("--until", default="", help="With --all: failed at or before (ISO time).")
@@ -129,13 +131,13 @@ class Command(BaseCommand):
 
     def _act(self, client: redis.Redis, verb: str, options: dict[str, Any]) -> None:
         key = api.dlq_key(options["key"], verb)
-        if api.is_stream(key):
-            self.stdout.write(describe(verb, self._act_on_stream(client, key, verb, options)))
-            return
         filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
+        if options["ids"] and filters.active:
+            raise CommandError("--q, --camera, --since and --until only apply with --all.")
+        if api.is_stream(key):
+            self.stdout.write(describe(verb, self._act_on_stream(client, key, verb, options, filters)))
+            return
         if options["ids"]:
-            if filters.active:
-                raise CommandError("--q, --camera, --since and --until only apply with --all.")
             ids = list(dict.fromkeys(options["ids"]))  # a repeated id would be acted on twice
             outcome, _ = actions.act_on_selected(client, key, ids, verb=verb, request=None)
         else:
@@ -159,14 +161,9 @@ class Command(BaseCommand):
                 return total
 
     def _act_on_stream(
-        self, client: redis.Redis, key: str, verb: str, options: dict[str, Any]
+        self, client: redis.Redis, key: str, verb: str, options: dict[str, Any], filters: actions.Filters
     ) -> dlq.Outcome:
-        """A stream DLQ: entries by id, or every entry (filters do not apply), chunk after chunk."""
-        if any(options[name] for name in FILTERS):
-            raise CommandError(
-                "--q, --camera, --since and --until apply to list DLQs only; "
-                f"{printable(key)} is a stream DLQ."
-            )
+        """A stream DLQ: entries by id, or every entry (matching the filters), chunk after chunk."""
         if options["ids"]:
             bad = [i for i in options["ids"] if not streams.is_entry_id(i)]
             if bad:
@@ -175,11 +172,14 @@ class Command(BaseCommand):
             return act(client, key, streams.entry_ids(options["ids"]), request=None)[0]
         at_start = streams.length(client, key)
         total = streams.StreamOutcome(key, None)
-        after, seen = "-", 0
+        after, seen, kept = "-", 0, 0
         while True:
-            part, after, _, _ = actions.act_on_stream(client, key, verb=verb, request=None, after=after)
+            part, after, now_kept, _ = actions.act_on_stream(
+                client, key, verb=verb, request=None, after=after, filters=filters, kept_before=kept
+            )
             streams.merge(total, part)
-            seen += part.examined
+            seen += part.done + now_kept - kept  # acted on, or looked at and left in place
+            kept = now_kept
             if not part.remaining or part.full or seen >= at_start:
                 return total
 
