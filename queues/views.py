@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -300,6 +301,11 @@ class QueuePages:
                 view(self.edit),
                 name="queue_edit",
             ),
+            path(
+                "queues/<path:key>/stream-entry/<str:entry_id>/",
+                view(require_safe(self.stream_entry)),
+                name="stream_entry",
+            ),
             path("queues/<path:key>/selected/<str:verb>/", view(self.selected), name="queue_selected"),
             path("queues/<path:key>/selection/", view(require_POST(self.select)), name="queue_selection"),
             path(
@@ -488,10 +494,30 @@ class QueuePages:
         context["action_url"] = reverse("admin:stream_all", args=[target.key, verb])
         return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
+    def stream_entry(self, request: HttpRequest, key: str, entry_id: str) -> HttpResponse:
+        """One stream entry in full: every field (long values cut at DISPLAY_LIMIT, with their length)."""
+        target = queue_target(key)
+        if not target.is_stream:
+            raise Http404(f"{key} is a list: its entries open by index and fingerprint.")
+        if not streams.is_entry_id(entry_id):
+            raise Http404(f"{entry_id[:40]!r} is not a stream entry id ('<ms>-<seq>').")
+        context: dict[str, Any] = {"target": target, "back": stream_back(request.GET)}
+        found = streams.read(get_redis(), key, [entry_id])
+        if not found:
+            return self.render(request, "vanished.html", "Entry not found", context, status=404)
+        entry, limit = found[0].text, conf("DISPLAY_LIMIT")
+        failure = {name: entry.fields[name] for name in streams.DLQ_FIELDS if name in entry.fields}
+        context |= {"entry": entry, "size": found[0].size, "nonce": new_nonce()}
+        context |= {"failure": shown(list(failure.items())) if target.is_dlq else []}
+        context["failed"] = datetime.fromtimestamp(entry.failed_at, UTC) if target.is_dlq else None
+        original = entry.job if target.is_dlq else entry.fields
+        context["fields"] = [(name, clip(value, limit)) for name, value in original.items()]
+        return self.render(request, "stream_entry.html", f"Entry {entry.id} of {key}", context)
+
     def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
         target = queue_target(key)
         if target.is_stream:
-            raise Http404("Stream entries cannot be browsed yet.")
+            raise Http404("A stream's entries open by entry id.")
         found = dlq.entry_at(get_redis(), key, index, fingerprint)
         context: dict[str, Any] = {"target": target, "back": back_query(request.GET)}
         if found is None:

@@ -7,6 +7,8 @@ widgets appear, the live page's socket connects), and the header must be the one
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 from playwright.sync_api import Browser, Page, Response, expect
@@ -62,6 +64,8 @@ def test_every_page_type_works_under_the_servers_csp(
 ) -> None:
     entry = dlq.page(live_redis, DLQ, 0, 1).entries[0]
     item = f"/queues/{DLQ}/entry/{entry.index}/{entry.id}/"
+    first: Any = live_redis.xrange("detections:stream:dlq", count=1)
+    stream_item = f"/queues/detections:stream:dlq/stream-entry/{first[0][0].decode()}/"
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
         # Every script, style sheet and icon a page asks for exists (pages themselves are checked below).
@@ -74,7 +78,7 @@ def test_every_page_type_works_under_the_servers_csp(
         page.on("response", note_missing)
         assert_console_policy(visit(page, f"{base_url}/login/"), base_url)
         login(page, base_url, "admin")
-        for path in (*PAGES, item, item + "edit/"):
+        for path in (*PAGES, item, item + "edit/", stream_item):
             assert_console_policy(visit(page, base_url + path), base_url)
             assert not problems, (path, problems)
             assert not missing, (path, missing)

@@ -49,6 +49,11 @@ def dlq_item(client: redis.Redis) -> str:
     return reverse("admin:queue_entry", args=[DLQ, entry.index, entry.id])
 
 
+def stream_dlq_item(client: redis.Redis) -> str:
+    rows: Any = client.xrange("detections:stream:dlq", count=1)
+    return reverse("admin:stream_entry", args=["detections:stream:dlq", rows[0][0].decode()])
+
+
 def down(point_at: Callable[..., Any]) -> None:
     point_at(url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
 
@@ -59,6 +64,7 @@ PAGES: list[tuple[str, str | None, Any, int]] = [
     ("dashboard", "admin", "/", 200),
     ("queue page", "admin", "/queues/detection_queue/", 200),
     ("DLQ item page", "admin", dlq_item, 200),
+    ("stream DLQ item page", "admin", stream_dlq_item, 200),
     ("jobs", "admin", "/jobs/", 200),
     ("keys", "admin", "/keys/", 200),
     ("orchestrator", "admin", "/orchestrator/", 200),

@@ -19,7 +19,7 @@ from tests.test_stream_actions import DLQ, STREAM, chunk, fields_of, ids_in, num
 pytestmark = pytest.mark.django_db
 
 
-def add(client: redis.Redis, fields: dict[str, str], key: str = DLQ) -> str:
+def add(client: redis.Redis, fields: dict[str, Any], key: str = DLQ) -> str:
     return streams.as_text(client.xadd(key, fields))  # type: ignore[arg-type]
 
 
@@ -157,3 +157,43 @@ def test_a_viewer_cannot_act_on_matching_entries(redis_client: redis.Redis, view
         assert client.get(url("stream_all", DLQ, verb), {"camera": "yard"}).status_code == 403
         assert chunk(client, verb, {"nonce": f"v-{verb}", "start": "-", "camera": "yard"}).status_code == 403
     assert ids_in(redis_client) == ids
+
+
+# --- One stream entry in full ---------------------------------------------------------------------
+
+
+def test_a_stream_dlq_entry_opens_in_full_with_its_failure(
+    redis_client: redis.Redis, viewer: User, operator: User, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "DISPLAY_LIMIT": 100}
+    long_path = "/export/cam/" + "x" * 300 + ".jpg"
+    entry_id = add(
+        redis_client, {**fields_of(7), "file_path": long_path, "note": "<script>alert(1)</script>"}
+    )
+    path = url("stream_entry", DLQ, entry_id)
+    listing = logged_in(viewer).get(url("queue_items", DLQ)).content.decode()
+    assert f'href="{path}"' in listing, "each row's id links to its entry"
+    html = logged_in(viewer).get(path).content.decode()
+    assert "Failed at</th><td>2023-11-14 22:15:00 UTC" in html  # dlq_timestamp 1700000100
+    assert "max_delivery_exceeded" in html and "1700000000000-7" in html
+    assert f"{long_path[:100]}… (316 characters)" in html, "a long value is cut and its length said"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "Retry this entry" not in html, "a viewer gets no buttons"
+    page = logged_in(operator).get(path).content.decode()
+    assert f'formaction="{url("stream_selected", DLQ, "retry")}"' in page and "Delete this entry" in page
+    done = logged_in(operator).post(url("stream_selected", DLQ, "retry"), {"id": entry_id, "nonce": "e-1"})
+    assert done.status_code == 302 and numbers(redis_client, STREAM) == [7]
+    gone = logged_in(viewer).get(path)
+    assert gone.status_code == 404 and "is no longer in" in gone.content.decode()
+
+
+def test_a_work_stream_entry_shows_every_field_and_bad_ids_are_404(
+    redis_client: redis.Redis, viewer: User
+) -> None:
+    entry_id = add(redis_client, {"camera_id": "porch", "blob": b"\xff\xfe"}, key=STREAM)
+    client = logged_in(viewer)
+    html = client.get(url("stream_entry", STREAM, entry_id)).content.decode()
+    assert "camera_id" in html and "porch" in html and "\\xff\\xfe" in html
+    assert "What failed" not in html
+    assert client.get(url("stream_entry", STREAM, "not-an-id")).status_code == 404
+    assert client.get(url("stream_entry", "dlq:detection_queue", entry_id)).status_code == 404
