@@ -314,14 +314,17 @@ def test_bad_filter_date_is_a_sentence_not_a_500(world: redis.Redis, operator: U
     assert any("must be a date and time" in m for m in shown_messages(confirm))
 
 
+STREAM_ROW_ID = r"<td class=\"queues-entry-id\"><a href=\"[^\"]*\"><code>(\d+-\d+)</code>"
+
+
 def test_stream_page_lists_entries_by_id_with_groups(world: redis.Redis, viewer: User) -> None:
     first = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10})
     html = first.content.decode()
     assert "Stream of 20 entries" in html and "detection-workers" in html
-    ids = re.findall(r"<td class=\"queues-entry-id\"><code>(\d+-\d+)</code>", html)
+    ids = re.findall(STREAM_ROW_ID, html)
     assert len(ids) == 10 and 'name="id"' not in html, "a viewer gets no checkboxes"
     second = logged_in(viewer).get(url("queue_items", "detections:stream"), {"size": 10, "after": ids[-1]})
-    later = re.findall(r"<td class=\"queues-entry-id\"><code>(\d+-\d+)</code>", second.content.decode())
+    later = re.findall(STREAM_ROW_ID, second.content.decode())
     assert len(later) == 10 and not set(later) & set(ids)
 
 
