@@ -387,6 +387,8 @@ def sweep(
     else:
         kept, total = kept_before + passed, length(client, key)
     outcome.remaining = 0 if exhausted else max(total - kept, 0)
+    if not outcome.remaining and not exhausted and entries_after(client, key, position, 1):
+        outcome.remaining = 1  # others removed entries left behind, so the count fell short: go on
     return outcome, position, kept
 
 

@@ -197,3 +197,25 @@ def test_a_work_stream_entry_shows_every_field_and_bad_ids_are_404(
     assert "What failed" not in html
     assert client.get(url("stream_entry", STREAM, "not-an-id")).status_code == 404
     assert client.get(url("stream_entry", "dlq:detection_queue", entry_id)).status_code == 404
+
+
+def test_a_filtered_run_goes_on_when_others_remove_entries_it_left_behind(
+    redis_client: redis.Redis, operator: User, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The run counts the entries it leaves behind itself; when someone else deletes them meanwhile,
+    the stream is shorter than that count, and the run must still reach the entries after it."""
+    monkeypatch.setattr(streams, "BATCH_SIZE", 4)
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0}  # one batch per request
+    cameras = ["yard", "yard", "yard", "porch", "yard", "porch", "yard", "yard", "porch", "yard"]
+    ids = fill_cameras(redis_client, cameras)
+    client = logged_in(operator)
+    reply = chunk(client, "retry", {"nonce": "c-0", "start": "-", "camera": "porch"}).json()
+    assert not reply["finished"] and reply["start"] == ids[3]
+    redis_client.xdel(DLQ, ids[0], ids[1], ids[2])  # another operator deletes what the run left
+    steps = 1
+    while not reply["finished"]:
+        data = {"nonce": reply["nonce"], "start": reply["start"], "tally": reply["tally"], "camera": "porch"}
+        reply = chunk(client, "retry", data).json()
+        steps += 1
+    assert numbers(redis_client, STREAM) == [3, 5, 8] and steps == 3
+    assert ids_in(redis_client) == [ids[i] for i in (4, 6, 7, 9)]
