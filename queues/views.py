@@ -735,6 +735,7 @@ class QueuePages:
         context |= {"target": target, "verb": verb, "nonce": new_nonce()}
         if verb == "retry" and target.source:  # how much the retry can move before the source is full
             context["room"] = inventory.describe_source(get_redis(), target.key)
+        context["button"] = confirm_button(verb, context, stream=target.is_stream)
         return self.render(request, template, title, context)
 
     def _run_chunk(self, request: HttpRequest, target: Target, verb: str, filters: Filters) -> HttpResponse:
@@ -967,6 +968,20 @@ def filter_fields(data: QueryDict) -> list[tuple[str, str]]:
 
 def filter_query(data: QueryDict) -> str:
     return urlencode(filter_fields(data))
+
+
+def confirm_button(verb: str, context: dict[str, Any], *, stream: bool) -> str:
+    """The confirmation button's words: how many entries, and "up to" the room a retry has."""
+    count = int(context.get("count", 0))
+    if context.get("all") and not context.get("exact", True):
+        what = "them"
+    else:
+        every = "all " if stream and context.get("all") and not context.get("filter_fields") else ""
+        what = f"{every}{count:,} entr{'y' if count == 1 else 'ies'}"
+    room = getattr(context.get("room"), "room", None)
+    if room and room < count:
+        what = f"up to {room:,} of {what}"
+    return f"Yes, {verb} {what}"
 
 
 def confirm_sentence(

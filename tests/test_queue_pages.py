@@ -546,9 +546,11 @@ def test_retry_confirm_pages_say_how_much_room_the_source_has(
     assert room.findall(html) == [
         ("", "detection_queue holds 5 of 25 entries: room for 20 more, so it stops after 20.")
     ]
+    assert ">Yes, retry up to 20 of 30 entries</button>" in html
     first = dlq.page(redis_client, DLQ).entries[0]
     html = client.get(url("queue_selected", DLQ, "retry"), {"ref": first.ref}).content.decode()
     assert room.findall(html) == [("", "detection_queue holds 5 of 25 entries: room for 20 more.")]
+    assert ">Yes, retry 1 entry</button>" in html
     assert not room.search(client.get(url("queue_matching", DLQ, "delete")).content.decode()), "retry only"
     redis_client.rpush(TARGET, *[b"{}"] * 20)
     html = client.get(url("queue_matching", DLQ, "retry")).content.decode()

@@ -321,6 +321,7 @@ def test_confirm_page_states_the_streams_room(
         f"{STREAM} can take 6 more entries before HSI's XADD MAXLEN 10 would trim one its consumer groups "
         "have not processed, so it stops after 6."
     ) in page.content.decode()
+    assert ">Yes, retry up to 6 of 8 entries</button>" in page.content.decode()
     redis_client.xgroup_create(STREAM, "stuck", id="0")
     redis_client.xreadgroup("stuck", "w", {STREAM: ">"}, count=1)  # the next entry trimmed is pending
     full = operator_client.get(reverse("admin:stream_selected", args=[DLQ, "retry"]), {"id": ids})
