@@ -388,7 +388,8 @@ class QueuePages:
             entries, total, more = found.entries, found.total, ""
             if not found.complete and found.last_id:
                 more = "?" + with_query(request.GET, after=found.last_id)
-            label = f"Continue searching after entry {found.last_id} →"
+            way = "before" if browse.newest_first else "after"  # newest first goes on to older entries
+            label = f"Continue searching {way} entry {found.last_id} →"
             note = scan_note(found, browse.size)
             context["scan"] = Listing([], total, note=note, continue_url=more, continue_label=label)
         else:

@@ -102,6 +102,10 @@ def test_a_filtered_page_of_matches_links_to_the_rest(redis_client: redis.Redis,
     assert html.count(f"Continue searching after entry {ids[9]} →") == 2  # above and below the rows
     rest = logged_in(viewer).get(url("queue_items", DLQ), {"camera": "porch", "size": "10", "after": ids[9]})
     assert [e.id for e, _ in rest.context["stream_rows"]] == ids[10:]
+    newest = logged_in(viewer).get(
+        url("queue_items", DLQ), {"camera": "porch", "size": "10", "order": "newest"}
+    )
+    assert f"Continue searching before entry {ids[2]} →" in newest.content.decode()
 
 
 def test_retry_all_matching_moves_only_matches_with_exact_progress(
