@@ -181,17 +181,58 @@ def well_known() -> dict[str, str]:
     return found | {keys.dlq_key(name): "dlq" for name in keys.QUEUE_NAMES}
 
 
-def queue_keys(client: redis.Redis) -> dict[str, str]:
-    """Queue and DLQ keys found by a bounded SCAN, plus the well-known names (even when empty)."""
+def contract_names() -> list[str]:
+    """Every queue and DLQ name HSI itself writes, in both key layouts (the contract's list)."""
+    names: list[str] = []
+    for name in keys.QUEUE_NAMES:
+        for queue in (name, f"{keys.DOCUMENTED_PREFIX}{name}"):
+            names += [queue, keys.dlq_key(name, documented=queue != name), f"dlq:overflow:{queue}"]
+    for stream in keys.STREAM_NAMES:
+        names += [stream, f"{stream}:dlq"]
+    return names
+
+
+def known(client: redis.Redis) -> dict[str, str]:
+    """The well-known names, and those of HSI's other names that exist (one pipelined EXISTS each):
+    found whatever the keyspace's size, where a bounded SCAN may stop before reaching them."""
     found = well_known()
-    for examined, raw in enumerate(client.scan_iter(count=conf("SCAN_COUNT")), start=1):
-        key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
-        family = keys.classify(key).name
-        if family in QUEUE_FAMILIES:
-            found[key] = family
-        if examined >= conf("SCAN_LIMIT"):
-            break
+    candidates = [name for name in contract_names() if name not in found]
+    pipe = client.pipeline(transaction=False)
+    for name in candidates:
+        pipe.exists(name)
+    for name, exists in zip(candidates, pipe.execute(), strict=True):
+        if exists:
+            found[name] = keys.classify(name).name
     return found
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Queue and DLQ keys (key -> family) and how far the SCAN for other names got."""
+
+    found: dict[str, str]
+    examined: int
+    complete: bool
+
+
+def discover(client: redis.Redis) -> Discovery:
+    """HSI's own queue names (see ``known``), plus any other queue or DLQ keys a bounded SCAN
+    (at most SCAN_LIMIT keys) meets, such as ``hsi:queue:<other name>``."""
+    found, examined, cursor = known(client), 0, 0
+    while True:
+        cursor, batch = client.scan(cursor, count=conf("SCAN_COUNT"))
+        for raw in batch:
+            key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
+            family = keys.classify(key).name
+            if family in QUEUE_FAMILIES:
+                found[key] = family
+        examined += len(batch)
+        if cursor == 0 or examined >= conf("SCAN_LIMIT"):
+            return Discovery(found, examined, complete=cursor == 0)
+
+
+def queue_keys(client: redis.Redis) -> dict[str, str]:
+    return discover(client).found
 
 
 def alerts(infos: list[QueueInfo]) -> list[QueueInfo]:
@@ -232,8 +273,7 @@ def _info(key: str, family: str) -> QueueInfo:
 
 def list_queues(client: redis.Redis) -> list[QueueInfo]:
     """Depth and head item of every list, length and groups of every stream, pipelined."""
-    found = sorted(queue_keys(client).items(), key=lambda kv: (keys.display_rank(kv[1]), kv[0]))
-    return _measure(client, [_info(key, family) for key, family in found])
+    return measure(client, queue_keys(client))
 
 
 def measure(client: redis.Redis, found: dict[str, str]) -> list[QueueInfo]:

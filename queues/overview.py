@@ -139,7 +139,7 @@ def redis_overview(client: redis.Redis | None = None, *, use_cache: bool = True)
 
     def build() -> Overview:
         connection = client or get_redis()
-        queues = inventory.well_known()
+        queues = inventory.known(connection)
         census = key_census(connection, queues=queues)
         flagged = [info.as_dict() for info in inventory.alerts(inventory.measure(connection, queues))]
         return Overview(server_facts(connection), census, datetime.now(UTC), flagged)

@@ -335,11 +335,15 @@ class QueuePages:
         return TemplateResponse(request, f"queues/{template}", full, status=status)
 
     def queue_list(self, request: HttpRequest) -> HttpResponse:
-        queues = inventory.list_queues(get_redis())
+        client = get_redis()
+        discovery = inventory.discover(client)
+        queues = inventory.measure(client, discovery.found)
         context = {
             "queues": queues,
             "alerts": inventory.alerts(queues),
             "idle_limit": conf("CONSUMER_IDLE_SECONDS"),
+            "discovery": discovery,
+            "key_count": None if discovery.complete else int(client.dbsize()),
         }
         return self.render(request, "queue_list.html", "Queues", context)
 

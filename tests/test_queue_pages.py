@@ -20,6 +20,7 @@ from console.models import ArchivedItem, AuditEntry
 from queues import dlq, views
 from queues.codec import decode, encode_payload
 from queues.demo import build_demo_world
+from queues.overview import redis_overview
 from queues.presentation import moment
 from tests.conftest import logged_in
 
@@ -234,6 +235,34 @@ def test_queue_list_shows_depths_fill_ages_groups_and_sources(
     assert "retries to <a" in html and ">detection_queue</a>" in html
     assert "group <code>detection-workers</code>: 7 pending" in html
     assert re.search(r"\d+[dhm]", html), "oldest item ages are humanised"
+
+
+def test_hsi_queues_are_listed_whatever_the_keyspace_size(
+    redis_client: redis.Redis, viewer: User, settings: Any
+) -> None:
+    """A bounded SCAN may stop long before it meets a queue: HSI's own names are checked by name."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 10, "SCAN_COUNT": 10}
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(5_000):
+        pipe.set(f"dedupe:{n:064x}", "/export/a.jpg")
+    pipe.execute()
+    redis_client.rpush("hsi:queue:dlq:detection_queue", *[b"{}"] * 10_001)
+    redis_client.rpush("dlq:overflow:hsi:queue:analysis_queue", b"{}")
+    redis_client.xadd("detections:stream:dlq", {"camera_id": "porch"})
+    response = logged_in(viewer).get(url("queue_list"))
+    listed = [q.key for q in response.context["queues"]]
+    for key in (
+        "hsi:queue:dlq:detection_queue",
+        "dlq:overflow:hsi:queue:analysis_queue",
+        "detections:stream:dlq",
+    ):
+        assert key in listed, key
+    assert "hsi:queue:analysis_queue" not in listed, "names that do not exist are left out"
+    html = response.content.decode()
+    assert re.search(r'<tr data-key="hsi:queue:dlq:detection_queue" class="queues-full">', html)
+    assert re.search(r"looked at\s+\d+ of 5,003 keys \(HSI_SCAN_LIMIT\), so one may be missing here", html)
+    alerts = [info["key"] for info in redis_overview(redis_client).queue_alerts]
+    assert alerts == ["hsi:queue:dlq:detection_queue"], "the dashboard's alerts see it too"
 
 
 # --- Item browser --------------------------------------------------------------------------------
