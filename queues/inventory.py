@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+from django.core.cache import cache
 
 from queues import keys
 from queues.codec import decode
@@ -196,39 +197,62 @@ def known(client: redis.Redis) -> dict[str, str]:
     """The well-known names, and those of HSI's other names that exist (one pipelined EXISTS each):
     found whatever the keyspace's size, where a bounded SCAN may stop before reaching them."""
     found = well_known()
-    candidates = [name for name in contract_names() if name not in found]
-    pipe = client.pipeline(transaction=False)
-    for name in candidates:
-        pipe.exists(name)
-    for name, exists in zip(candidates, pipe.execute(), strict=True):
-        if exists:
-            found[name] = keys.classify(name).name
-    return found
+    candidates = {name: keys.classify(name).name for name in contract_names() if name not in found}
+    return found | _existing(candidates, client)
 
 
 @dataclass(frozen=True)
 class Discovery:
-    """Queue and DLQ keys (key -> family) and how far the SCAN for other names got."""
+    """Queue and DLQ keys (key -> family) and how far the SCAN for other names has got: ``complete``
+    once it has been through the whole keyspace, else ``examined`` keys of its first pass so far."""
 
     found: dict[str, str]
     examined: int
     complete: bool
 
 
+DISCOVERY_CACHE = "queues:discovery"
+DISCOVERY_CACHE_SECONDS = 3600
+
+
 def discover(client: redis.Redis) -> Discovery:
-    """HSI's own queue names (see ``known``), plus any other queue or DLQ keys a bounded SCAN
-    (at most SCAN_LIMIT keys) meets, such as ``hsi:queue:<other name>``."""
-    found, examined, cursor = known(client), 0, 0
+    """HSI's own queue names (see ``known``), plus the queue and DLQ keys under other names (such
+    as ``hsi:queue:<other>``) that a SCAN meets. The SCAN looks at SCAN_LIMIT keys a call and
+    resumes where the previous call stopped (its cursor and findings are kept in the cache), so
+    every call costs the same and a keyspace of any size is covered after a few calls; keys it
+    found that have gone since are dropped."""
+    state = cache.get(DISCOVERY_CACHE)
+    if not isinstance(state, dict):
+        state = {"cursor": 0, "found": {}, "examined": 0, "complete": False}
+    cursor, others, examined = int(state["cursor"]), dict(state["found"]), 0
+    complete = bool(state["complete"])
     while True:
         cursor, batch = client.scan(cursor, count=conf("SCAN_COUNT"))
         for raw in batch:
             key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
             family = keys.classify(key).name
             if family in QUEUE_FAMILIES:
-                found[key] = family
+                others[key] = family
         examined += len(batch)
+        if cursor == 0:
+            complete = True
         if cursor == 0 or examined >= conf("SCAN_LIMIT"):
-            return Discovery(found, examined, complete=cursor == 0)
+            break
+    found = known(client)
+    others = _existing({key: family for key, family in others.items() if key not in found}, client)
+    first_pass = 0 if complete else int(state["examined"]) + examined
+    new_state = {"cursor": cursor, "found": others, "examined": first_pass, "complete": complete}
+    cache.set(DISCOVERY_CACHE, new_state, DISCOVERY_CACHE_SECONDS)
+    return Discovery(found | others, first_pass, complete)
+
+
+def _existing(candidates: dict[str, str], client: redis.Redis) -> dict[str, str]:
+    pipe = client.pipeline(transaction=False)
+    for key in candidates:
+        pipe.exists(key)
+    return {
+        key: family for (key, family), there in zip(candidates.items(), pipe.execute(), strict=True) if there
+    }
 
 
 def queue_keys(client: redis.Redis) -> dict[str, str]:

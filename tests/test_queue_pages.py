@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from console.models import ArchivedItem, AuditEntry
-from queues import dlq, views
+from queues import dlq, inventory, views
 from queues.codec import decode, encode_payload
 from queues.demo import build_demo_world
 from queues.overview import redis_overview
@@ -260,9 +260,31 @@ def test_hsi_queues_are_listed_whatever_the_keyspace_size(
     assert "hsi:queue:analysis_queue" not in listed, "names that do not exist are left out"
     html = response.content.decode()
     assert re.search(r'<tr data-key="hsi:queue:dlq:detection_queue" class="queues-full">', html)
-    assert re.search(r"looked at\s+\d+ of 5,003 keys \(HSI_SCAN_LIMIT\), so one may be missing here", html)
+    partial = r"it has been through\s+\d+ of 5,00\d keys\s+so far, so one may still be missing"
+    assert re.search(partial, html), "5,003 keys and the console's own (cache, session)"
     alerts = [info["key"] for info in redis_overview(redis_client).queue_alerts]
     assert alerts == ["hsi:queue:dlq:detection_queue"], "the dashboard's alerts see it too"
+
+
+def test_queues_under_other_names_are_found_as_the_scan_goes_on(
+    redis_client: redis.Redis, settings: Any
+) -> None:
+    """Each look resumes the SCAN where the last one stopped: a big keyspace is covered in turns."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 20, "SCAN_COUNT": 20}
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(400):
+        pipe.set(f"dedupe:{n:064x}", "/export/a.jpg")
+    pipe.execute()
+    redis_client.rpush("hsi:queue:thumbnails", b"{}")
+    looks = [inventory.discover(redis_client) for _ in range(60)]
+    first_complete = next(n for n, look in enumerate(looks) if look.complete)
+    assert 10 <= first_complete < 60, "about 400 keys, 20 a look"
+    assert [look.examined for look in looks[:3]] == sorted({look.examined for look in looks[:3]}), (
+        "it goes on"
+    )
+    assert "hsi:queue:thumbnails" in looks[-1].found
+    redis_client.delete("hsi:queue:thumbnails")
+    assert "hsi:queue:thumbnails" not in inventory.discover(redis_client).found, "gone keys are dropped"
 
 
 # --- Item browser --------------------------------------------------------------------------------
