@@ -237,15 +237,20 @@ def test_queue_list_shows_depths_fill_ages_groups_and_sources(
     assert re.search(r"\d+[dhm]", html), "oldest item ages are humanised"
 
 
+def big_keyspace(client: redis.Redis, settings: Any, *, keys: int, scan_limit: int) -> None:
+    """``keys`` dedupe keys, and a SCAN that looks at ``scan_limit`` of them a time."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": scan_limit, "SCAN_COUNT": scan_limit}
+    pipe = client.pipeline(transaction=False)
+    for n in range(keys):
+        pipe.set(f"dedupe:{n:064x}", "/export/a.jpg")
+    pipe.execute()
+
+
 def test_hsi_queues_are_listed_whatever_the_keyspace_size(
     redis_client: redis.Redis, viewer: User, settings: Any
 ) -> None:
     """A bounded SCAN may stop long before it meets a queue: HSI's own names are checked by name."""
-    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 10, "SCAN_COUNT": 10}
-    pipe = redis_client.pipeline(transaction=False)
-    for n in range(5_000):
-        pipe.set(f"dedupe:{n:064x}", "/export/a.jpg")
-    pipe.execute()
+    big_keyspace(redis_client, settings, keys=5_000, scan_limit=10)
     redis_client.rpush("hsi:queue:dlq:detection_queue", *[b"{}"] * 10_001)
     redis_client.rpush("dlq:overflow:hsi:queue:analysis_queue", b"{}")
     redis_client.xadd("detections:stream:dlq", {"camera_id": "porch"})
@@ -270,11 +275,7 @@ def test_queues_under_other_names_are_found_as_the_scan_goes_on(
     redis_client: redis.Redis, settings: Any
 ) -> None:
     """Each look resumes the SCAN where the last one stopped: a big keyspace is covered in turns."""
-    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 20, "SCAN_COUNT": 20}
-    pipe = redis_client.pipeline(transaction=False)
-    for n in range(400):
-        pipe.set(f"dedupe:{n:064x}", "/export/a.jpg")
-    pipe.execute()
+    big_keyspace(redis_client, settings, keys=400, scan_limit=20)
     redis_client.rpush("hsi:queue:thumbnails", b"{}")
     looks = [inventory.discover(redis_client) for _ in range(60)]
     first_complete = next(n for n, look in enumerate(looks) if look.complete)
