@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis
 from django.contrib.auth.models import User
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from console.models import ArchivedItem, AuditEntry
 from queues import streams
@@ -19,7 +23,7 @@ from tests.test_stream_actions import DLQ, STREAM, chunk, fields_of, ids_in, num
 pytestmark = pytest.mark.django_db
 
 
-def add(client: redis.Redis, fields: dict[str, Any], key: str = DLQ) -> str:
+def add(client: redis.Redis, fields: dict[Any, Any], key: str = DLQ) -> str:
     return streams.as_text(client.xadd(key, fields))  # type: ignore[arg-type]
 
 
@@ -223,3 +227,37 @@ def test_a_filtered_run_goes_on_when_others_remove_entries_it_left_behind(
         steps += 1
     assert numbers(redis_client, STREAM) == [3, 5, 8] and steps == 3
     assert ids_in(redis_client) == [ids[i] for i in (4, 6, 7, 9)]
+
+
+# --- Arbitrary bytes in stream fields -------------------------------------------------------------
+
+FIELD_BYTES = st.one_of(
+    st.binary(min_size=1, max_size=200),
+    st.text(min_size=1, max_size=60).map(lambda t: f"<script>{t}</script>".encode("utf-8", "surrogatepass")),
+)
+
+
+@hypothesis_settings(
+    max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fields=st.dictionaries(FIELD_BYTES, FIELD_BYTES, min_size=1, max_size=5), camera=FIELD_BYTES)
+def test_stream_pages_answer_200_with_any_bytes_escaped(
+    redis_client: redis.Redis, operator: User, fields: dict[bytes, bytes], camera: bytes
+) -> None:
+    redis_client.delete(DLQ)
+    entry_id = add(redis_client, {**fields, b"camera_id": camera, b"dlq_reason": camera})
+    client = logged_in(operator)
+    shown = streams.as_text(camera)[:64].strip()
+    pages = [
+        url("queue_items", DLQ),
+        url("queue_items", DLQ) + "?" + urlencode({"camera": shown, "q": shown[:20]}),
+        url("stream_entry", DLQ, entry_id),
+        url("stream_all", DLQ, "retry") + "?" + urlencode({"camera": shown}),
+        url("stream_selected", DLQ, "delete") + "?" + urlencode({"id": entry_id}),
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert b"<script>" not in response.content, page
+    api = client.get(f"/api/queues/{DLQ.replace(':', '%3A')}/items/")
+    assert api.status_code == 200 and api.json()["items"][0]["id"] == entry_id
