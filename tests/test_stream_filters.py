@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 def add(client: redis.Redis, fields: dict[Any, Any], key: str = DLQ) -> str:
-    return streams.as_text(client.xadd(key, fields))  # type: ignore[arg-type]
+    return streams.as_text(client.xadd(key, fields))
 
 
 def fill_cameras(client: redis.Redis, cameras: list[str]) -> list[str]:
