@@ -175,6 +175,9 @@ def browse_everything(client: Client, world: AclRedis) -> None:
         ok(client, f"/queues/{quote(key, safe='')}/")
     entry = items(client, "dlq:detection_queue")[0]
     ok(client, f"/queues/dlq%3Adetection_queue/entry/{entry['index']}/{entry['id']}/")
+    stream_entry = items(client, "detections:stream:dlq")[0]
+    ok(client, f"/queues/detections%3Astream%3Adlq/stream-entry/{stream_entry['id']}/")
+    ok(client, "/queues/detections%3Astream%3Adlq/?camera=porch&q=delivery&order=newest")
     job = api(client, "/api/jobs/")["jobs"][0]
     ok(client, f"/jobs/{quote(job['id'], safe='')}/")
     api(client, f"/api/jobs/{quote(job['id'], safe='')}/")
@@ -219,6 +222,10 @@ def dlq_flows(client: Client) -> None:
         body = {"all": True, "filter": {"q": "e"}}
         matching = api(client, f"/api/dlq/dlq%3Adetection_queue/{verb}/", body)
         assert matching[done] + matching["position"] >= 1, matching
+    stream = api(
+        client, "/api/dlq/detections%3Astream%3Adlq/retry/", {"all": True, "filter": {"q": "delivery"}}
+    )
+    assert stream["retried"] >= 1 and stream["remaining"] == 0, stream
 
 
 def job_flows(client: Client) -> None:
