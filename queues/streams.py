@@ -36,6 +36,14 @@ ARCHIVE_FORMAT = 1
 Fields = tuple[tuple[bytes, bytes], ...]
 
 
+def moment(seconds: float) -> datetime | None:
+    """Epoch seconds as a UTC time; None for NaN, infinities and times outside years 1 to 9999."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def as_text(value: bytes | str) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
@@ -68,16 +76,22 @@ class StreamEntry:
         return int(self.id.split("-", 1)[0]) / 1000
 
     @property
-    def added(self) -> datetime:
-        return datetime.fromtimestamp(self.added_at, UTC)
+    def added(self) -> datetime | None:
+        """``added_at`` as a time, None for an id beyond year 9999 (Redis takes any 64-bit id)."""
+        return moment(self.added_at)
 
     @property
     def failed_at(self) -> float:
         """A DLQ entry's ``dlq_timestamp`` (epoch seconds, as HSI writes it), else when it was added."""
         try:
-            return float(self.fields.get("dlq_timestamp", ""))
+            seconds = float(self.fields.get("dlq_timestamp", ""))
         except ValueError:
             return self.added_at
+        return seconds if moment(seconds) is not None else self.added_at
+
+    @property
+    def failed(self) -> datetime | None:
+        return moment(self.failed_at)
 
     def matches(
         self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -514,7 +513,7 @@ class QueuePages:
         failure = {name: entry.fields[name] for name in streams.DLQ_FIELDS if name in entry.fields}
         context |= {"entry": entry, "size": found[0].size, "nonce": new_nonce()}
         context |= {"failure": shown(list(failure.items())) if target.is_dlq else []}
-        context["failed"] = datetime.fromtimestamp(entry.failed_at, UTC) if target.is_dlq else None
+        context["failed"] = entry.failed if target.is_dlq else None
         original = entry.job if target.is_dlq else entry.fields
         context["fields"] = [(name, clip(value, limit)) for name, value in original.items()]
         return self.render(request, "stream_entry.html", f"Entry {entry.id} of {key}", context)

@@ -261,3 +261,22 @@ def test_stream_pages_answer_200_with_any_bytes_escaped(
         assert b"<script>" not in response.content, page
     api = client.get(f"/api/queues/{DLQ.replace(':', '%3A')}/items/")
     assert api.status_code == 200 and api.json()["items"][0]["id"] == entry_id
+
+
+def test_odd_times_read_as_unknown_not_as_a_server_error(redis_client: redis.Redis, operator: User) -> None:
+    """Redis takes any 64-bit id and HSI's dlq_timestamp is free text: neither may break a page."""
+    far = add(redis_client, {"camera_id": "porch", "dlq_timestamp": "nan"}, key=DLQ)
+    redis_client.xadd(DLQ, {"camera_id": "porch", "dlq_timestamp": "1e300"}, id="18446744073709551614-0")
+    client = logged_in(operator)
+    for page in (
+        url("queue_items", DLQ),
+        url("queue_items", DLQ) + "?since=2026-01-01T00:00",
+        url("stream_entry", DLQ, far),
+        url("stream_entry", DLQ, "18446744073709551614-0"),
+    ):
+        response = client.get(page)
+        assert response.status_code == 200, page
+    html = client.get(url("stream_entry", DLQ, "18446744073709551614-0")).content.decode()
+    assert "beyond year 9999" in html and 'Failed at</th><td><span class="console-muted">unknown' in html
+    nan = streams.page(redis_client, DLQ).entries[0]
+    assert nan.id == far and nan.failed_at == nan.added_at, "an unreadable dlq_timestamp: the id's time"
