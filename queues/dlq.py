@@ -10,7 +10,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -180,13 +180,25 @@ class Entry:
 
 
 def parse_time(value: Any) -> float | None:
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
+    """Epoch seconds from an ISO string or a number, None unless it is a time ``utc`` can show
+    (HSI's JSON may hold anything: 1e300 or NaN are numbers too)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = datetime.fromisoformat(value).timestamp()
+        except (ValueError, OverflowError):
+            return None
+    else:
         return None
+    return seconds if utc(seconds) is not None else None
+
+
+def utc(seconds: float) -> datetime | None:
+    """Epoch seconds as a UTC time; None for NaN, infinities and times outside years 1 to 9999."""
     try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
         return None
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -34,14 +34,6 @@ SEARCH_CHUNK = 500  # entries per XRANGE of a filtered read (which looks at MAX_
 ARCHIVE_FORMAT = 1
 
 Fields = tuple[tuple[bytes, bytes], ...]
-
-
-def moment(seconds: float) -> datetime | None:
-    """Epoch seconds as a UTC time; None for NaN, infinities and times outside years 1 to 9999."""
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def as_text(value: bytes | str) -> str:
@@ -78,7 +70,7 @@ class StreamEntry:
     @property
     def added(self) -> datetime | None:
         """``added_at`` as a time, None for an id beyond year 9999 (Redis takes any 64-bit id)."""
-        return moment(self.added_at)
+        return dlq.utc(self.added_at)
 
     @property
     def failed_at(self) -> float:
@@ -87,11 +79,11 @@ class StreamEntry:
             seconds = float(self.fields.get("dlq_timestamp", ""))
         except ValueError:
             return self.added_at
-        return seconds if moment(seconds) is not None else self.added_at
+        return seconds if dlq.utc(seconds) is not None else self.added_at
 
     @property
     def failed(self) -> datetime | None:
-        return moment(self.failed_at)
+        return dlq.utc(self.failed_at)
 
     def matches(
         self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None

@@ -349,6 +349,27 @@ def test_filter_scans_at_most_5000_and_continues(redis_client: redis.Redis, view
     assert [row.entry.index for row in rest.rows] == [5_500] and rest.continue_url == ""
 
 
+def test_entries_with_impossible_times_still_show(redis_client: redis.Redis, operator: User) -> None:
+    """JSON numbers like 1e300 or NaN (Python reads both) as a failure time: shown as they are."""
+    raws = [
+        b'{"original_job": {"camera_id": "porch"}, "error": "e", "last_failed_at": 1e300}',
+        b'{"original_job": {"camera_id": "porch"}, "error": "e", "last_failed_at": NaN}',
+        b'{"original_job": {"camera_id": "porch"}, "error": "e", "last_failed_at": "99999-01-01"}',
+    ]
+    redis_client.rpush(DLQ, *raws)
+    client = logged_in(operator)
+    entries = dlq.page(redis_client, DLQ).entries
+    for page in (
+        url("queue_list"),
+        url("queue_items", DLQ),
+        url("queue_items", DLQ) + "?since=2026-01-01T00:00",
+        *(url("queue_entry", DLQ, e.index, e.id) for e in entries),
+    ):
+        assert client.get(page).status_code == 200, page
+    assert "1e+300" in client.get(url("queue_items", DLQ)).content.decode()
+    assert client.get(url("queue_items", DLQ), {"since": "2026-01-01T00:00"}).context["listing"].rows == []
+
+
 def test_filter_by_error_text_shows_only_matches(world: redis.Redis, viewer: User) -> None:
     listing = logged_in(viewer).get(url("queue_items", DLQ), {"q": "timed out"}).context["listing"]
     assert listing.rows and all("timed out" in dict(row.summary)["error"] for row in listing.rows)
