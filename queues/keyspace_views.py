@@ -41,6 +41,11 @@ SECTIONS = (
 )
 
 
+def resume(request: HttpRequest) -> str:
+    """Where a Keys page's SCAN goes on (``?at=`` from the previous page's "Continue scanning")."""
+    return request.GET.get("at", "")[:30]
+
+
 class KeyPages:
     def __init__(self, site: AdminSite) -> None:
         self.site = site
@@ -100,22 +105,22 @@ class KeyPages:
         return self.render(request, "index.html", "Keys", {"rows": rows, "census": census})
 
     def batches(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.open_batches(get_redis())
+        rows, found = keyspace.open_batches(get_redis(), resume(request))
         context = {"rows": rows, "found": found, "limits": batch_rules}
         return self.render(request, "batches.html", "Open batches", context)
 
     def dedupe(self, request: HttpRequest) -> HttpResponse:
         query = request.GET.get("q", "")[:4096]
-        rows, found = keyspace.dedupe_entries(get_redis(), query)
+        rows, found = keyspace.dedupe_entries(get_redis(), query, resume(request))
         return self.render(request, "dedupe.html", "Dedupe", {"rows": rows, "found": found, "q": query})
 
     def cache(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.cache_entries(get_redis())
+        rows, found = keyspace.cache_entries(get_redis(), resume(request))
         context = {"rows": rows, "found": found, "limit": conf("CACHE_INVALIDATE_LIMIT")}
         return self.render(request, "cache.html", "Cache", context)
 
     def embeddings(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.embedding_days(get_redis())
+        rows, found = keyspace.embedding_days(get_redis(), start=resume(request))
         return self.render(request, "embeddings.html", "Entity embeddings", {"rows": rows, "found": found})
 
     def embedding_day(self, request: HttpRequest, day: str) -> HttpResponse:
@@ -129,20 +134,20 @@ class KeyPages:
         return self.render(request, "embedding_day.html", title, context)
 
     def rate_limits(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.rate_windows(get_redis())
+        rows, found = keyspace.rate_windows(get_redis(), resume(request))
         context = {"rows": rows, "found": found, "tiers": keyspace.RATE_TIERS}
         return self.render(request, "rate_limits.html", "Rate-limit windows", context)
 
     def idempotency(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.idempotency_keys(get_redis())
+        rows, found = keyspace.idempotency_keys(get_redis(), resume(request))
         return self.render(request, "idempotency.html", "Idempotency keys", {"rows": rows, "found": found})
 
     def telemetry(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.latencies(get_redis())
+        rows, found = keyspace.latencies(get_redis(), resume(request))
         return self.render(request, "telemetry.html", "Telemetry latencies", {"rows": rows, "found": found})
 
     def hll(self, request: HttpRequest) -> HttpResponse:
-        rows, found = keyspace.hyperloglogs(get_redis())
+        rows, found = keyspace.hyperloglogs(get_redis(), resume(request))
         return self.render(request, "hll.html", "HyperLogLog counters", {"rows": rows, "found": found})
 
     # --- Operator actions: GET shows the confirmation, POST acts -----------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from io import StringIO
 from typing import Any
@@ -437,6 +438,29 @@ def test_bounded_scan_says_it_was_cut(
     assert 'data-testid="scan-note"' in html and "Partial: scanned" in html
     settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "KEYS_PAGE_ROWS": 500}
     assert 'data-testid="scan-note"' not in page(viewer_client, "/keys/dedupe/")
+
+
+def test_a_cut_page_continues_where_its_scan_stopped(
+    viewer_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    """Following "Continue scanning" from page to page shows every key once."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "KEYS_PAGE_ROWS": 40, "SCAN_COUNT": 20}
+    every = {f"{n:064x}" for n in range(300)}
+    redis_client.mset({f"dedupe:{sha}": "/export/a.jpg" for sha in every})
+    redis_client.mset({f"other:{n}": "x" for n in range(300)})
+    shown: list[str] = []
+    path, pages = "/keys/dedupe/", 0
+    while path:
+        html = page(viewer_client, path)
+        shown += re.findall(r"<code>([0-9a-f]{64})</code>", html)
+        more = re.search(r'<a href="\?at=([0-9]+-[0-9]+)" data-testid="scan-continue">', html)
+        path = f"/keys/dedupe/?at={more[1]}" if more else ""
+        pages += 1
+        assert pages < 40, "it ends"
+    assert sorted(shown) == sorted(every) and pages > 3, "each key once, over several pages"
+    assert "The rest of the keys" in html and "Back to the start" in html
+    bad = page(viewer_client, "/keys/dedupe/?at=0-99999999999999999999")  # beyond Redis's cursors
+    assert "Partial: scanned" in bad and "Back to the start" not in bad, "a bad at: from the start"
 
 
 def test_scan_budget_stops_on_a_big_keyspace(redis_client: redis.Redis, settings: Any) -> None:

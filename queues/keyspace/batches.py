@@ -72,8 +72,8 @@ class Batch:
 BATCH_FIELDS = ("camera_id", "started_at", "last_activity", "pipeline_start_time", "closing")
 
 
-def open_batches(client: redis.Redis) -> tuple[list[Batch], Found]:
-    found = scan(client, [keys.BATCH_CURRENT_PATTERN])
+def open_batches(client: redis.Redis, start: str = "") -> tuple[list[Batch], Found]:
+    found = scan(client, [keys.BATCH_CURRENT_PATTERN], start=start)
     names = found.names
     now = time.time()
     batches = [Batch(keys.wildcard_part(name, keys.BATCH_CURRENT_PATTERN), name, now=now) for name in names]

@@ -30,8 +30,8 @@ def is_cache_key(name: str) -> bool:
     return name.startswith(keys.CACHE_PREFIXES) and keys.classify(name).name == "cache"
 
 
-def cache_entries(client: redis.Redis) -> tuple[list[CacheEntry], Found]:
-    found = scan(client, [f"{prefix}*" for prefix in keys.CACHE_PREFIXES])
+def cache_entries(client: redis.Redis, start: str = "") -> tuple[list[CacheEntry], Found]:
+    found = scan(client, [f"{prefix}*" for prefix in keys.CACHE_PREFIXES], start=start)
     names = found.names
     present = set(names)
     main = [n for n in names if not (n.endswith(CACHE_SIDE_SUFFIXES) and _base(n) in present)]
@@ -73,8 +73,12 @@ def _base(name: str) -> str:
 
 
 def cache_prefix_keys(client: redis.Redis, prefix: str) -> Found:
-    """Cache keys under ``prefix``, at most CACHE_INVALIDATE_LIMIT of them."""
-    return scan(client, [glob_escape(prefix) + "*"], rows=conf("CACHE_INVALIDATE_LIMIT"))
+    """Cache keys under ``prefix``, at most CACHE_INVALIDATE_LIMIT of them (the rest: next time)."""
+    limit = conf("CACHE_INVALIDATE_LIMIT")
+    found = scan(client, [glob_escape(prefix) + "*"], rows=limit)
+    if len(found.keys) <= limit:
+        return found
+    return Found(found.keys[:limit], found.examined, complete=False)
 
 
 def cache_problem(prefix: str, *, whole_key: bool) -> str:

@@ -24,8 +24,8 @@ class Idempotency:
     problem: str = ""
 
 
-def idempotency_keys(client: redis.Redis) -> tuple[list[Idempotency], Found]:
-    found = scan(client, keys.IDEMPOTENCY_PATTERNS)
+def idempotency_keys(client: redis.Redis, start: str = "") -> tuple[list[Idempotency], Found]:
+    found = scan(client, keys.IDEMPOTENCY_PATTERNS, start=start)
     answers = pipelined(client, [c for k in found.keys for c in (("get", (k,)), ("ttl", (k,)))])
     rows = []
     for index, name in enumerate(found.names):
@@ -70,8 +70,8 @@ def percentile(ordered: Sequence[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def latencies(client: redis.Redis) -> tuple[list[Latency], Found]:
-    found = scan(client, [keys.TELEMETRY_LATENCY_PATTERN])
+def latencies(client: redis.Redis, start: str = "") -> tuple[list[Latency], Found]:
+    found = scan(client, [keys.TELEMETRY_LATENCY_PATTERN], start=start)
     answers = pipelined(
         client,
         [c for k in found.keys for c in (("lrange", (k, -TELEMETRY_MAX_ITEMS, -1)), ("ttl", (k,)))],
@@ -108,8 +108,8 @@ class Counter:
     problem: str = ""
 
 
-def hyperloglogs(client: redis.Redis) -> tuple[list[Counter], Found]:
-    found = scan(client, [keys.HLL_PATTERN])
+def hyperloglogs(client: redis.Redis, start: str = "") -> tuple[list[Counter], Found]:
+    found = scan(client, [keys.HLL_PATTERN], start=start)
     answers = pipelined(client, [c for k in found.keys for c in (("pfcount", (k,)), ("ttl", (k,)))])
     rows = []
     for index, name in enumerate(found.names):

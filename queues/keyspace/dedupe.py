@@ -39,13 +39,13 @@ def _dedupe_rows(client: redis.Redis, names: Sequence[bytes]) -> list[Dedupe]:
     return rows
 
 
-def dedupe_entries(client: redis.Redis, query: str = "") -> tuple[list[Dedupe], Found]:
+def dedupe_entries(client: redis.Redis, query: str = "", start: str = "") -> tuple[list[Dedupe], Found]:
     """Every dedupe entry (bounded), or those whose sha256 or file path is ``query``."""
     query = query.strip()
     if SHA256.fullmatch(query.lower()):
         key = keys.dedupe_key(query.lower()).encode()
         return _dedupe_rows(client, [key]), Found([key], 1, True)
-    found = scan(client, [keys.DEDUPE_PATTERN], rows=None if not query else conf("SCAN_LIMIT"))
+    found = scan(client, [keys.DEDUPE_PATTERN], rows=None if not query else conf("SCAN_LIMIT"), start=start)
     rows = _dedupe_rows(client, found.keys)
     if query:
         rows = [r for r in rows if r.path == query]

@@ -97,10 +97,12 @@ def _read_day(day: EmbeddingDay, found: Decoded, *, with_entities: bool) -> None
     day.problem = "; ".join(problems)
 
 
-def embedding_days(client: redis.Redis, *, day: str | None = None) -> tuple[list[EmbeddingDay], Found]:
+def embedding_days(
+    client: redis.Redis, *, day: str | None = None, start: str = ""
+) -> tuple[list[EmbeddingDay], Found]:
     """Per day: counts, size and TTL; with ``day``, that day's entities too (vectors abbreviated)."""
     if day is None:
-        found = scan(client, [keys.EMBEDDINGS_PATTERN])
+        found = scan(client, [keys.EMBEDDINGS_PATTERN], start=start)
     else:
         key = keys.embeddings_key(day).encode()
         found = Found([key], 1, True)

@@ -44,8 +44,8 @@ def is_rate_limit_key(name: str) -> bool:
     return name.startswith(keys.RATE_LIMIT_PREFIX) and name.count(":") >= 2
 
 
-def rate_windows(client: redis.Redis) -> tuple[list[RateWindow], Found]:
-    found = scan(client, [keys.RATE_LIMIT_PREFIX + "*"])
+def rate_windows(client: redis.Redis, start: str = "") -> tuple[list[RateWindow], Found]:
+    found = scan(client, [keys.RATE_LIMIT_PREFIX + "*"], start=start)
     since = time.time() - RATE_WINDOW_SECONDS
     answers = pipelined(
         client, [c for k in found.keys for c in (("zcount", (k, since, "+inf")), ("ttl", (k,)))]

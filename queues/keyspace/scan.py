@@ -28,11 +28,14 @@ def glob_escape(literal: str) -> str:
 
 @dataclass(frozen=True)
 class Found:
-    """Keys a bounded SCAN found: ``complete`` is False when it stopped before the end."""
+    """Keys a bounded SCAN found: ``complete`` is False when it stopped before the end, and then
+    ``resume`` says where the next page's SCAN goes on (``<pattern index>-<cursor>``)."""
 
     keys: list[bytes]
     examined: int
     complete: bool
+    resume: str = ""
+    resumed: bool = False  # this page went on from an earlier one
 
     @property
     def names(self) -> list[str]:
@@ -40,25 +43,38 @@ class Found:
 
     @property
     def note(self) -> str:
-        if self.complete:
+        if self.complete and not self.resumed:
             return ""
+        if self.complete:
+            return f"The rest of the keys: scanned {self.examined:,} more; {len(self.keys):,} found here."
+        more = "more " if self.resumed else ""
         return (
-            f"Partial: scanned {self.examined:,} keys and stopped (bounded SCAN); "
+            f"Partial: scanned {self.examined:,} {more}keys and stopped (bounded SCAN); "
             f"{len(self.keys):,} matching keys found so far are shown."
         )
 
 
-def scan(client: redis.Redis, patterns: Iterable[str], *, rows: int | None = None) -> Found:
-    """Keys matching any of ``patterns``: at most ``rows`` of them, examining at most SCAN_LIMIT keys."""
+RESUME = re.compile(r"(\d{1,3})-(\d{1,20})")
+MAX_CURSOR = 2**64 - 1  # a larger cursor is a Redis error
+
+
+def scan(client: redis.Redis, patterns: Iterable[str], *, rows: int | None = None, start: str = "") -> Found:
+    """Keys matching any of ``patterns``: at most about ``rows`` of them (the last SCAN call's
+    matches are all kept, so that going on from ``resume`` skips none), examining at most
+    SCAN_LIMIT keys; from ``start`` (an earlier page's ``resume``), else from the beginning."""
     rows = rows or conf("KEYS_PAGE_ROWS")
     budget, count = conf("SCAN_LIMIT"), conf("SCAN_COUNT")
+    first, cursor = _start(start)
+    resumed = (first, cursor) != (0, 0)
     found: list[bytes] = []
     seen: set[bytes] = set()
-    examined, complete = 0, True
-    for pattern in patterns:
-        cursor = 0
+    examined = 0
+    for index, pattern in enumerate(list(patterns)):
+        if index < first:
+            continue
+        cursor = cursor if index == first else 0
         while True:
-            cursor, batch = client.scan(cursor, match=pattern, count=count)
+            cursor, batch = client.scan(cursor, match=pattern, count=max(min(count, rows - len(found)), 1))
             examined += count
             for item in batch:
                 key = item.encode() if isinstance(item, str) else item
@@ -68,13 +84,18 @@ def scan(client: redis.Redis, patterns: Iterable[str], *, rows: int | None = Non
             if cursor == 0:
                 break
             if len(found) >= rows or examined >= budget:
-                complete = False
-                break
-        if not complete:
-            break
-    if complete:
+                return Found(found, examined, False, f"{index}-{cursor}", resumed=resumed)
+    if not resumed:
         examined = min(examined, int(client.dbsize()))
-    return Found(found[:rows], examined, complete and len(found) <= rows)
+    return Found(found, examined, True, resumed=resumed)
+
+
+def _start(start: str) -> tuple[int, int]:
+    """An earlier page's ``resume`` as (pattern index, cursor); the beginning when it is not one."""
+    match = RESUME.fullmatch(start)
+    if match is None or int(match[2]) > MAX_CURSOR:
+        return 0, 0
+    return int(match[1]), int(match[2])
 
 
 def pipelined(client: redis.Redis, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
