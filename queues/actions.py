@@ -43,10 +43,8 @@ class Filters:
     def active(self) -> bool:
         return bool(self.text or self.camera or self.since is not None or self.until is not None)
 
-    def select(self, entry: dlq.Entry) -> bool:
-        return entry.matches(self.text, self.camera, self.since, self.until)
-
-    def select_stream(self, entry: streams.StreamEntry) -> bool:
+    def select(self, entry: dlq.Entry | streams.StreamEntry) -> bool:
+        """A list DLQ entry (error text or type, job's camera) or a stream DLQ entry (reason, camera_id)."""
         return entry.matches(self.text, self.camera, self.since, self.until)
 
     def as_query(self) -> dict[str, str]:
@@ -262,7 +260,7 @@ def act_on_stream(
         action,
         budget_seconds=budget_seconds,
         after=after,
-        select=filters.select_stream if filters.active else None,
+        select=filters.select if filters.active else None,
         kept_before=kept_before,
     )
     outcome.target = keys.source_queue(key) if verb == "retry" else None

@@ -383,7 +383,7 @@ class QueuePages:
             found = streams.search(
                 client,
                 target.key,
-                filters.select_stream,
+                filters.select,
                 after=after,
                 newest_first=browse.newest_first,
                 limit=browse.size,
@@ -447,7 +447,7 @@ class QueuePages:
         if request.method == "POST":
             return self._stream_chunk(request, target, verb, filters)
         client = get_redis()
-        counted = streams.search(client, target.key, filters.select_stream) if filters.active else None
+        counted = streams.search(client, target.key, filters.select) if filters.active else None
         count = counted.matched if counted else streams.length(client, target.key)
         sentence = confirm_sentence(target, verb, count, counted, describe(filters, stream=True))
         context = {"sentence": sentence, "count": count, "all": True, "filter_fields": filter_fields(data)}

@@ -453,7 +453,9 @@ def test_a_cut_page_continues_where_its_scan_stopped(
     while path:
         html = page(viewer_client, path)
         shown += re.findall(r"<code>([0-9a-f]{64})</code>", html)
-        more = re.search(r'<a href="\?at=([0-9]+-[0-9]+)" data-testid="scan-continue">', html)
+        more = re.search(
+            r'<a href="\?at=([0-9]+-[0-9]+(?:-[0-9a-f]{16})?)" data-testid="scan-continue">', html
+        )
         path = f"/keys/dedupe/?at={more[1]}" if more else ""
         pages += 1
         assert pages < 40, "it ends"

@@ -41,7 +41,7 @@ def test_a_search_is_bounded_and_continues_after_the_last_entry_it_examined(
 ) -> None:
     cameras = ["porch" if n in (10, 4_999, 5_500) else "garage" for n in range(6_000)]
     ids = fill_cameras(redis_client, cameras)
-    porch = Filters(camera="porch").select_stream
+    porch = Filters(camera="porch").select
     first = streams.search(redis_client, DLQ, porch, limit=50)
     assert [e.id for e in first.entries] == [ids[10], ids[4_999]]
     assert (first.examined, first.total, first.complete, first.last_id) == (5_000, 6_000, False, ids[4_999])
@@ -62,7 +62,7 @@ def test_reason_camera_and_failure_time_select_entries(redis_client: redis.Redis
     entries = {e.id: e for e in streams.page(redis_client, DLQ).entries}
 
     def chosen(**query: str) -> list[str]:
-        return [i for i in (late, early, no_time) if Filters.from_query(query).select_stream(entries[i])]
+        return [i for i in (late, early, no_time) if Filters.from_query(query).select(entries[i])]
 
     assert chosen(q="poison") == [late]  # the reason, case-insensitively
     assert chosen(q="delivery") == [early, no_time]

@@ -74,11 +74,7 @@ def _base(name: str) -> str:
 
 def cache_prefix_keys(client: redis.Redis, prefix: str) -> Found:
     """Cache keys under ``prefix``, at most CACHE_INVALIDATE_LIMIT of them (the rest: next time)."""
-    limit = conf("CACHE_INVALIDATE_LIMIT")
-    found = scan(client, [glob_escape(prefix) + "*"], rows=limit)
-    if len(found.keys) <= limit:
-        return found
-    return Found(found.keys[:limit], found.examined, complete=False)
+    return scan(client, [glob_escape(prefix) + "*"], rows=conf("CACHE_INVALIDATE_LIMIT"))
 
 
 def cache_problem(prefix: str, *, whole_key: bool) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.core.cache import cache
 
 from queues.codec import decode
 from queues.conf import conf
@@ -54,48 +56,79 @@ class Found:
         )
 
 
-RESUME = re.compile(r"(\d{1,3})-(\d{1,20})")
+RESUME = re.compile(r"(\d{1,3})-(\d{1,20})(?:-([0-9a-f]{16}))?")
 MAX_CURSOR = 2**64 - 1  # a larger cursor is a Redis error
+REST_KEY = "keys:scan-rest:{}"  # in the cache: keys a SCAN call returned beyond a page's rows
+REST_SECONDS = 3600
 
 
 def scan(client: redis.Redis, patterns: Iterable[str], *, rows: int | None = None, start: str = "") -> Found:
-    """Keys matching any of ``patterns``: at most about ``rows`` of them (the last SCAN call's
-    matches are all kept, so that going on from ``resume`` skips none), examining at most
-    SCAN_LIMIT keys; from ``start`` (an earlier page's ``resume``), else from the beginning."""
-    rows = rows or conf("KEYS_PAGE_ROWS")
+    """Keys matching any of ``patterns``: at most ``rows`` of them, examining at most SCAN_LIMIT
+    keys; from ``start`` (an earlier page's ``resume``), else from the beginning.
+
+    A SCAN call may answer more keys than the page has room for; those are kept in the cache for
+    the next page, which shows them first and then goes on from the cursor, so none is skipped.
+    """
+    page = _Page(rows or conf("KEYS_PAGE_ROWS"), start)
     budget, count = conf("SCAN_LIMIT"), conf("SCAN_COUNT")
-    first, cursor = _start(start)
-    resumed = (first, cursor) != (0, 0)
-    found: list[bytes] = []
-    seen: set[bytes] = set()
-    examined = 0
+    if page.token and (rest := page.add(cache.get(REST_KEY.format(page.token)) or [])):
+        return page.cut(page.first, page.cursor, rest)
+    calls = 0
     for index, pattern in enumerate(list(patterns)):
-        if index < first:
+        if index < page.first:
             continue
-        cursor = cursor if index == first else 0
+        cursor = page.cursor if index == page.first else 0
         while True:
-            cursor, batch = client.scan(cursor, match=pattern, count=max(min(count, rows - len(found)), 1))
-            examined += count
-            for item in batch:
-                key = item.encode() if isinstance(item, str) else item
-                if key not in seen:
-                    seen.add(key)
-                    found.append(key)
+            # Near ``rows``, ask for fewer so that the page ends near it; the calls stay bounded too.
+            asked = max(min(count, page.rows - len(page.found)), 1)
+            cursor, batch = client.scan(cursor, match=pattern, count=asked)
+            page.examined, calls = page.examined + asked, calls + 1
+            if rest := page.add(batch):  # a finished pattern's rest goes before the next pattern
+                return page.cut(index + 1, 0, rest) if cursor == 0 else page.cut(index, cursor, rest)
             if cursor == 0:
                 break
-            if len(found) >= rows or examined >= budget:
-                return Found(found, examined, False, f"{index}-{cursor}", resumed=resumed)
-    if not resumed:
-        examined = min(examined, int(client.dbsize()))
-    return Found(found, examined, True, resumed=resumed)
+            if len(page.found) >= page.rows or page.examined >= budget or calls * count >= budget:
+                return page.cut(index, cursor, [])
+    if not page.resumed:
+        page.examined = min(page.examined, int(client.dbsize()))
+    return Found(page.found, page.examined, True, resumed=page.resumed)
 
 
-def _start(start: str) -> tuple[int, int]:
-    """An earlier page's ``resume`` as (pattern index, cursor); the beginning when it is not one."""
-    match = RESUME.fullmatch(start)
-    if match is None or int(match[2]) > MAX_CURSOR:
-        return 0, 0
-    return int(match[1]), int(match[2])
+class _Page:
+    """One Keys page's SCAN: where it starts (an earlier page's ``resume``) and what it found."""
+
+    def __init__(self, rows: int, start: str) -> None:
+        match = RESUME.fullmatch(start)
+        if match is not None and int(match[2]) > MAX_CURSOR:
+            match = None
+        self.rows, self.resumed = rows, match is not None
+        self.first, self.cursor = (int(match[1]), int(match[2])) if match else (0, 0)
+        self.token = (match[3] or "") if match else ""
+        self.found: list[bytes] = []
+        self.seen: set[bytes] = set()
+        self.examined = 0
+
+    def add(self, batch: Iterable[bytes | str]) -> list[bytes]:
+        """Adds the new keys that fit in the page; answers those that do not."""
+        fresh = []
+        for item in batch:
+            key = item.encode() if isinstance(item, str) else item
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(key)
+        room = self.rows - len(self.found)
+        self.found.extend(fresh[:room])
+        return fresh[room:]
+
+    def cut(self, index: int, cursor: int, rest: list[bytes]) -> Found:
+        """The page stops here: the next goes on at ``cursor`` of pattern ``index`` (0: from its
+        beginning), showing ``rest`` first."""
+        resume = f"{index}-{cursor}"
+        if rest:
+            token = secrets.token_hex(8)
+            cache.set(REST_KEY.format(token), rest, REST_SECONDS)
+            resume += f"-{token}"
+        return Found(self.found, self.examined, False, resume, resumed=self.resumed)
 
 
 def pipelined(client: redis.Redis, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
