@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
+from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -23,10 +24,12 @@ from console.redis import explain, probe
 from console.roles import perm
 from orchestrator.views import admin_urls as orchestrator_admin_urls
 from queues.conf import conf
+from queues.forms import RUN_ID
 from queues.jobs_views import admin_urls as job_admin_urls
 from queues.keyspace_views import admin_urls as key_admin_urls
 from queues.overview import redis_overview
 from queues.views import admin_urls as queue_admin_urls
+from queues.views import undo_url
 from realtime.views import admin_urls as live_admin_urls
 
 
@@ -114,6 +117,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ("action",)
     search_fields = ("username", "key", "action")
     date_hierarchy = "created_at"
+    readonly_fields = ("deleted_entries",)
+
+    @admin.display(description="Deleted entries")
+    def deleted_entries(self, obj: AuditEntry) -> str:
+        """A delete's archive rows (every step of it), where it can be undone."""
+        deletion = obj.detail.get("deletion") if isinstance(obj.detail, dict) else None
+        if not isinstance(deletion, str) or not RUN_ID.fullmatch(deletion):
+            return "—"
+        link = '<a href="{}">In the archive, to look at or restore (undo)</a>'
+        return format_html(link, undo_url(deletion))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -80,6 +80,12 @@ class ArchivedItem(models.Model):
     batch_index = models.PositiveIntegerField(default=0)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LIST)
     entry_id = models.CharField(max_length=48, blank=True, help_text="A stream entry's id when deleted.")
+    deletion = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The delete action that archived the row (one confirmation, however many steps); "
+        "undoing it restores exactly its rows.",
+    )
 
     class Meta:
         # Newest first by id alone: rows are numbered as they are archived, and an order the key's
@@ -89,6 +95,7 @@ class ArchivedItem(models.Model):
         indexes = (
             models.Index(fields=("key", "id"), name="archive_key_id"),
             models.Index(fields=("state", "id"), name="archive_state_id"),
+            models.Index(fields=("deletion", "id"), name="archive_deletion_id"),
         )
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from console import audit
 from queues import archive, dlq, keys, selection, streams, validation
+from queues.forms import new_nonce
 
 SNAPSHOT_ENTRIES = 5
 AUDITED_FINGERPRINTS = 1000
@@ -113,12 +114,21 @@ def _username(request: HttpRequest | None) -> str:
 Action = Callable[[redis.Redis, str, Sequence[dlq.Entry]], dlq.Outcome]
 
 
-def _archive_delete(request: HttpRequest | None) -> Action:
-    return lambda client, key, entries: archive.archive_and_delete(client, key, entries, _username(request))
+def _archive_delete(request: HttpRequest | None, deletion: str) -> Action:
+    return lambda client, key, entries: archive.archive_and_delete(
+        client, key, entries, _username(request), deletion=deletion
+    )
 
 
-def _archive_rotate(request: HttpRequest | None) -> dlq.Act:
-    return lambda client, key, window: archive.archive_and_rotate(client, key, window, _username(request))
+def _archive_rotate(request: HttpRequest | None, deletion: str) -> dlq.Act:
+    return lambda client, key, window: archive.archive_and_rotate(
+        client, key, window, _username(request), deletion=deletion
+    )
+
+
+def _deletion(verb: str, deletion: str) -> dict[str, str]:
+    """What a delete's audit entry records of its action id (a retry has none)."""
+    return {"deletion": deletion} if verb == "delete" else {}
 
 
 def _check_verb(verb: str) -> None:
@@ -127,16 +137,27 @@ def _check_verb(verb: str) -> None:
 
 
 def act_on_selected(
-    client: redis.Redis, key: str, refs: list[str], *, verb: str, request: HttpRequest | None
+    client: redis.Redis,
+    key: str,
+    refs: list[str],
+    *,
+    verb: str,
+    request: HttpRequest | None,
+    deletion: str = "",
 ) -> tuple[dlq.Outcome, int]:
-    """Retry or delete the entries a user picked; returns the outcome and the audit id."""
+    """Retry or delete the entries a user picked; returns the outcome and the audit id.
+
+    A delete's archive rows carry ``deletion`` (a new id if none is given), recorded in the audit.
+    """
     _check_verb(verb)
+    deletion = deletion or new_nonce()
     entries, missing = _selected(client, key, refs)
-    action = dlq.retry if verb == "retry" else _archive_delete(request)
+    action = dlq.retry if verb == "retry" else _archive_delete(request, deletion)
     outcome = action(client, key, entries)
     if missing:
         outcome.skipped["not found (already retried or deleted?)"] += missing
-    return outcome, _record(request, f"dlq.{verb}", key, outcome, selected=len(refs))
+    extra = _deletion(verb, deletion)
+    return outcome, _record(request, f"dlq.{verb}", key, outcome, selected=len(refs), **extra)
 
 
 def act_on_matching(
@@ -148,9 +169,14 @@ def act_on_matching(
     request: HttpRequest | None,
     start: int = 0,
     budget_seconds: float = 3.0,
+    deletion: str = "",
 ) -> tuple[dlq.Outcome, int, int]:
-    """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``."""
+    """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``.
+
+    Every chunk of one delete passes the same ``deletion``, so the whole action is undone as one.
+    """
     _check_verb(verb)
+    deletion = deletion or new_nonce()
     select = filters.select if filters.active else None
     if verb == "retry" and select is None:
         outcome, position = dlq.retry_all(client, key, budget_seconds=budget_seconds, start=start)
@@ -162,13 +188,16 @@ def act_on_matching(
         outcome, position = dlq.sweep(
             client,
             key,
-            _archive_rotate(request),
+            _archive_rotate(request, deletion),
             dlq.delete_keep(select),
             budget_seconds=budget_seconds,
             start=start,
         )
     outcome.target = keys.source_queue(key) if verb == "retry" else None
-    audit_id = _record(request, f"dlq.{verb}_all", key, outcome, filters=filters.as_query(), start=start)
+    extra = _deletion(verb, deletion)
+    audit_id = _record(
+        request, f"dlq.{verb}_all", key, outcome, filters=filters.as_query(), start=start, **extra
+    )
     return outcome, position, audit_id
 
 
@@ -216,21 +245,23 @@ def retry_stream(
     return outcome, _record_stream(request, "dlq.retry", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
 
 
-def _archive_delete_stream(request: HttpRequest | None) -> streams.Action:
+def _archive_delete_stream(request: HttpRequest | None, deletion: str) -> streams.Action:
     return lambda client, key, entries: archive.archive_and_delete_stream(
-        client, key, entries, _username(request)
+        client, key, entries, _username(request), deletion=deletion
     )
 
 
 def delete_stream(
-    client: redis.Redis, key: str, ids: list[str], *, request: HttpRequest | None
+    client: redis.Redis, key: str, ids: list[str], *, request: HttpRequest | None, deletion: str = ""
 ) -> tuple[streams.StreamOutcome, int]:
     """Archive, then delete stream DLQ entries by id; ids no longer there count as skipped."""
+    deletion = deletion or new_nonce()
     found = streams.read(client, key, ids) if ids else []
-    outcome = archive.archive_and_delete_stream(client, key, found, _username(request))
+    outcome = _archive_delete_stream(request, deletion)(client, key, found)
     if len(ids) > len(found):
         outcome.skipped["not found (already retried or deleted?)"] += len(ids) - len(found)
-    return outcome, _record_stream(request, "dlq.delete", key, outcome, ids=ids[:AUDITED_FINGERPRINTS])
+    ids = ids[:AUDITED_FINGERPRINTS]
+    return outcome, _record_stream(request, "dlq.delete", key, outcome, ids=ids, deletion=deletion)
 
 
 def act_on_stream(
@@ -243,6 +274,7 @@ def act_on_stream(
     budget_seconds: float = 3.0,
     filters: Filters | None = None,
     kept_before: int | None = None,
+    deletion: str = "",
 ) -> tuple[streams.StreamOutcome, str, int, int]:
     """Retry or delete every entry of a stream DLQ after id ``after`` (or every one matching
     ``filters``), one time-boxed chunk.
@@ -252,8 +284,8 @@ def act_on_stream(
     the audit id.
     """
     _check_verb(verb)
-    filters = filters or Filters()
-    action = streams.retry_entries if verb == "retry" else _archive_delete_stream(request)
+    filters, deletion = filters or Filters(), deletion or new_nonce()
+    action = streams.retry_entries if verb == "retry" else _archive_delete_stream(request, deletion)
     outcome, position, kept = streams.sweep(
         client,
         key,
@@ -265,7 +297,14 @@ def act_on_stream(
     )
     outcome.target = keys.source_queue(key) if verb == "retry" else None
     audit_id = _record_stream(
-        request, f"dlq.{verb}_all", key, outcome, after=after, position=position, filters=filters.as_query()
+        request,
+        f"dlq.{verb}_all",
+        key,
+        outcome,
+        after=after,
+        position=position,
+        filters=filters.as_query(),
+        **_deletion(verb, deletion),
     )
     return outcome, position, kept, audit_id
 
@@ -298,11 +337,19 @@ def restore_all(
     request: HttpRequest | None,
     after: int = 0,
     budget_seconds: float = 3.0,
+    deletion: str = "",
 ) -> tuple[archive.RestoreRun, int]:
-    """One time-boxed step of restoring a DLQ's whole archive; one audit entry (its id returned) per step."""
+    """One time-boxed step of restoring a DLQ's whole archive (or what one delete action archived:
+    its undo); one audit entry (its id returned) per step."""
     archive.reconcile(client, older_than_seconds=RECONCILE_AFTER_SECONDS)
     run = archive.restore_all(
-        client, key, _username(request), to_source=to_source, after=after, budget_seconds=budget_seconds
+        client,
+        key,
+        _username(request),
+        to_source=to_source,
+        after=after,
+        budget_seconds=budget_seconds,
+        deletion=deletion,
     )
     entry = audit.record(
         getattr(request, "user", None),
@@ -314,6 +361,7 @@ def restore_all(
             "restored": run.restored,
             "not_restored": run.not_restored,
             "to": run.target,
+            **({"deletion": deletion} if deletion else {}),
             "rows_after": after,
             "rows_through": run.after,
             "full": run.full,

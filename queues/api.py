@@ -43,7 +43,8 @@ from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
 from queues import actions, dlq, inventory, keys, streams
-from queues.forms import MAX_ARCHIVE_ID
+from queues.conf import conf
+from queues.forms import MAX_ARCHIVE_ID, RUN_ID, new_nonce
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
@@ -51,6 +52,7 @@ PAST = {"retry": "retried", "delete": "deleted", "restore": "restored"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
+DELETION = rf"^{RUN_ID.pattern}$"  # a delete's id (queues.forms.new_nonce)
 
 
 # --- Errors -------------------------------------------------------------------------------------
@@ -345,6 +347,12 @@ class ActionSerializer(serializers.Serializer):
     nonce = serializers.CharField(
         required=False, allow_blank=True, max_length=64, help_text="Unique per request; a repeat gets 409."
     )
+    deletion = serializers.RegexField(
+        DELETION,
+        required=False,
+        help_text="Delete with all: true: the deletion of the first answer, sent with every later request "
+        "so that the archive keeps the whole delete as one action (one undo).",
+    )
 
     def validate_ids(self, ids: list[str]) -> list[str]:
         for ref in ids:
@@ -394,6 +402,9 @@ class RetryResultSerializer(ActionResultSerializer):
 class DeleteResultSerializer(ActionResultSerializer):
     deleted = serializers.IntegerField()
     archived = serializers.IntegerField(help_text="Deleted entries are archived first and can be restored.")
+    deletion = serializers.CharField(
+        help_text="This delete's id in the archive: restore-all with it restores exactly what it archived."
+    )
 
 
 class RestoreSerializer(serializers.Serializer):
@@ -421,6 +432,9 @@ class RestoreAllSerializer(serializers.Serializer):
     after = serializers.IntegerField(
         min_value=0, default=0, help_text="Continue after this archive id (the previous answer's after)."
     )
+    deletion = serializers.RegexField(
+        DELETION, required=False, help_text="Only what this delete archived (its undo): a delete's deletion."
+    )
 
 
 class RestoreAllResultSerializer(serializers.Serializer):
@@ -437,6 +451,7 @@ class RestoreAllResultSerializer(serializers.Serializer):
 
 class ArchiveQuerySerializer(serializers.Serializer):
     key = serializers.CharField(required=False, help_text="Only rows deleted from this DLQ.")
+    deletion = serializers.RegexField(DELETION, required=False, help_text="Only rows of this delete.")
 
 
 class ArchivedRowSerializer(serializers.Serializer):
@@ -454,6 +469,7 @@ class ArchivedRowSerializer(serializers.Serializer):
         choices=ArchivedItem.Kind.choices, help_text="list: raw bytes kept; stream: id and fields kept."
     )
     entry_id = serializers.CharField(help_text="A stream entry's id when it was deleted ('' for lists).")
+    deletion = serializers.CharField(help_text="The delete that archived the row.")
 
 
 class ArchiveListSerializer(serializers.Serializer):
@@ -535,7 +551,7 @@ def describe(verb: str, outcome: dlq.Outcome) -> str:
 
 
 def action_result(
-    verb: str, outcome: dlq.Outcome, position: int | str | None, audit_id: int
+    verb: str, outcome: dlq.Outcome, position: int | str | None, audit_id: int, deletion: str = ""
 ) -> dict[str, Any]:
     common = {
         "skipped": outcome.skipped_count,
@@ -547,7 +563,7 @@ def action_result(
     }
     if verb == "retry":
         return {"retried": outcome.done, "target": outcome.target, "full": outcome.full, **common}
-    return {"deleted": outcome.done, "archived": outcome.done, **common}
+    return {"deleted": outcome.done, "archived": outcome.done, "deletion": deletion, **common}
 
 
 def filters_of(body: Mapping[str, Any]) -> actions.Filters:
@@ -580,15 +596,25 @@ class DlqActionView(ConsoleAPIView):
                 status=409,
             )
         http = django_request(request)
+        deletion = body.get("deletion") or new_nonce()
         if stream_ids is not None:
-            return self.stream_action(client, key, body, stream_ids, http, filters)
+            return self.stream_action(client, key, body, stream_ids, http, filters, deletion)
         if body["all"]:
             outcome, position, audit_id = actions.act_on_matching(
-                client, key, filters, verb=self.verb, request=http, start=body["start"]
+                client,
+                key,
+                filters,
+                verb=self.verb,
+                request=http,
+                start=body["start"],
+                budget_seconds=conf("BULK_CHUNK_SECONDS"),
+                deletion=deletion,
             )
-            return Response(action_result(self.verb, outcome, position, audit_id))
-        outcome, audit_id = actions.act_on_selected(client, key, body["ids"], verb=self.verb, request=http)
-        return Response(action_result(self.verb, outcome, None, audit_id))
+            return Response(action_result(self.verb, outcome, position, audit_id, deletion))
+        outcome, audit_id = actions.act_on_selected(
+            client, key, body["ids"], verb=self.verb, request=http, deletion=deletion
+        )
+        return Response(action_result(self.verb, outcome, None, audit_id, deletion))
 
     @staticmethod
     def stream_ids(key: str, body: dict[str, Any]) -> list[str] | None:
@@ -618,15 +644,26 @@ class DlqActionView(ConsoleAPIView):
         ids: list[str],
         http: HttpRequest,
         filters: actions.Filters,
+        deletion: str,
     ) -> Response:
         if body["all"]:
+            after = body.get("after", "-")
             outcome, position, _, audit_id = actions.act_on_stream(
-                client, key, verb=self.verb, request=http, after=body.get("after", "-"), filters=filters
+                client,
+                key,
+                verb=self.verb,
+                request=http,
+                after=after,
+                budget_seconds=conf("BULK_CHUNK_SECONDS"),
+                filters=filters,
+                deletion=deletion,
             )
-            return Response(action_result(self.verb, outcome, position, audit_id))
-        act = actions.retry_stream if self.verb == "retry" else actions.delete_stream
-        outcome, audit_id = act(client, key, ids, request=http)
-        return Response(action_result(self.verb, outcome, None, audit_id))
+            return Response(action_result(self.verb, outcome, position, audit_id, deletion))
+        if self.verb == "retry":
+            outcome, audit_id = actions.retry_stream(client, key, ids, request=http)
+        else:
+            outcome, audit_id = actions.delete_stream(client, key, ids, request=http, deletion=deletion)
+        return Response(action_result(self.verb, outcome, None, audit_id, deletion))
 
 
 ACTION_NOTES = """
@@ -635,9 +672,11 @@ at most 1000), or `{"all": true, "filter": {"q", "camera", "since", "until"}, "s
 matching entry. Optional `"nonce"`: a value unique to this request; sending it again answers 409
 `duplicate_submission` and does nothing.
 
-With `all`, one request handles one time-boxed chunk (about 3 seconds). While `remaining` is above 0
-(and, for retry, `full` is false), send the same body again with `"start"` set to the `position` of
-the previous answer (and a fresh nonce, if you use nonces). Every request writes an audit entry
+With `all`, one request handles one time-boxed chunk (`HSI_BULK_CHUNK_SECONDS`, 3 seconds by
+default). While `remaining` is above 0 (and, for retry, `full` is false), send the same body again
+with `"start"` set to the `position` of the previous answer (and a fresh nonce, if you use nonces);
+for a delete, also send the first answer's `deletion`, so that the archive holds the whole delete as
+one action and `/api/archive/restore-all/` with that `deletion` undoes it. Every request writes an audit entry
 (`audit_id`). A list DLQ's `position` counts the entries looked at and left in place (with a filter:
 moved, in order, to the DLQ's tail; see the README).
 
@@ -704,7 +743,8 @@ class RestoreView(ConsoleAPIView):
 class RestoreAllView(ConsoleAPIView):
     """Put back every archived entry of one DLQ, oldest first (their order in the DLQ), as a restore
     of their ids would: one time-boxed step per request; repeat with ``after`` until ``remaining`` is
-    0 or ``full`` is true. Needs the delete_items permission."""
+    0 or ``full`` is true. With ``deletion`` (from a delete's answer) only what that delete archived
+    goes back: its undo. Needs the delete_items permission."""
 
     permission_classes = [requires("delete_items")]
 
@@ -720,6 +760,8 @@ class RestoreAllView(ConsoleAPIView):
             to_source=body["to_source"],
             request=django_request(request),
             after=body["after"],
+            budget_seconds=conf("BULK_CHUNK_SECONDS"),
+            deletion=body.get("deletion", ""),
         )
         fields = ("restored", "not_restored", "target", "full", "after", "remaining")
         return Response({name: getattr(run, name) for name in fields} | {"audit_id": audit_id})
@@ -731,9 +773,11 @@ class ArchiveListView(ConsoleAPIView):
     @extend_schema(parameters=[ArchiveQuerySerializer], responses={200: ArchiveListSerializer, **errors(400)})
     def get(self, request: Request) -> Response:
         query = validated(ArchiveQuerySerializer, request.query_params)
-        rows: QuerySet[ArchivedItem] = ArchivedItem.objects.defer("raw").order_by("-deleted_at", "-id")
+        rows: QuerySet[ArchivedItem] = ArchivedItem.objects.defer("raw").order_by("-id")
         if query.get("key"):
             rows = rows.filter(key=query["key"])
+        if query.get("deletion"):
+            rows = rows.filter(deletion=query["deletion"])
         return Response({"items": ArchivedRowSerializer(rows[:ARCHIVE_ROWS], many=True).data})
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import redis
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from console.models import ArchivedItem
@@ -30,21 +30,24 @@ Kind = ArchivedItem.Kind
 
 
 def archive_and_delete(
-    client: redis.Redis, key: str, entries: Sequence[dlq.Entry], username: str
+    client: redis.Redis, key: str, entries: Sequence[dlq.Entry], username: str, *, deletion: str = ""
 ) -> dlq.Outcome:
-    """Archive rows are committed as pending first, then the entries leave Redis, then rows settle."""
+    """Archive rows are committed as pending first, then the entries leave Redis, then rows settle.
+
+    ``deletion`` names the delete action the rows belong to, so that it can be undone as a whole.
+    """
     outcome = dlq.Outcome(key, None)
     removed: list[int] = []
     for start in range(0, len(entries), dlq.BATCH_SIZE):
         batch = entries[start : start + dlq.BATCH_SIZE]
         delete = partial(dlq.delete, client, key, batch, removed=removed)
-        dlq.merge(outcome, _archive_batch(key, batch, username, delete))
+        dlq.merge(outcome, _archive_batch(key, batch, username, deletion, delete))
     outcome.remaining = None
     return outcome
 
 
 def archive_and_rotate(
-    client: redis.Redis, key: str, window: dlq.Window, username: str
+    client: redis.Redis, key: str, window: dlq.Window, username: str, *, deletion: str = ""
 ) -> tuple[int, dlq.Outcome]:
     """``dlq.sweep``'s delete: the window's chosen entries archived and deleted as above, the rest
     moved to the tail in the same script call."""
@@ -55,12 +58,13 @@ def archive_and_rotate(
         handled, outcome = dlq.rotate(client, key, window, None, token=token)
         return outcome
 
-    outcome = _archive_batch(key, [entry for entry, reason in window if reason is None], username, remove)
+    chosen = [entry for entry, reason in window if reason is None]
+    outcome = _archive_batch(key, chosen, username, deletion, remove)
     return handled, outcome
 
 
 def _archive_batch(
-    key: str, entries: Sequence[dlq.Entry], username: str, remove: Callable[..., dlq.Outcome]
+    key: str, entries: Sequence[dlq.Entry], username: str, deletion: str, remove: Callable[..., dlq.Outcome]
 ) -> dlq.Outcome:
     """Rows for ``entries`` committed as pending, ``remove`` (one script call named by the token)
     deletes them, then the rows of the entries it deleted are kept and the others dropped."""
@@ -72,6 +76,7 @@ def _archive_batch(
             fingerprint=e.id,
             size=len(e.raw),
             deleted_by=username,
+            deletion=deletion,
             operation=token,
             batch_index=i,
         )
@@ -88,19 +93,20 @@ def _archive_batch(
 
 
 def archive_and_delete_stream(
-    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str
+    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str, *, deletion: str = ""
 ) -> streams.StreamOutcome:
     """The same for stream entries: rows (id and fields) committed as pending, XDEL by id, settle."""
     outcome = streams.StreamOutcome(key, None)
     for start in range(0, len(entries), streams.BATCH_SIZE):
-        part = _archive_stream_batch(client, key, entries[start : start + streams.BATCH_SIZE], username)
+        batch = entries[start : start + streams.BATCH_SIZE]
+        part = _archive_stream_batch(client, key, batch, username, deletion)
         streams.merge(outcome, part)
     outcome.remaining = None
     return outcome
 
 
 def _archive_stream_batch(
-    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str
+    client: redis.Redis, key: str, entries: Sequence[streams.Stored], username: str, deletion: str
 ) -> streams.StreamOutcome:
     token = new_token()
     rows = []
@@ -115,6 +121,7 @@ def _archive_stream_batch(
                 fingerprint=dlq.fingerprint(raw),
                 size=entry.size,
                 deleted_by=username,
+                deletion=deletion,
                 operation=token,
                 batch_index=i,
             )
@@ -198,11 +205,61 @@ class RestoreRun:
     remaining: int = 0  # archived rows of the key after ``after``
     fingerprints: list[str] = field(default_factory=list)  # of the rows restored, in order
 
+    def outcome(self) -> dlq.Outcome:
+        """The run as a DLQ action's outcome (rows stepped over count as skipped), for its sentence."""
+        done = dlq.Outcome(self.key, self.target, done=self.restored, full=self.full)
+        done.remaining = self.remaining
+        if self.not_restored:
+            done.skipped[NOT_RESTORED] = self.not_restored
+        return done
 
-def restorable(key: str) -> QuerySet[ArchivedItem]:
-    """A DLQ's archived rows, oldest first: the order they had in the DLQ."""
+
+NOT_RESTORED = "not restored (no job to rebuild, or restored meanwhile by someone else)"
+
+
+def restore_summary(outcome: dlq.Outcome) -> str:
+    """A restore of a DLQ's archive (one step or the whole run) as a sentence."""
+    text = f"Restored {outcome.done:,} archived entries of {outcome.key} to {outcome.target}"
+    if outcome.full:
+        text += outcome.stopped_full
+    if outcome.skipped:
+        text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
+    if outcome.remaining:
+        text += f"; {outcome.remaining:,} still to restore"
+    return text + "."
+
+
+def restorable(key: str, deletion: str = "") -> QuerySet[ArchivedItem]:
+    """A DLQ's archived rows (of one delete action, if given), oldest first: their order in the DLQ."""
     kinds = (Kind.LIST, Kind.STREAM)
-    return ArchivedItem.objects.filter(key=key, state=State.ARCHIVED, kind__in=kinds).order_by("pk")
+    rows = ArchivedItem.objects.filter(key=key, state=State.ARCHIVED, kind__in=kinds)
+    return (rows.filter(deletion=deletion) if deletion else rows).order_by("pk")
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One delete action as the archive holds it: which DLQ, who, when, how many rows, how many
+    still archived (the rest restored since)."""
+
+    id: str
+    key: str
+    deleted_by: str
+    first: datetime
+    last: datetime
+    rows: int
+    archived: int
+
+    @classmethod
+    def find(cls, deletion: str) -> Deletion | None:
+        rows = ArchivedItem.objects.filter(deletion=deletion, kind__in=(Kind.LIST, Kind.STREAM))
+        found = rows.values("key", "deleted_by").annotate(
+            first=Min("deleted_at"),
+            last=Max("deleted_at"),
+            rows=Count("id"),
+            archived=Count("id", filter=Q(state=State.ARCHIVED)),
+        )
+        group = found.order_by("-rows").first() if deletion else None
+        return cls(deletion, **group) if group else None
 
 
 def restore_all(
@@ -213,11 +270,13 @@ def restore_all(
     to_source: bool = False,
     after: int = 0,
     budget_seconds: float = 3.0,
+    deletion: str = "",
 ) -> RestoreRun:
-    """Restore every archived row of ``key`` after the row id ``after``, a script call's batch at a
-    time, until done, the target is full, or the time budget is spent (then resume from ``after``)."""
+    """Restore every archived row of ``key`` (of one delete action, if ``deletion``) after the row
+    id ``after``, a script call's batch at a time, until done, the target is full, or the time
+    budget is spent (then resume from ``after``)."""
     run = RestoreRun(key, _target_key(key, to_source), after=after)
-    rows = restorable(key)
+    rows = restorable(key, deletion)
     size = streams.BATCH_SIZE if keys.classify(key).name == "stream_dlq" else dlq.BATCH_SIZE
     deadline = time.monotonic() + budget_seconds
     while True:

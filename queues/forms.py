@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -52,6 +53,9 @@ def new_nonce() -> str:
     return uuid.uuid4().hex
 
 
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # new_nonce()'s form
+
+
 def back_query(data: Mapping[str, Any]) -> str:
     """The browser's own parameters from ``data`` (or from its ``back`` field), nothing else."""
     source = QueryDict(data["back"]) if data.get("back") else data
@@ -85,6 +89,7 @@ class Tally:
     steps: int = 0
     planned: int = 0
     kept: int = 0  # the last chunk's position: entries left in place before where it stopped
+    run: str = field(default_factory=new_nonce)  # the action's id: a delete's archive rows carry it
 
     @classmethod
     def parse(cls, text: str | None) -> Tally:
@@ -92,7 +97,9 @@ class Tally:
             data = json.loads(text or "{}")
             skipped = Counter({str(k): int(v) for k, v in dict(data.get("skipped", {})).items()})
             counts = (int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
-            return cls(*counts, kept=max(int(data.get("kept", 0)), 0))
+            run = str(data.get("run", ""))
+            run = run if RUN_ID.fullmatch(run) else new_nonce()
+            return cls(*counts, kept=max(int(data.get("kept", 0)), 0), run=run)
         except (ValueError, TypeError, KeyError, AttributeError):
             return cls()
 
@@ -104,13 +111,15 @@ class Tally:
                 "steps": self.steps,
                 "planned": self.planned,
                 "kept": self.kept,
+                "run": self.run,
             }
         )
 
     def add(self, chunk: dlq.Outcome, position: int) -> Tally:
         """Count one chunk in; the first one fixes how many entries the action covers."""
         planned = self.planned or chunk.done + position + (chunk.remaining or 0)
-        return Tally(self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned, position)
+        counts = (self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned)
+        return Tally(*counts, kept=position, run=self.run)
 
     def handled(self, position: int) -> int:
         """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""

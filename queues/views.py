@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST, require_safe
 
 from console.models import ArchivedItem
@@ -44,7 +45,6 @@ from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, sho
 from queues.search import Scan, search
 
 FILTER_PARAMS = ("q", "camera", "since", "until")
-NOT_RESTORED = "not restored (no job to rebuild, or restored meanwhile by someone else)"
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
@@ -183,10 +183,22 @@ def refuse(sentence: str, json_wanted: bool) -> HttpResponse:
     return HttpResponse(sentence, status=400, content_type="text/plain; charset=utf-8")
 
 
-def report(request: HttpRequest, outcome: dlq.Outcome, verb: str) -> None:
-    """The outcome's own summary, as a success only when everything asked for was done."""
+def report(request: HttpRequest, outcome: dlq.Outcome, verb: str, deletion: str = "") -> None:
+    """The outcome's own summary, as a success only when everything asked for was done; a delete
+    that archived entries offers its undo."""
     clean = outcome.done and not outcome.skipped and not outcome.full
-    (messages.success if clean else messages.warning)(request, outcome.summary(VERBS[verb][1]))
+    text: str = outcome.summary(VERBS[verb][1])
+    if verb == "delete" and outcome.done and deletion:
+        text = format_html('{} <a href="{}" data-testid="undo">{}</a>', text, undo_url(deletion), UNDO)
+    (messages.success if clean else messages.warning)(request, text)
+
+
+UNDO = "Undo: restore them"
+
+
+def undo_url(deletion: str) -> str:
+    """The archive page of one delete action, which offers to restore everything it archived."""
+    return reverse("admin:archive") + "?" + urlencode({"deletion": deletion})
 
 
 # --- One pagination helper for every paged page ------------------------------------------------------
@@ -422,8 +434,8 @@ class QueuePages:
             if not actions.first_submission(client, data.get("nonce", "")):
                 messages.warning(request, DUPLICATE)
             else:
-                act = actions.retry_stream if verb == "retry" else actions.delete_stream
-                report(request, act(client, target.key, ids, request=request)[0], verb)
+                deletion = new_nonce()
+                report(request, act_on_stream_ids(request, target, verb, ids, deletion), verb, deletion)
             return HttpResponseRedirect(back)
         found = streams.read(client, target.key, ids)
         if not found:
@@ -485,13 +497,14 @@ class QueuePages:
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
             filters=filters,
             kept_before=before.kept if filters.active else None,
+            deletion=before.run,
         )
         tally = before.add(chunk, kept)
         state = Progress(target, verb, chunk, tally, kept, back, after=position)
         if as_json:
             return JsonResponse(state.as_json())
         if state.finished:
-            report(request, tally.outcome(chunk), verb)
+            report(request, tally.outcome(chunk), verb, tally.run)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": stream_back(data)}
         context |= {"filter_fields": filter_fields(data)}
@@ -592,8 +605,11 @@ class QueuePages:
         if not actions.first_submission(client, request.POST.get("nonce", "")):
             messages.warning(request, DUPLICATE)
             return HttpResponseRedirect(back)
-        outcome, _ = actions.act_on_selected(client, target.key, refs, verb=verb, request=request)
-        report(request, outcome, verb)
+        deletion = new_nonce()
+        outcome, _ = actions.act_on_selected(
+            client, target.key, refs, verb=verb, request=request, deletion=deletion
+        )
+        report(request, outcome, verb, deletion)
         return HttpResponseRedirect(back)
 
     # --- A selection across pages (kept in the session, per user and DLQ) ---------------------------
@@ -702,11 +718,11 @@ class QueuePages:
                 "check it again.",
             )
             return HttpResponseRedirect(selection_url(target.key, verb, back))
-        refs = chosen.refs
-        outcome = act_on_selection(request, target, verb, chosen)
+        refs, deletion = chosen.refs, new_nonce()
+        outcome = act_on_selection(request, target, verb, chosen, deletion)
         chosen.remove(refs)
         chosen.save()
-        report(request, outcome, verb)
+        report(request, outcome, verb, deletion)
         return HttpResponseRedirect(items_url(target.key, back))
 
     def matching(self, request: HttpRequest, key: str, verb: str) -> HttpResponse:
@@ -748,7 +764,7 @@ class QueuePages:
         back = items_url(target.key, back_query(data))
         if (replayed := replayed_step(request, client, back)) is not None:
             return replayed
-        start = number(data.get("start"), 0)
+        start, before = number(data.get("start"), 0), Tally.parse(data.get("tally"))
         chunk, position, _ = actions.act_on_matching(
             client,
             target.key,
@@ -757,13 +773,14 @@ class QueuePages:
             request=request,
             start=start,
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
+            deletion=before.run,
         )
-        tally = Tally.parse(data.get("tally")).add(chunk, position)
+        tally = before.add(chunk, position)
         state = Progress(target, verb, chunk, tally, position, back)
         if wants_json(request):
             return JsonResponse(state.as_json())
         if state.finished:
-            report(request, tally.outcome(chunk), verb)
+            report(request, tally.outcome(chunk), verb, tally.run)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": back_query(data)}
         context["filter_fields"] = filter_fields(data)
@@ -772,7 +789,12 @@ class QueuePages:
     def archive(self, request: HttpRequest) -> HttpResponse:
         rows = queue_archive()
         key, state = request.GET.get("key", ""), request.GET.get("state", "")
+        deletion = archive.Deletion.find(request.GET.get("deletion", "")[:32])
+        if request.GET.get("deletion") and deletion is None:
+            raise Http404("No archived entries belong to that delete action.")
+        key = deletion.key if deletion else key
         rows = rows.filter(key=key) if key else rows
+        rows = rows.filter(deletion=deletion.id) if deletion else rows
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
         page = Paginator(rows, ARCHIVE_PER_PAGE).get_page(request.GET.get("page"))
         paging = pager(
@@ -781,9 +803,10 @@ class QueuePages:
         )  # fmt: skip
         keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
         context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
-        context["items"] = [(item, archive_row(item)) for item in page]
+        context |= {"items": [(item, archive_row(item)) for item in page], "deletion": deletion}
         if key and keys.classify(key).name in inventory.QUEUE_FAMILIES:  # what "Restore all" would take
-            context |= {"restorable": archive.restorable(key).count(), "source": keys.source_queue(key)}
+            restorable = archive.restorable(key, deletion.id if deletion else "").count()
+            context |= {"restorable": restorable, "source": keys.source_queue(key)}
         context |= {
             "states": ArchivedItem.State.choices,
             "nonce": new_nonce(),
@@ -829,12 +852,18 @@ class QueuePages:
         if not target.is_dlq:
             raise Http404("Only archived DLQ entries can be restored.")
         to_source = data.get("to") == "source"
-        back = reverse("admin:archive") + "?" + urlencode({"key": target.key})
+        deletion = archive.Deletion.find(str(data.get("deletion", ""))[:32])
+        if data.get("deletion") and (deletion is None or deletion.key != target.key):
+            raise Http404(f"No archived entries of {target.key} belong to that delete action.")
+        scope = deletion.id if deletion else ""
+        whole = reverse("admin:archive") + "?" + urlencode({"key": target.key})
+        back = undo_url(scope) if deletion else whole
         if request.method == "POST":
-            return self._restore_step(request, target, to_source, back)
-        count = archive.restorable(target.key).count()
+            return self._restore_step(request, target, to_source, back, scope)
+        count = archive.restorable(target.key, scope).count()
         if not count:
-            messages.warning(request, f"Nothing of {target.key} is archived any more.")
+            what = f"Nothing that delete took from {target.key}" if deletion else f"Nothing of {target.key}"
+            messages.warning(request, f"{what} is archived any more.")
             return HttpResponseRedirect(back)
         client = get_redis()
         destination = target.source if to_source else target.key
@@ -844,11 +873,14 @@ class QueuePages:
             room = None if target.is_stream else inventory.describe(client, target.key)
         context = {"target": target, "count": count, "destination": destination, "room": room}
         context |= {"to": "source" if to_source else "dlq", "nonce": new_nonce(), "back_url": back}
+        context["deletion"] = deletion
         return self.render(
             request, "archive_confirm.html", f"Restore archived entries of {target.key}", context
         )
 
-    def _restore_step(self, request: HttpRequest, target: Target, to_source: bool, back: str) -> HttpResponse:
+    def _restore_step(
+        self, request: HttpRequest, target: Target, to_source: bool, back: str, deletion: str
+    ) -> HttpResponse:
         client, data, as_json = get_redis(), request.POST, wants_json(request)
         if (replayed := replayed_step(request, client, back)) is not None:
             return replayed
@@ -859,10 +891,9 @@ class QueuePages:
             request=request,
             after=number(data.get("start"), 0),
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
+            deletion=deletion,
         )
-        chunk = dlq.Outcome(target.key, run.target, done=run.restored, full=run.full, remaining=run.remaining)
-        if run.not_restored:
-            chunk.skipped[NOT_RESTORED] = run.not_restored
+        chunk = run.outcome()
         before = Tally.parse(data.get("tally"))
         kept = sum(before.skipped.values()) + run.not_restored  # rows passed over stay archived
         state = RestoreProgress(target, "restore", chunk, before.add(chunk, kept), kept, back, str(run.after))
@@ -878,7 +909,8 @@ class QueuePages:
             "back": "",
             "action_url": request.path,
             "back_label": f"the archive of {target.key}",
-            "filter_fields": [("key", target.key), ("to", "source" if to_source else "dlq")],
+            "filter_fields": [("key", target.key), ("to", "source" if to_source else "dlq")]
+            + ([("deletion", deletion)] if deletion else []),
         }
         return self.render(request, "progress.html", "Restore in progress", context)
 
@@ -924,6 +956,11 @@ class Progress:
     def clean(self) -> bool:
         return not self.chunk.full and not self.tally.skipped
 
+    @property
+    def undo(self) -> str:
+        """Where a finished delete is undone (its archive rows); empty for other actions."""
+        return undo_url(self.tally.run) if self.verb == "delete" and self.tally.done else ""
+
     def as_json(self) -> dict[str, Any]:
         return {
             "finished": self.finished,
@@ -937,6 +974,7 @@ class Progress:
             "nonce": self.nonce,
             "tally": self.tally.dumps(),
             "back": self.back,
+            "undo": self.undo if self.finished else "",
         }
 
 
@@ -945,15 +983,7 @@ class RestoreProgress(Progress):
 
     @property
     def summary(self) -> str:
-        outcome = self.tally.outcome(self.chunk)
-        text = f"Restored {outcome.done:,} archived entries of {outcome.key} to {outcome.target}"
-        if outcome.full:
-            text += outcome.stopped_full
-        if outcome.skipped:
-            text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
-        if outcome.remaining:
-            text += f"; {outcome.remaining:,} still to restore"
-        return text + "."
+        return archive.restore_summary(self.tally.outcome(self.chunk))
 
 
 def read_filters(request: HttpRequest, data: QueryDict, back: str) -> Filters | HttpResponse:
@@ -1050,15 +1080,26 @@ def selection_counts(
 
 
 def act_on_selection(
-    request: HttpRequest, target: Target, verb: str, chosen: selection.Selection
+    request: HttpRequest, target: Target, verb: str, chosen: selection.Selection, deletion: str
 ) -> dlq.Outcome:
     """Retry or delete a whole selection through the services that archive first and audit."""
+    if target.is_stream:
+        ids = sorted(chosen.names, key=selection.stream_order)
+        return act_on_stream_ids(request, target, verb, ids, deletion)
+    refs = chosen.refs
+    return actions.act_on_selected(
+        get_redis(), target.key, refs, verb=verb, request=request, deletion=deletion
+    )[0]
+
+
+def act_on_stream_ids(
+    request: HttpRequest, target: Target, verb: str, ids: list[str], deletion: str
+) -> streams.StreamOutcome:
+    """Retry or delete stream DLQ entries by id; a delete's archive rows carry ``deletion``."""
     client = get_redis()
-    if not target.is_stream:
-        return actions.act_on_selected(client, target.key, chosen.refs, verb=verb, request=request)[0]
-    ids = sorted(chosen.names, key=selection.stream_order)
-    act = actions.retry_stream if verb == "retry" else actions.delete_stream
-    return act(client, target.key, ids, request=request)[0]
+    if verb == "retry":
+        return actions.retry_stream(client, target.key, ids, request=request)[0]
+    return actions.delete_stream(client, target.key, ids, request=request, deletion=deletion)[0]
 
 
 def page_state(target: Target, data: QueryDict) -> str:

@@ -415,6 +415,51 @@ def test_delete_all_matching_and_restore_to_source(
     assert jobs_in(redis_client, TARGET) == [1, 2]
 
 
+def test_a_delete_in_steps_is_undone_as_one(
+    operator_client: Client, viewer_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    """The client sends the first answer's deletion with every later step; restore-all with it
+    puts back exactly that delete's entries, not those of another delete of the same DLQ."""
+    raws = [failure(n) for n in range(700)]
+    redis_client.rpush(DLQ, *raws)
+    head = dlq.page(redis_client, DLQ, 0, 1).entries[0].ref  # n=0
+    other = post(operator_client, url("delete"), {"ids": [head]}).json()
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    first = post(operator_client, url("delete"), {"all": True, "filter": {"camera": "cam1"}}).json()
+    deletion, position = first["deletion"], first["position"]
+    assert other["deleted"] == 1 and other["deletion"] != deletion
+    assert first["deleted"] < 233 and first["remaining"] > 0, "the delete takes several steps"
+    steps = 1
+    while True:
+        body = {"all": True, "filter": {"camera": "cam1"}, "start": position, "deletion": deletion}
+        step = post(operator_client, url("delete"), body).json()
+        assert step["deletion"] == deletion
+        position, steps = step["position"], steps + 1
+        if not step["remaining"]:
+            break
+    assert steps >= 2 and ArchivedItem.objects.filter(deletion=deletion).count() == 233
+    rows = viewer_client.get(f"/api/archive/?deletion={deletion}").json()["items"]
+    assert len(rows) == 100 and {r["deletion"] for r in rows} == {deletion}
+    bad = post(operator_client, url("delete"), {"ids": [head], "deletion": "x"})
+    assert bad.status_code == 400 and "deletion" in bad.json()["detail"]
+    assert (
+        post(viewer_client, "/api/archive/restore-all/", {"key": DLQ, "deletion": deletion}).status_code
+        == 403
+    )
+    undo = post(operator_client, "/api/archive/restore-all/", {"key": DLQ, "deletion": deletion}).json()
+    while undo["remaining"]:
+        body = {"key": DLQ, "deletion": deletion, "after": undo["after"]}
+        undo = post(operator_client, "/api/archive/restore-all/", body).json() | {
+            "restored": undo["restored"]
+        }
+    cam1 = [raw for n, raw in enumerate(raws) if n % 3 == 1]
+    assert redis_client.lrange(DLQ, -233, -1) == cam1 and redis_client.llen(DLQ) == 699
+    assert (
+        ArchivedItem.objects.filter(state="archived").values_list("deletion", flat=True)[0]
+        == other["deletion"]
+    )
+
+
 def test_restore_all_steps_through_a_dlqs_archive(
     operator_client: Client, redis_client: redis.Redis, settings: Any
 ) -> None:
@@ -475,6 +520,7 @@ def test_archive_list_is_newest_first_and_bounded(viewer_client: Client, redis_c
         "restored_to",
         "kind",
         "entry_id",
+        "deletion",
     }
     assert items[0]["kind"] == "list" and items[0]["entry_id"] == ""
     only = viewer_client.get(f"/api/archive/?key={quote(DLQ)}").json()["items"]

@@ -31,6 +31,7 @@ REPORT_VIOLATIONS = (
     "`Content Security Policy violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`));"
 )
 JSON = "application/json"
+UNDO = "Undo: restore them"
 DESKTOP = ViewportSize(width=1400, height=900)
 PHONE = ViewportSize(width=390, height=844)
 
@@ -151,13 +152,15 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         expect(page.locator("progress[data-bulk-progress]")).to_be_visible()
         expect(page.locator("#content h1")).to_have_text("Delete in progress")
         status = page.locator("[data-testid=bulk-status]")
-        expect(status).to_have_text(summary("Deleted", 45_000, BULK_DLQ), timeout=60_000)
+        expect(status).to_have_text(f"{summary('Deleted', 45_000, BULK_DLQ)} {UNDO}", timeout=60_000)
         expect(status).to_have_class(re.compile("queues-status-success"))
         expect(page.locator("#content h1")).to_have_text("Delete finished")
         expect(page.locator("[data-bulk-stage]")).to_have_text("finished")
         expect(page).to_have_title(re.compile("^Delete finished"))
         assert page.eval_on_selector("progress", "bar => [bar.value, bar.max]") == [45_000, 45_000]
         expect(page.get_by_role("button", name="Continue")).to_be_hidden()
+        undo = status.get_by_role("link", name=UNDO)  # bulk.js adds it: the whole run is one delete
+        expect(undo).to_have_attribute("href", re.compile(r"^/archive/\?deletion=[0-9a-f]{32}$"))
         page.get_by_role("link", name=f"Back to {BULK_DLQ}").click()
         expect(page.locator("[data-testid=pager-label]").first).to_have_text("no items here (of 0)")
         assert live_redis.llen(BULK_DLQ) == 0
@@ -183,7 +186,7 @@ def test_operator_restores_a_whole_deletion_from_the_archive(
         login(page, base_url, "operator")
         page.get_by_role("button", name="Yes, delete 8,000 entries").click()
         status = page.locator("[data-testid=bulk-status]")
-        expect(status).to_have_text(summary("Deleted", 8_000, key), timeout=60_000)
+        expect(status).to_have_text(f"{summary('Deleted', 8_000, key)} {UNDO}", timeout=60_000)
         assert live_redis.llen(key) == 0
         live_redis.rpush(key, b"arrived meanwhile")
 
@@ -206,6 +209,52 @@ def test_operator_restores_a_whole_deletion_from_the_archive(
         assert live_redis.lrange(key, 0, -1) == [b"arrived meanwhile", *raws], "appended in their old order"
         page.get_by_role("link", name=f"Back to the archive of {key}").click()
         expect(page.locator("[data-testid=restore-all]")).to_have_count(0)
+        assert not problems, problems
+
+
+def test_operator_undoes_one_delete_from_its_message(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Two deletes of one DLQ; "Undo" in the second's message (a filtered delete-all) restores
+    exactly its entries, in their old order, and leaves the first archived."""
+    key = "dlq:browser_undo_queue"
+    raws = [
+        encode_payload({"original_job": {"camera_id": ("porch", "yard")[n % 2], "n": n}, "error": "x"})
+        for n in range(3_000)
+    ]
+    live_redis.delete(key)
+    live_redis.rpush(key, *raws)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/?size=10")
+        login(page, base_url, "operator")
+        page.locator("input[name=ref]").first.check()  # n=0: a delete of its own
+        page.get_by_role("button", name="Delete selected").first.click()
+        page.get_by_role("button", name="Yes, delete 1 entry").click()
+        expect(page.locator(".messagelist")).to_contain_text(f"Deleted 1 (archived) of {key}. {UNDO}")
+
+        page.goto(f"{base_url}/queues/{key}/?camera=yard")
+        page.get_by_role("link", name=re.compile("^Delete all matching")).click()
+        page.get_by_role("button", name="Yes, delete 1,500 entries").click()  # done in its first step
+        message = page.locator(".messagelist li")
+        expect(message).to_have_text(f"{summary('Deleted', 1_500, key)} {UNDO}", timeout=60_000)
+        assert live_redis.lrange(key, 0, -1) == raws[2::2]
+
+        message.get_by_role("link", name=UNDO).click()
+        expect(page.locator("[data-testid=archive-deletion]")).to_contain_text(
+            f"One delete action: 1,500 entries of {key} deleted by operator"
+        )
+        expect(page.locator("[data-testid=pager-label]").first).to_contain_text("of 1,500")
+        page.get_by_role("link", name=f"Restore these 1,500 to {key}…").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_contain_text("Undo a delete by operator")
+        page.get_by_role("button", name="Yes, restore them").click()
+        expect(message).to_have_text(f"Restored 1,500 archived entries of {key} to {key}.", timeout=60_000)
+        assert live_redis.lrange(key, 0, -1) == raws[2::2] + raws[1::2]
+        expect(page.locator("[data-testid=archive-deletion]")).to_contain_text("every one restored since")
+        page.goto(f"{base_url}/archive/?key={key}&state=archived")
+        expect(page.locator("[data-testid=pager-label]").first).to_contain_text("of 1")
         assert not problems, problems
 
 

@@ -105,14 +105,32 @@ def test_delete_all_archives_each_entry(redis_client: redis.Redis) -> None:
     raws = [failure(n) for n in range(5)] + [NOT_UTF8, HOSTILE]
     redis_client.rpush(DLQ, *raws)
     out = run("delete", DLQ, "--all", "--camera", "cam1")
-    assert out.strip() == f"Deleted 2 (archived) of {DLQ}."
+    deletion = ArchivedItem.objects.first().deletion  # type: ignore[union-attr]
+    assert out.splitlines() == [
+        f"Deleted 2 (archived) of {DLQ}.",
+        f"Undo: manage.py dlq restore {DLQ} --deletion {deletion}",
+    ]
     assert sorted(bytes(raw) for raw in ArchivedItem.objects.values_list("raw", flat=True)) == sorted(
         [failure(1), failure(4)]
     )
     assert set(ArchivedItem.objects.values_list("state", "deleted_by")) == {("archived", "system")}
-    assert run("delete", DLQ, "--all").strip() == f"Deleted 5 (archived) of {DLQ}."
+    second = run("delete", DLQ, "--all").splitlines()
+    assert second[0] == f"Deleted 5 (archived) of {DLQ}." and deletion not in second[1]
     assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.count() == 7
     assert [a.action for a in AuditEntry.objects.order_by("pk")] == ["dlq.delete_all", "dlq.delete_all"]
+    # The first delete's undo line, run as printed: exactly its two entries come back, in order.
+    assert (
+        run("restore", DLQ, "--deletion", deletion).strip()
+        == f"Restored 2 archived entries of {DLQ} to {DLQ}."
+    )
+    assert redis_client.lrange(DLQ, 0, -1) == [failure(1), failure(4)]
+    assert ArchivedItem.objects.filter(state="archived").count() == 5
+    assert (
+        run("restore", DLQ, "--deletion", deletion).strip()
+        == f"Restored 0 archived entries of {DLQ} to {DLQ}."
+    )
+    with pytest.raises(CommandError, match="is not a delete's id"):
+        run("restore", DLQ, "--deletion", "../etc")
 
 
 def test_export_ndjson_round_trips_raw_bytes(redis_client: redis.Redis, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from console.models import ArchivedItem, AuditEntry
-from queues import dlq, inventory, views
+from queues import archive, dlq, inventory, views
 from queues.codec import decode, encode_payload
 from queues.demo import build_demo_world
 from queues.overview import redis_overview
@@ -74,6 +74,14 @@ def said(verb: str, done: int, key: str = DLQ, **fields: Any) -> str:
     """The service's own summary sentence, which the pages show as their message."""
     target = TARGET if verb == "Retried" and key == DLQ else None
     return dlq.Outcome(key, target, done=done, **fields).summary(verb)
+
+
+def undo_of(sentence: str) -> str:
+    """A delete's message: its sentence, then the link that undoes it (to its archive rows)."""
+    deletions = set(ArchivedItem.objects.values_list("deletion", flat=True))
+    assert len(deletions) == 1, "one delete action, however many steps, is one deletion"
+    link = f'<a href="/archive/?deletion={deletions.pop()}" data-testid="undo">Undo: restore them</a>'
+    return f"{sentence} {link}"
 
 
 def message_levels(response: Any) -> list[str]:
@@ -534,7 +542,7 @@ def test_a_stale_index_still_retries_the_right_entry(redis_client: redis.Redis, 
 def test_delete_selected_archives_and_reports(redis_client: redis.Redis, operator: User) -> None:
     raws = seed(redis_client, 3)
     response = post(logged_in(operator), url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 0, 2))
-    assert shown_messages(response) == [said("Deleted", 2)]
+    assert shown_messages(response) == [undo_of(said("Deleted", 2))]
     assert dlq_jobs(redis_client) == [1]
     assert sorted(bytes(r) for r in ArchivedItem.objects.values_list("raw", flat=True)) == sorted(
         [raws[0], raws[2]]
@@ -677,7 +685,7 @@ def test_bulk_without_javascript_continues_through_progress_pages(
         response = client.post(url("queue_matching", DLQ, "delete"), form)
         pages += 1
     assert pages >= 2 and response.status_code == 302
-    assert shown_messages(response) == [said("Deleted", 1_200)]
+    assert shown_messages(response) == [undo_of(said("Deleted", 1_200))]
     assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.filter(state="archived").count() == 1_200
 
 
@@ -781,6 +789,75 @@ def test_restore_all_puts_a_whole_deletion_back_in_order_in_steps(
     assert client.get(url("archive_restore_all"), {"key": TARGET}).status_code == 404, "not a DLQ"
 
 
+def test_undo_restores_exactly_what_one_delete_archived(
+    redis_client: redis.Redis, operator: User, viewer: User, admin_user: User, settings: Any
+) -> None:
+    """A delete of everything matching a filter, in several steps, is one action with one undo;
+    another delete of the same DLQ (before and after it) is not touched by that undo."""
+    raws = seed(redis_client, 900)
+    client = logged_in(operator)
+    post(client, url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 0))  # cam0: a separate delete
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    data = {"start": "0", "nonce": views.new_nonce(), "camera": "cam1"}
+    replies: list[dict[str, Any]] = []
+    while not (replies and replies[-1]["finished"]):
+        response = client.post(url("queue_matching", DLQ, "delete"), data, HTTP_ACCEPT="application/json")
+        replies.append(response.json())
+        data |= {
+            "start": str(replies[-1]["start"]),
+            "nonce": replies[-1]["nonce"],
+            "tally": replies[-1]["tally"],
+        }
+        assert len(replies) < 20
+    assert len(replies) >= 2 and replies[-1]["done"] == 180 and all(not r["undo"] for r in replies[:-1])
+    undo = replies[-1]["undo"]
+    deletions = ArchivedItem.objects.exclude(fingerprint=dlq.fingerprint(raws[0])).values("deletion")
+    assert deletions.distinct().count() == 1, "every step of the delete carries one deletion id"
+    assert undo == url("archive") + "?deletion=" + deletions[0]["deletion"]
+    post(
+        client, url("queue_selected", DLQ, "delete"), ref=refs(redis_client, 0)
+    )  # n=2: another delete after it
+    left = redis_client.lrange(DLQ, 0, -1)
+
+    page = client.get(undo)
+    html = unescape(" ".join(page.content.decode().split()))
+    assert page.context["page"].paginator.count == 180
+    assert {row.key for row, _ in page.context["items"]} == {DLQ}
+    assert f"One delete action: 180 entries of {DLQ} deleted by {operator.username}" in html
+    assert "all still archived." in html and f"Restore these 180 to {DLQ}…" in html
+    assert "Restore their jobs to detection_queue…" in html
+    assert 'data-testid="restore-all"' not in logged_in(viewer).get(undo).content.decode()
+    assert logged_in(viewer).get(undo).status_code == 200, "a Viewer sees what a delete took"
+
+    deletion = undo.split("=")[1]
+    scope = {"key": DLQ, "to": "dlq", "deletion": deletion}
+    confirm = unescape(" ".join(client.get(url("archive_restore_all"), scope).content.decode().split()))
+    assert f"Undo a delete by {operator.username}" in confirm
+    assert f"put its 180 archived entries back into {DLQ}." in confirm
+    assert f'name="deletion" value="{deletion}"' in confirm
+    assert logged_in(viewer).get(url("archive_restore_all"), scope).status_code == 403
+    other = {"key": "dlq:analysis_queue", "to": "dlq", "deletion": deletion}
+    assert client.get(url("archive_restore_all"), other).status_code == 404, "that delete was not of it"
+    assert client.get(url("archive"), {"deletion": "0" * 32}).status_code == 404
+
+    done = post(client, url("archive_restore_all"), **scope, start="0")
+    assert done["Location"] == undo
+    assert shown_messages(done)[-1] == f"Restored 180 archived entries of {DLQ} to {DLQ}."
+    cam1 = [raw for raw in raws if json.loads(raw)["original_job"]["camera_id"] == "cam1"]
+    assert redis_client.lrange(DLQ, 0, -1) == left + cam1, "exactly that delete's entries, in their order"
+    assert sorted(
+        bytes(r) for r in ArchivedItem.objects.filter(state="archived").values_list("raw", flat=True)
+    ) == sorted([raws[0], raws[2]]), "the other two deletes stay archived"
+    again = unescape(" ".join(client.get(undo).content.decode().split()))
+    assert "every one restored since." in again and 'data-testid="restore-all"' not in again
+    restores = AuditEntry.objects.filter(action="archive.restore_all")
+    assert [a.detail["deletion"] for a in restores] == [deletion]
+    step = AuditEntry.objects.filter(action="dlq.delete_all").last()
+    assert step is not None and step.detail["deletion"] == deletion
+    audit_page = logged_in(admin_user).get(f"/console/auditentry/{step.pk}/change/").content.decode()
+    assert f'<a href="{undo}">In the archive, to look at or restore (undo)</a>' in audit_page
+
+
 def test_restore_all_without_javascript_continues_through_progress_pages(
     redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:
@@ -816,7 +893,7 @@ def test_restore_all_jobs_to_the_source_stops_when_it_is_full(
     assert response["Location"] == url("archive") + "?" + f"key={quote(DLQ)}"
     assert shown_messages(response) == [
         f"Restored 3 archived entries of {DLQ} to {TARGET}; stopped: {TARGET} is full (QUEUE_MAX_SIZE 4); "
-        f"1 {views.NOT_RESTORED}; 3 still to restore."
+        f"1 {archive.NOT_RESTORED}; 3 still to restore."
     ]
     assert message_levels(response) == ["warning"]
     pushed = [decode(raw).value["n"] for raw in redis_client.lrange(TARGET, 1, -1)]

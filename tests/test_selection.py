@@ -29,6 +29,7 @@ from tests.test_queue_pages import (
     said,
     seed,
     shown_messages,
+    undo_of,
     url,
 )
 
@@ -221,7 +222,7 @@ def test_a_thousand_entries_across_ten_pages_in_few_reads(redis_client: redis.Re
     assert "Delete 1,000 selected entries" in page.content.decode()
     assert lrange_calls(redis_client) - reads <= 40, "resolving 1,000 refs must not read per entry"
     done = client.post(url("queue_selection_act", DLQ, "delete"), fields)
-    assert shown_messages(done) == [said("Deleted", 1_000)]
+    assert shown_messages(done) == [undo_of(said("Deleted", 1_000))], "a selection is one delete"
     assert dlq_jobs(redis_client) == list(range(1_000, 1_100))
     assert ArchivedItem.objects.count() == 1_000
 
@@ -424,7 +425,7 @@ def test_stream_selection_delete_archives_and_reports_vanished_entries(
     assert f"1 of the selected entries is no longer in {S_DLQ}" in html
     done = client.post(s_act("delete"), fields)
     summary = dlq.Outcome(S_DLQ, None, done=2, skipped=Counter({NOT_FOUND: 1})).summary("Deleted")
-    assert shown_messages(done) == [summary]
+    assert shown_messages(done) == [undo_of(summary)]
     assert stream.ids_in(redis_client) == [ids[1], ids[3]]
     assert sorted(ArchivedItem.objects.values_list("entry_id", flat=True)) == [ids[0], ids[4]]
     s_sync(client, [], [ids[0]])

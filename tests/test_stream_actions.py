@@ -40,6 +40,7 @@ from tests.test_dlq_faults import (
     wait_until,
     writes_paused,
 )
+from tests.test_queue_pages import undo_of
 
 pytestmark = pytest.mark.django_db
 State, Kind = ArchivedItem.State, ArchivedItem.Kind
@@ -342,9 +343,14 @@ def test_delete_selected_confirms_then_archives_once(
     data = {"id": [ids[1], ids[3]], "nonce": "del-1", "back": "size=10"}
     done = operator_client.post(url("stream_selected", DLQ, "delete"), data)
     assert done.status_code == 302 and done["Location"] == url("queue_items", DLQ) + "?size=10"
-    assert shown_messages(done) == [f"Deleted 2 (archived) of {DLQ}."]
+    assert shown_messages(done) == [undo_of(f"Deleted 2 (archived) of {DLQ}.")]
     assert ids_in(redis_client) == [ids[0], ids[2]]
     assert sorted(ArchivedItem.objects.values_list("entry_id", flat=True)) == [ids[1], ids[3]]
+    deletion = ArchivedItem.objects.values_list("deletion", flat=True)[0]
+    scope = {"key": DLQ, "to": "dlq", "deletion": deletion, "nonce": "undo-1", "start": "0"}
+    undone = operator_client.post(reverse("admin:archive_restore_all"), scope)
+    assert shown_messages(undone)[-1] == f"Restored 2 archived entries of {DLQ} to {DLQ}."
+    assert len(ids_in(redis_client)) == 4 and numbers(redis_client, DLQ)[2:] == [1, 3], "re-added, new ids"
     again = operator_client.post(url("stream_selected", DLQ, "delete"), data)
     assert last_message(again) == views.DUPLICATE
     assert ArchivedItem.objects.count() == 2 and AuditEntry.objects.filter(action="dlq.delete").count() == 1
@@ -420,6 +426,8 @@ def test_delete_all_archives_every_entry_and_duplicates_are_refused(
     reply = chunk(operator_client, "delete", {"nonce": "d-1", "start": "-"}).json()
     assert reply["finished"] and reply["summary"] == f"Deleted 7 (archived) of {DLQ}."
     assert redis_client.xlen(DLQ) == 0
+    (deletion,) = set(ArchivedItem.objects.values_list("deletion", flat=True))
+    assert reply["undo"] == reverse("admin:archive") + f"?deletion={deletion}"
     assert sorted(
         ArchivedItem.objects.filter(state=State.ARCHIVED).values_list("entry_id", flat=True)
     ) == sorted(ids)
@@ -514,7 +522,9 @@ def test_api_deletes_and_retries_stream_entries_by_id(
     assert set(body) == {"deleted", "archived", "skipped", "skipped_reasons", "remaining", "position"} | {
         "audit_id",
         "detail",
+        "deletion",
     }
+    assert set(ArchivedItem.objects.values_list("deletion", flat=True)) == {body["deletion"]}
     assert (body["deleted"], body["archived"], body["skipped"], body["position"]) == (2, 2, 1, None)
     assert AuditEntry.objects.get(pk=body["audit_id"]).action == "dlq.delete"
     retried = post(operator_client, api("retry"), {"ids": [ids[2]], "nonce": "api-r"})
@@ -607,7 +617,10 @@ def run(*args: str) -> str:
 
 def test_dlq_command_retries_and_deletes_stream_dlqs(redis_client: redis.Redis) -> None:
     ids = fill(redis_client, 5)
-    assert run("delete", DLQ, "--ids", ids[0]).strip() == f"Deleted 1 (archived) of {DLQ}."
+    deleted = run("delete", DLQ, "--ids", ids[0]).splitlines()
+    deletion = ArchivedItem.objects.get().deletion
+    undo = f"Undo: manage.py dlq restore {DLQ} --deletion {deletion}"
+    assert deleted == [f"Deleted 1 (archived) of {DLQ}.", undo]
     assert run("retry", DLQ, "--ids", ids[1], ids[1]).strip() == f"Retried 1 of {DLQ} to {STREAM}."
     assert run("retry", DLQ, "--all", "--camera", "cam0").strip() == f"Retried 1 of {DLQ} to {STREAM}."
     assert numbers(redis_client, DLQ) == [2, 4] and numbers(redis_client, STREAM) == [1, 3]

@@ -1,12 +1,14 @@
 """``manage.py dlq``: list queues, show, retry, delete and export DLQ entries from a shell.
 
-The same services as the pages and the API; every retry and delete is audited as user "system".
+The same services as the pages and the API; every retry, delete and restore is audited as user
+"system". A delete prints how to undo it (``restore --deletion``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.exceptions import APIException
 
 from console.redis import explain, get_redis
-from queues import actions, api, dlq, streams
+from queues import actions, api, archive, dlq, streams
 from queues.api import describe, json_item
+from queues.forms import RUN_ID, new_nonce
 from queues.inventory import list_queues
 
 EXPORT_BATCH = 1000
@@ -79,6 +82,16 @@ class Command(BaseCommand):
             act.add_argument("--camera", default="", help="With --all: this camera only.")
             act.add_argument("--since", default="", help="With --all: failed at or after (ISO time).")
             act.add_argument("--until", default="", help="With --all: failed at or before (ISO time).")
+        restore = commands.add_parser(
+            "restore", help="Put a DLQ's archived (deleted) entries back: all of them, or one delete's."
+        )
+        restore.add_argument("key")
+        restore.add_argument(
+            "--deletion", default="", help="Only what this delete archived (its undo; 'delete' prints it)."
+        )
+        restore.add_argument(
+            "--to-source", action="store_true", help="Push their jobs to the source queue instead of the DLQ."
+        )
         export = commands.add_parser("export", help="Every entry as NDJSON, with its raw bytes in base64.")
         export.add_argument("key")
         export.add_argument("--output", help="Write to this file instead of standard output.")
@@ -134,17 +147,38 @@ class Command(BaseCommand):
         filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
         if options["ids"] and filters.active:
             raise CommandError("--q, --camera, --since and --until only apply with --all.")
+        deletion = new_nonce()
         if api.is_stream(key):
-            self.stdout.write(describe(verb, self._act_on_stream(client, key, verb, options, filters)))
-            return
-        if options["ids"]:
+            outcome = self._act_on_stream(client, key, verb, options, filters, deletion)
+        elif options["ids"]:
             ids = list(dict.fromkeys(options["ids"]))  # a repeated id would be acted on twice
-            outcome, _ = actions.act_on_selected(client, key, ids, verb=verb, request=None)
+            outcome, _ = actions.act_on_selected(client, key, ids, verb=verb, request=None, deletion=deletion)
         else:
-            outcome = self._sweep(client, key, filters, verb)
+            outcome = self._sweep(client, key, filters, verb, deletion)
         self.stdout.write(describe(verb, outcome))
+        if verb == "delete" and outcome.done:
+            self.stdout.write(f"Undo: manage.py dlq restore {shlex.quote(key)} --deletion {deletion}")
 
-    def _sweep(self, client: redis.Redis, key: str, filters: actions.Filters, verb: str) -> dlq.Outcome:
+    def do_restore(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        """Step after step until the archive (or the delete) has nothing left or the target is full."""
+        key, deletion = api.dlq_key(options["key"], "restore"), options["deletion"]
+        if deletion and not RUN_ID.fullmatch(deletion):
+            raise CommandError(f"--deletion {printable(deletion, 40)!r} is not a delete's id (32 hex).")
+        total, to_source = archive.RestoreRun(key, ""), options["to_source"]
+        while True:
+            run, _ = actions.restore_all(
+                client, key, to_source=to_source, request=None, after=total.after, deletion=deletion
+            )
+            run.restored += total.restored
+            run.not_restored += total.not_restored
+            total = run
+            if run.full or not run.remaining:
+                break
+        self.stdout.write(archive.restore_summary(total.outcome()))
+
+    def _sweep(
+        self, client: redis.Redis, key: str, filters: actions.Filters, verb: str, deletion: str
+    ) -> dlq.Outcome:
         """Chunk after chunk until nothing is left, the target is full, or every entry that was there
         at the start has been looked at (jobs that fail again and come back are not chased forever)."""
         at_start = dlq.page(client, key, limit=1).total
@@ -152,7 +186,7 @@ class Command(BaseCommand):
         position = seen = 0
         while True:
             part, next_position, _ = actions.act_on_matching(
-                client, key, filters, verb=verb, request=None, start=position
+                client, key, filters, verb=verb, request=None, start=position, deletion=deletion
             )
             dlq.merge(total, part)
             seen += part.examined + next_position - position
@@ -161,21 +195,36 @@ class Command(BaseCommand):
                 return total
 
     def _act_on_stream(
-        self, client: redis.Redis, key: str, verb: str, options: dict[str, Any], filters: actions.Filters
+        self,
+        client: redis.Redis,
+        key: str,
+        verb: str,
+        options: dict[str, Any],
+        filters: actions.Filters,
+        deletion: str,
     ) -> dlq.Outcome:
         """A stream DLQ: entries by id, or every entry (matching the filters), chunk after chunk."""
         if options["ids"]:
             bad = [i for i in options["ids"] if not streams.is_entry_id(i)]
             if bad:
                 raise CommandError(f"{printable(bad[0], 40)!r} is not a stream entry id ('<ms>-<seq>').")
-            act = actions.retry_stream if verb == "retry" else actions.delete_stream
-            return act(client, key, streams.entry_ids(options["ids"]), request=None)[0]
+            ids = streams.entry_ids(options["ids"])
+            if verb == "retry":
+                return actions.retry_stream(client, key, ids, request=None)[0]
+            return actions.delete_stream(client, key, ids, request=None, deletion=deletion)[0]
         at_start = streams.length(client, key)
         total = streams.StreamOutcome(key, None)
         after, seen, kept = "-", 0, 0
         while True:
             part, after, now_kept, _ = actions.act_on_stream(
-                client, key, verb=verb, request=None, after=after, filters=filters, kept_before=kept
+                client,
+                key,
+                verb=verb,
+                request=None,
+                after=after,
+                filters=filters,
+                kept_before=kept,
+                deletion=deletion,
             )
             streams.merge(total, part)
             seen += part.done + now_kept - kept  # acted on, or looked at and left in place

@@ -23,6 +23,7 @@ async function run(form) {
     showProgress(reply);
     if (reply.finished) {
       showStatus(reply.summary, reply.level);
+      showUndo(reply.undo);
       showFinished();
       return;
     }
@@ -74,4 +75,16 @@ function showStatus(text, level) {
   const status = document.querySelector("[data-bulk-status]");
   status.textContent = text;
   status.className = `queues-status queues-status-${level}`;
+}
+
+// A finished delete links to its archive rows, from where all of them can be restored at once.
+function showUndo(url) {
+  if (!url) {
+    return;
+  }
+  const link = document.createElement("a");
+  link.href = url;
+  link.textContent = "Undo: restore them";
+  link.dataset.testid = "undo";
+  document.querySelector("[data-bulk-status]").append(" ", link);
 }
