@@ -338,6 +338,7 @@ def restore_all(
     after: int = 0,
     budget_seconds: float = 3.0,
     deletion: str = "",
+    filters: Filters | None = None,
 ) -> tuple[archive.RestoreRun, int]:
     """One time-boxed step of restoring a DLQ's whole archive (or what one delete action archived:
     its undo); one audit entry (its id returned) per step."""
@@ -350,7 +351,11 @@ def restore_all(
         after=after,
         budget_seconds=budget_seconds,
         deletion=deletion,
+        select=filters.select if filters and filters.active else None,
     )
+    scope: dict[str, Any] = {"deletion": deletion} if deletion else {}
+    if filters and filters.active:
+        scope |= {"filters": filters.as_query(), "not_matching": run.passed}
     entry = audit.record(
         getattr(request, "user", None),
         "archive.restore_all",
@@ -361,7 +366,7 @@ def restore_all(
             "restored": run.restored,
             "not_restored": run.not_restored,
             "to": run.target,
-            **({"deletion": deletion} if deletion else {}),
+            **scope,
             "rows_after": after,
             "rows_through": run.after,
             "full": run.full,

@@ -435,10 +435,12 @@ class RestoreAllSerializer(serializers.Serializer):
     deletion = serializers.RegexField(
         DELETION, required=False, help_text="Only what this delete archived (its undo): a delete's deletion."
     )
+    filter = FilterSerializer(required=False, help_text="Only archived entries matching it (a DLQ's filter).")
 
 
 class RestoreAllResultSerializer(serializers.Serializer):
     restored = serializers.IntegerField()
+    not_matching = serializers.IntegerField(help_text="With filter: rows looked at that stay archived.")
     not_restored = serializers.IntegerField(
         help_text="Rows with no job to rebuild, or restored by someone else."
     )
@@ -762,9 +764,11 @@ class RestoreAllView(ConsoleAPIView):
             after=body["after"],
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
             deletion=body.get("deletion", ""),
+            filters=filters_of(body),
         )
         fields = ("restored", "not_restored", "target", "full", "after", "remaining")
-        return Response({name: getattr(run, name) for name in fields} | {"audit_id": audit_id})
+        answer = {name: getattr(run, name) for name in fields} | {"not_matching": run.passed}
+        return Response(answer | {"audit_id": audit_id})
 
 
 class ArchiveListView(ConsoleAPIView):

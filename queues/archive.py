@@ -9,7 +9,7 @@ needed, which also keeps identical entries apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,6 +24,7 @@ from console.models import ArchivedItem
 from queues import dlq, inventory, keys, streams
 from queues.conf import conf
 from queues.scripts import fence, new_token, push_entries
+from queues.search import walk
 
 State = ArchivedItem.State
 Kind = ArchivedItem.Kind
@@ -200,6 +201,7 @@ class RestoreRun:
     target: str
     restored: int = 0
     not_restored: int = 0  # rows it stepped over (no job to restore, or restored by someone else)
+    passed: int = 0  # rows the filter did not pick: they stay archived
     full: bool = False  # the target reached QUEUE_MAX_SIZE: the rest stays archived
     after: int = 0
     remaining: int = 0  # archived rows of the key after ``after``
@@ -211,10 +213,13 @@ class RestoreRun:
         done.remaining = self.remaining
         if self.not_restored:
             done.skipped[NOT_RESTORED] = self.not_restored
+        if self.passed:
+            done.skipped[NOT_MATCHING] = self.passed
         return done
 
 
 NOT_RESTORED = "not restored (no job to rebuild, or restored meanwhile by someone else)"
+NOT_MATCHING = "left archived (not matching the filter)"
 
 
 def restore_summary(outcome: dlq.Outcome) -> str:
@@ -222,8 +227,9 @@ def restore_summary(outcome: dlq.Outcome) -> str:
     text = f"Restored {outcome.done:,} archived entries of {outcome.key} to {outcome.target}"
     if outcome.full:
         text += outcome.stopped_full
-    if outcome.skipped:
-        text += f"; {outcome.skipped_count:,} {NOT_RESTORED}"
+    for reason in (NOT_RESTORED, NOT_MATCHING):
+        if outcome.skipped[reason]:
+            text += f"; {outcome.skipped[reason]:,} {reason}"
     if outcome.remaining:
         text += f"; {outcome.remaining:,} still to restore"
     return text + "."
@@ -271,32 +277,100 @@ def restore_all(
     after: int = 0,
     budget_seconds: float = 3.0,
     deletion: str = "",
+    select: Select | None = None,
 ) -> RestoreRun:
-    """Restore every archived row of ``key`` (of one delete action, if ``deletion``) after the row
-    id ``after``, a script call's batch at a time, until done, the target is full, or the time
-    budget is spent (then resume from ``after``)."""
+    """Restore every archived row of ``key`` (of one delete action, if ``deletion``; only those
+    ``select`` picks, if given) after the row id ``after``, a script call's batch at a time, until
+    done, the target is full, or the time budget is spent (then resume from ``after``)."""
     run = RestoreRun(key, _target_key(key, to_source), after=after)
     rows = restorable(key, deletion)
     size = streams.BATCH_SIZE if keys.classify(key).name == "stream_dlq" else dlq.BATCH_SIZE
     deadline = time.monotonic() + budget_seconds
     while True:
-        ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[:size])
-        if not ids:
+        if select is None:
+            looked = ids = list(rows.filter(pk__gt=run.after).values_list("pk", flat=True)[:size])
+        else:
+            found = list(rows.filter(pk__gt=run.after)[:size])
+            looked, ids = [row.pk for row in found], [row.pk for row in found if picks(select, row)]
+        if not looked:
             break
         batch = restore_rows(client, ids, username, to_source=to_source)
         run.restored += len(batch.restored)
         run.fingerprints += batch.fingerprints
-        run.after = ids[-1]
+        run.after = looked[-1]
         if batch.left:  # the target is full: resume with the first row it had no room for
             run.full, run.after = True, min(batch.left) - 1
         # Rows stepped over, counted once: those after a full stop are met again on resuming.
         run.not_restored += sum(pk <= run.after and pk not in batch.restored for pk in ids)
+        run.passed += sum(pk <= run.after for pk in set(looked) - set(ids))
         if run.full:
             break
         if time.monotonic() >= deadline:
             break
     run.remaining = rows.filter(pk__gt=run.after).count()
     return run
+
+
+Select = Callable[[dlq.Entry | streams.StreamEntry], bool]
+SEARCH_ROWS = 5_000  # rows one archive search examines (each is decoded in Python)
+SEARCH_CHUNK = 500
+
+
+def entry_of(row: ArchivedItem) -> dlq.Entry | streams.StreamEntry | None:
+    """What a DLQ filter looks at in an archived row: the list entry, or the stream entry's fields
+    (None for a row that holds neither)."""
+    if row.kind == Kind.STREAM:
+        try:
+            return streams.Stored.from_archive(bytes(row.raw)).text
+        except ValueError:
+            return None
+    return dlq.Entry.of(row.key, -1, bytes(row.raw)) if row.kind == Kind.LIST else None
+
+
+def picks(select: Select, row: ArchivedItem) -> bool:
+    entry = entry_of(row)
+    return entry is not None and select(entry)
+
+
+@dataclass(frozen=True)
+class RowScan:
+    """A bounded filtered read of archive rows, newest first: the matches among those examined."""
+
+    rows: list[ArchivedItem]
+    matched: int
+    examined: int
+    last: int | None  # the id of the last row examined: continue before it
+    complete: bool  # no row is left after ``last``
+
+
+def search(
+    rows: QuerySet[ArchivedItem],
+    select: Select,
+    *,
+    before: int | None = None,
+    limit: int | None = None,
+    max_examined: int | None = None,
+) -> RowScan:
+    """Examine at most ``max_examined`` of ``rows``, newest first, from before the id ``before``;
+    with ``limit`` it stops after that many matches (a page), without it only counts."""
+    newest = rows.order_by("-id")
+    seen: dict[str, int | None] = {"last": None}
+
+    def examined() -> Iterator[ArchivedItem]:
+        cursor, left = before, max_examined or SEARCH_ROWS
+        while left > 0:
+            chunk = list((newest.filter(pk__lt=cursor) if cursor else newest)[: min(SEARCH_CHUNK, left)])
+            if not chunk:
+                return
+            for row in chunk:
+                seen["last"] = cursor = row.pk
+                yield row
+            left -= len(chunk)
+
+    walked = walk(examined(), partial(picks, select), limit)
+    last = seen["last"]
+    complete = last is None or not newest.filter(pk__lt=last).exists()
+    return RowScan(walked.found, walked.matched, walked.examined, last, complete)
 
 
 def restore_rows(client: redis.Redis, ids: Sequence[int], username: str, *, to_source: bool) -> Restored:

@@ -289,6 +289,22 @@ def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filte
     return Listing(rows, found.total, scan=found, note=note, continue_url=more, continue_label=label)
 
 
+def archive_search(request: HttpRequest, rows: QuerySet[ArchivedItem], filters: Filters) -> dict[str, Any]:
+    """The archive page's rows matching the DLQ filters: a bounded read, newest first, that says how
+    far it got and continues before the last row it examined."""
+    before = number(request.GET.get("before"), 0) or None
+    found = archive.search(rows, filters.select, before=before, limit=ARCHIVE_PER_PAGE)
+    where = "" if before is None else f" before #{before}"
+    stretch = f"Searched {found.examined:,} archived entr{'y' if found.examined == 1 else 'ies'}{where}"
+    matches = f"{len(found.rows):,} match{'' if len(found.rows) == 1 else 'es'}"
+    shown = f"the first {matches}" if len(found.rows) == ARCHIVE_PER_PAGE else matches
+    note = f"{stretch}, newest first: {shown}{'' if found.complete else ' so far'}."
+    more = "" if found.complete else "?" + with_query(request.GET, before=str(found.last))
+    label = f"Continue searching before #{found.last} →"
+    listing = Listing([], 0, note=note, continue_url=more, continue_label=label)
+    return {"found": found.rows, "listing": listing}
+
+
 # --- The pages ---------------------------------------------------------------------------------------
 
 
@@ -792,25 +808,38 @@ class QueuePages:
         deletion = archive.Deletion.find(request.GET.get("deletion", "")[:32])
         if request.GET.get("deletion") and deletion is None:
             raise Http404("No archived entries belong to that delete action.")
+        filters = read_filters(request, request.GET, reverse("admin:archive"))
+        if isinstance(filters, HttpResponse):
+            return filters
         key = deletion.key if deletion else key
         rows = rows.filter(key=key) if key else rows
         rows = rows.filter(deletion=deletion.id) if deletion else rows
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
-        page = Paginator(rows, ARCHIVE_PER_PAGE).get_page(request.GET.get("page"))
-        paging = pager(
-            request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
-            size=ARCHIVE_PER_PAGE, shown=len(page), param="page",
-        )  # fmt: skip
         keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
-        context = {"page": page, "pager": paging, "key": key, "state": state, "keys": keys_}
-        context |= {"items": [(item, archive_row(item)) for item in page], "deletion": deletion}
+        context: dict[str, Any] = {"key": key, "state": state, "keys": keys_, "deletion": deletion}
+        if filters.active:
+            context |= archive_search(request, rows, filters)
+        else:
+            page = Paginator(rows, ARCHIVE_PER_PAGE).get_page(request.GET.get("page"))
+            context["pager"] = pager(
+                request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
+                size=ARCHIVE_PER_PAGE, shown=len(page), param="page",
+            )  # fmt: skip
+            context |= {"page": page, "found": page.object_list}
+        context["items"] = [(item, archive_row(item)) for item in context["found"]]
         if key and keys.classify(key).name in inventory.QUEUE_FAMILIES:  # what "Restore all" would take
-            restorable = archive.restorable(key, deletion.id if deletion else "").count()
+            scope = deletion.id if deletion else ""
+            restorable = None if filters.active else archive.restorable(key, scope).count()
             context |= {"restorable": restorable, "source": keys.source_queue(key)}
+            if filters.active:  # the query of "Restore all matching…"
+                of = [("deletion", scope)] if scope else []
+                context["restore_matching"] = urlencode([("key", key), *filter_fields(request.GET), *of])
         context |= {
             "states": ArchivedItem.State.choices,
             "nonce": new_nonce(),
             "back": request.GET.urlencode(),
+            "filter_query": filter_query(request.GET),
+            "filter_fields": filter_fields(request.GET),
         }
         return self.render(request, "archive.html", "Archive of deleted DLQ entries", context)
 
@@ -856,14 +885,24 @@ class QueuePages:
         if data.get("deletion") and (deletion is None or deletion.key != target.key):
             raise Http404(f"No archived entries of {target.key} belong to that delete action.")
         scope = deletion.id if deletion else ""
-        whole = reverse("admin:archive") + "?" + urlencode({"key": target.key})
-        back = undo_url(scope) if deletion else whole
+        where = [("deletion", scope)] if deletion else [("key", target.key)]
+        back = reverse("admin:archive") + "?" + urlencode(where + filter_fields(data))
+        filters = read_filters(request, data, back)
+        if isinstance(filters, HttpResponse):
+            return filters
         if request.method == "POST":
-            return self._restore_step(request, target, to_source, back, scope)
-        count = archive.restorable(target.key, scope).count()
+            return self._restore_step(request, target, to_source, back, scope, filters)
+        rows = archive.restorable(target.key, scope)
+        found = archive.search(rows, filters.select) if filters.active else None
+        count = found.matched if found else rows.count()
         if not count:
             what = f"Nothing that delete took from {target.key}" if deletion else f"Nothing of {target.key}"
-            messages.warning(request, f"{what} is archived any more.")
+            if found:
+                near = "" if found.complete else f" (searched the newest {found.examined:,})"
+                sentence = f"{what} that is still archived matches {describe(filters)}{near}."
+            else:
+                sentence = f"{what} is archived any more."
+            messages.warning(request, sentence)
             return HttpResponseRedirect(back)
         client = get_redis()
         destination = target.source if to_source else target.key
@@ -873,13 +912,20 @@ class QueuePages:
             room = None if target.is_stream else inventory.describe(client, target.key)
         context = {"target": target, "count": count, "destination": destination, "room": room}
         context |= {"to": "source" if to_source else "dlq", "nonce": new_nonce(), "back_url": back}
-        context["deletion"] = deletion
+        context |= {"deletion": deletion, "filter_fields": filter_fields(data), "found": found}
+        context["matching"] = describe(filters) if filters.active else ""
         return self.render(
             request, "archive_confirm.html", f"Restore archived entries of {target.key}", context
         )
 
     def _restore_step(
-        self, request: HttpRequest, target: Target, to_source: bool, back: str, deletion: str
+        self,
+        request: HttpRequest,
+        target: Target,
+        to_source: bool,
+        back: str,
+        deletion: str,
+        filters: Filters,
     ) -> HttpResponse:
         client, data, as_json = get_redis(), request.POST, wants_json(request)
         if (replayed := replayed_step(request, client, back)) is not None:
@@ -892,10 +938,11 @@ class QueuePages:
             after=number(data.get("start"), 0),
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
             deletion=deletion,
+            filters=filters,
         )
         chunk = run.outcome()
         before = Tally.parse(data.get("tally"))
-        kept = sum(before.skipped.values()) + run.not_restored  # rows passed over stay archived
+        kept = sum(before.skipped.values()) + chunk.skipped_count  # rows passed over stay archived
         state = RestoreProgress(target, "restore", chunk, before.add(chunk, kept), kept, back, str(run.after))
         if as_json:
             return JsonResponse(state.as_json())
@@ -910,7 +957,8 @@ class QueuePages:
             "action_url": request.path,
             "back_label": f"the archive of {target.key}",
             "filter_fields": [("key", target.key), ("to", "source" if to_source else "dlq")]
-            + ([("deletion", deletion)] if deletion else []),
+            + ([("deletion", deletion)] if deletion else [])
+            + filter_fields(data),
         }
         return self.render(request, "progress.html", "Restore in progress", context)
 

@@ -119,18 +119,18 @@ def test_delete_all_archives_each_entry(redis_client: redis.Redis) -> None:
     assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.count() == 7
     assert [a.action for a in AuditEntry.objects.order_by("pk")] == ["dlq.delete_all", "dlq.delete_all"]
     # The first delete's undo line, run as printed: exactly its two entries come back, in order.
-    assert (
-        run("restore", DLQ, "--deletion", deletion).strip()
-        == f"Restored 2 archived entries of {DLQ} to {DLQ}."
-    )
+    undo = ("restore", DLQ, "--deletion", deletion)
+    assert run(*undo).strip() == f"Restored 2 archived entries of {DLQ} to {DLQ}."
     assert redis_client.lrange(DLQ, 0, -1) == [failure(1), failure(4)]
     assert ArchivedItem.objects.filter(state="archived").count() == 5
-    assert (
-        run("restore", DLQ, "--deletion", deletion).strip()
-        == f"Restored 0 archived entries of {DLQ} to {DLQ}."
-    )
+    assert run(*undo).strip() == f"Restored 0 archived entries of {DLQ} to {DLQ}.", "an undo runs once"
     with pytest.raises(CommandError, match="is not a delete's id"):
         run("restore", DLQ, "--deletion", "../etc")
+    # The rest of the archive, only the entries of camera cam0, as jobs to the source queue.
+    said = run("restore", DLQ, "--camera", "cam0", "--to-source").strip()
+    left = "3 left archived (not matching the filter)"
+    assert said == f"Restored 2 archived entries of {DLQ} to {TARGET}; {left}."
+    assert sorted(jobs_in(redis_client, TARGET)) == [0, 3]
 
 
 def test_export_ndjson_round_trips_raw_bytes(redis_client: redis.Redis, tmp_path: Path) -> None:

@@ -858,6 +858,63 @@ def test_undo_restores_exactly_what_one_delete_archived(
     assert f'<a href="{undo}">In the archive, to look at or restore (undo)</a>' in audit_page
 
 
+def test_archive_search_finds_every_match_in_bounded_steps_and_restores_only_those(
+    redis_client: redis.Redis, operator: User, viewer: User, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "SEARCH_ROWS", 120)  # each search request reads at most 120 rows
+    raws = seed(redis_client, 700)
+    redis_client.rpush(DLQ, b"not json", b"<script>alert(1)</script>")
+    client = logged_in(operator)
+    post(client, url("queue_matching", DLQ, "delete"), start="0")
+    wanted = {row.pk for row in ArchivedItem.objects.all() if b'"camera_id": "cam2"' in bytes(row.raw)}
+    assert len(wanted) == 140
+
+    seen: list[int] = []
+    address = url("archive") + f"?key={quote(DLQ)}&camera=cam2"
+    while address:
+        page = client.get(address)
+        assert page.status_code == 200
+        seen += [item.pk for item, _ in page.context["items"]]
+        listing = page.context["listing"]
+        assert listing.note.startswith("Searched 120 archived entries") or listing.continue_url == ""
+        address = url("archive") + listing.continue_url if listing.continue_url else ""
+        assert len(seen) <= 140
+    assert sorted(seen) == sorted(wanted) and seen == sorted(seen, reverse=True), "each once, newest first"
+    html = client.get(url("archive"), {"key": DLQ, "camera": "cam2"}).content.decode()
+    assert "Restore all matching to dlq:detection_queue…" in html and 'data-testid="archive-scan"' in html
+    assert (
+        "Restore all matching"
+        not in logged_in(viewer).get(url("archive"), {"key": DLQ, "camera": "cam2"}).content.decode()
+    )
+    bad = client.get(url("archive"), {"key": DLQ, "since": "yesterday"})
+    assert bad.status_code == 302 and "'since' must be a date and time" in shown_messages(bad)[-1]
+
+    scope = {"key": DLQ, "to": "dlq", "camera": "cam2"}
+    partial = unescape(" ".join(client.get(url("archive_restore_all"), scope).content.decode().split()))
+    assert f"Restore at least 24 archived entries of {DLQ} matching camera “cam2”" in partial
+    assert "That many match among the newest 120 archived entries" in partial
+    monkeypatch.setattr(archive, "SEARCH_ROWS", 5_000)
+    confirm = unescape(" ".join(client.get(url("archive_restore_all"), scope).content.decode().split()))
+    assert f"Restore 140 archived entries of {DLQ} matching camera “cam2” to {DLQ}." in confirm
+    assert 'name="camera" value="cam2"' in confirm
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    data = {**scope, "start": "0", "nonce": views.new_nonce()}
+    replies: list[dict[str, Any]] = []
+    while not (replies and replies[-1]["finished"]):
+        response = client.post(url("archive_restore_all"), data, HTTP_ACCEPT="application/json")
+        replies.append(response.json())
+        data |= {name: str(replies[-1][name]) for name in ("start", "nonce", "tally")}
+        assert len(replies) < 10
+    assert len(replies) >= 2 and replies[-1]["handled"] == replies[-1]["planned"] == 702
+    assert replies[-1]["summary"] == (
+        f"Restored 140 archived entries of {DLQ} to {DLQ}; 562 left archived (not matching the filter)."
+    )
+    assert redis_client.lrange(DLQ, 0, -1) == [raw for n, raw in enumerate(raws) if n % 5 == 2]
+    assert ArchivedItem.objects.filter(state="archived").count() == 562
+    audit = AuditEntry.objects.filter(action="archive.restore_all").last()
+    assert audit is not None and audit.detail["filters"] == {"camera": "cam2"}
+
+
 def test_restore_all_without_javascript_continues_through_progress_pages(
     redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:

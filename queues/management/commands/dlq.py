@@ -57,6 +57,16 @@ def list_only(key: str) -> str:
     return key
 
 
+def add_filters(parser: CommandParser, scope: str) -> None:
+    """The DLQ filters (``FILTERS``), for a retry, delete or restore of everything matching."""
+    parser.add_argument(
+        "--q", default="", help=f"{scope}error text or type (stream DLQ: reason) contains this."
+    )
+    parser.add_argument("--camera", default="", help=f"{scope}camera is this one.")
+    parser.add_argument("--since", default="", help=f"{scope}failure is at or after this ISO time.")
+    parser.add_argument("--until", default="", help=f"{scope}failure is at or before this ISO time.")
+
+
 class Command(BaseCommand):
     help = "List queues and show, retry, delete or export dead-letter queue entries."
 
@@ -76,15 +86,11 @@ class Command(BaseCommand):
                 "--ids", nargs="+", metavar="ID", help="Ids from 'show' (index:id or id); stream entry ids."
             )
             chosen.add_argument("--all", action="store_true", help="Every entry (or every matching one).")
-            act.add_argument(
-                "--q", default="", help="With --all: error text or type (stream DLQ: reason) contains this."
-            )
-            act.add_argument("--camera", default="", help="With --all: this camera only.")
-            act.add_argument("--since", default="", help="With --all: failed at or after (ISO time).")
-            act.add_argument("--until", default="", help="With --all: failed at or before (ISO time).")
+            add_filters(act, "With --all: ")
         restore = commands.add_parser(
             "restore", help="Put a DLQ's archived (deleted) entries back: all of them, or one delete's."
         )
+        add_filters(restore, "Only archived entries whose ")
         restore.add_argument("key")
         restore.add_argument(
             "--deletion", default="", help="Only what this delete archived (its undo; 'delete' prints it)."
@@ -165,10 +171,18 @@ class Command(BaseCommand):
         if deletion and not RUN_ID.fullmatch(deletion):
             raise CommandError(f"--deletion {printable(deletion, 40)!r} is not a delete's id (32 hex).")
         total, to_source = archive.RestoreRun(key, ""), options["to_source"]
+        filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
         while True:
             run, _ = actions.restore_all(
-                client, key, to_source=to_source, request=None, after=total.after, deletion=deletion
+                client,
+                key,
+                to_source=to_source,
+                request=None,
+                after=total.after,
+                deletion=deletion,
+                filters=filters,
             )
+            run.passed += total.passed
             run.restored += total.restored
             run.not_restored += total.not_restored
             total = run
