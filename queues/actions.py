@@ -170,19 +170,29 @@ def act_on_matching(
     start: int = 0,
     budget_seconds: float = 3.0,
     deletion: str = "",
+    unexamined: int | None = None,
 ) -> tuple[dlq.Outcome, int, int]:
     """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``.
 
-    Every chunk of one delete passes the same ``deletion``, so the whole action is undone as one.
+    Every chunk of one delete passes the same ``deletion``, so the whole action is undone as one;
+    ``unexamined`` is the caller's own count of entries not examined yet (``dlq.sweep``).
     """
     _check_verb(verb)
     deletion = deletion or new_nonce()
     select = filters.select if filters.active else None
     if verb == "retry" and select is None:
-        outcome, position = dlq.retry_all(client, key, budget_seconds=budget_seconds, start=start)
+        outcome, position = dlq.retry_all(
+            client, key, budget_seconds=budget_seconds, start=start, unexamined=unexamined
+        )
     elif verb == "retry":
         outcome, position = dlq.sweep(
-            client, key, dlq.retry_window, dlq.retry_keep(select), budget_seconds=budget_seconds, start=start
+            client,
+            key,
+            dlq.retry_window,
+            dlq.retry_keep(select),
+            budget_seconds=budget_seconds,
+            start=start,
+            unexamined=unexamined,
         )
     else:
         outcome, position = dlq.sweep(
@@ -192,6 +202,7 @@ def act_on_matching(
             dlq.delete_keep(select),
             budget_seconds=budget_seconds,
             start=start,
+            unexamined=unexamined,
         )
     outcome.target = keys.source_queue(key) if verb == "retry" else None
     extra = _deletion(verb, deletion)

@@ -462,13 +462,17 @@ def sweep(
     budget_seconds: float = 5.0,
     start: int = 0,
     script_run: ScriptRun | None = None,
+    unexamined: int | None = None,
 ) -> tuple[Outcome, int]:
     """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
     takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
 
     Every call touches only the two ends of the list, so the cost per entry is the same at any
     depth. The returned position counts the entries examined and kept so far: pass it back as
-    ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them.
+    ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them, or
+    ``unexamined`` if that is more: a caller that counts the run's entries itself passes how many
+    it has not seen, since someone else deleting entries the run kept shortens the list and would
+    leave as many of the last ones unexamined (a kept entry examined again just moves back).
 
     With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
     Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
@@ -477,7 +481,8 @@ def sweep(
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
     kept = start
-    left = max(client.llen(key) - start, 0)
+    length = client.llen(key)
+    left = min(max(length - start, unexamined or 0, 0), length)
     ask_script = script_run is not None
     while left > 0 and time.monotonic() < deadline:
         if script_run is not None and ask_script:
@@ -513,7 +518,12 @@ def sweep(
 
 
 def retry_all(
-    client: redis.Redis, key: str, *, budget_seconds: float = 5.0, start: int = 0
+    client: redis.Redis,
+    key: str,
+    *,
+    budget_seconds: float = 5.0,
+    start: int = 0,
+    unexamined: int | None = None,
 ) -> tuple[Outcome, int]:
     """Retry every entry, within a budget: ``sweep`` with ``retry_window``, where runs of HSI's own entries
     are read and moved by ``retry_run.lua`` without passing through Python. The rest (``Z:``
@@ -540,6 +550,7 @@ def retry_all(
         budget_seconds=budget_seconds,
         start=start,
         script_run=script_run,
+        unexamined=unexamined,
     )
     outcome.target = target
     return outcome, position

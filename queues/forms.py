@@ -125,6 +125,11 @@ class Tally:
         """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""
         return self.done + position
 
+    def unexamined(self, position: int) -> int | None:
+        """Entries the action covers that no chunk has examined yet (None before the first chunk):
+        the run's own count, which entries deleted by someone else cannot make it stop short of."""
+        return self.planned - self.handled(position) if self.steps else None
+
     def outcome(self, last: dlq.Outcome) -> dlq.Outcome:
         """The whole action as one outcome, for its summary sentence."""
         return dlq.Outcome(

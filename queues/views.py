@@ -790,6 +790,7 @@ class QueuePages:
             start=start,
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
             deletion=before.run,
+            unexamined=before.unexamined(start),
         )
         tally = before.add(chunk, position)
         state = Progress(target, verb, chunk, tally, position, back)

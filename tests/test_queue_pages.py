@@ -642,6 +642,34 @@ def test_retry_confirm_pages_say_how_much_room_the_source_has(
     assert room.findall(html) == [("", "custom_work holds 0 of 25 entries: room for 25 more.")]
 
 
+@pytest.mark.parametrize("verb", ["delete", "retry"])
+def test_a_filtered_run_reaches_every_match_when_another_operator_deletes_what_it_passed(
+    redis_client: redis.Redis, operator: User, settings: Any, verb: str
+) -> None:
+    """Entries a filtered run passes over go to the tail; when someone deletes some of them, the
+    DLQ is shorter than the run's position expects, but every match is still reached."""
+    seed(redis_client, 700)
+    client = logged_in(operator)
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}  # one batch per step
+    data = {"start": "0", "nonce": views.new_nonce(), "camera": "cam1"}
+    replies: list[dict[str, Any]] = []
+    while not (replies and replies[-1]["finished"]):
+        response = client.post(url("queue_matching", DLQ, verb), data, HTTP_ACCEPT="application/json")
+        replies.append(response.json())
+        data |= {name: str(replies[-1][name]) for name in ("start", "nonce", "tally")}
+        if len(replies) == 1:  # another operator deletes five entries the run has passed over
+            length = redis_client.llen(DLQ)
+            assert int(replies[0]["start"]) >= 5, "the run moved entries to the tail"
+            tail = dlq.page(redis_client, DLQ, length - 5, 5).entries
+            assert all((entry.job or {}).get("camera_id") != "cam1" for entry in tail)
+            post(client, url("queue_selected", DLQ, "delete"), ref=[entry.ref for entry in tail])
+            assert redis_client.llen(DLQ) == length - 5
+        assert len(replies) < 10
+    assert replies[-1]["done"] == 140
+    left = [json.loads(raw)["original_job"]["camera_id"] for raw in redis_client.lrange(DLQ, 0, -1)]
+    assert "cam1" not in left and len(left) == 555
+
+
 def test_bulk_retry_all_runs_to_the_end_in_json_chunks(
     redis_client: redis.Redis, operator: User, settings: Any
 ) -> None:

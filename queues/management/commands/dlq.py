@@ -200,7 +200,14 @@ class Command(BaseCommand):
         position = seen = 0
         while True:
             part, next_position, _ = actions.act_on_matching(
-                client, key, filters, verb=verb, request=None, start=position, deletion=deletion
+                client,
+                key,
+                filters,
+                verb=verb,
+                request=None,
+                start=position,
+                deletion=deletion,
+                unexamined=at_start - seen if seen else None,
             )
             dlq.merge(total, part)
             seen += part.examined + next_position - position
