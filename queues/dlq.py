@@ -484,7 +484,9 @@ def sweep(
     length = client.llen(key)
     left = min(max(length - start, unexamined or 0, 0), length)
     ask_script = script_run is not None
-    while left > 0 and time.monotonic() < deadline:
+    first = True  # every chunk examines at least one batch, however short its budget
+    while left > 0 and (first or time.monotonic() < deadline):
+        first = False
         if script_run is not None and ask_script:
             before = outcome.done
             stop = script_run(client, key, min(BATCH_SIZE, left), outcome)
