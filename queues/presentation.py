@@ -114,8 +114,21 @@ def entry_context(entry: dlq.Entry, is_dlq: bool) -> dict[str, Any]:
     }
 
 
+TIME_FIELDS = ("first_failed_at", "last_failed_at", "timestamp")
+
+
 def shown(pairs: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    return [(name, clip(value, FACT_LIMIT)) for name, value in pairs if value not in (None, "", [])]
+    """Facts as text; a time HSI wrote reads as the rows show it, with its stored form after it."""
+    return [
+        (name, clip(stated(value) if name in TIME_FIELDS else value, FACT_LIMIT))
+        for name, value in pairs
+        if value not in (None, "", [])
+    ]
+
+
+def stated(value: Any) -> Any:
+    when = moment(value)
+    return value if when is value else f"{when} ({value})"
 
 
 @dataclass(frozen=True)

@@ -459,6 +459,9 @@ def test_entry_detail_shows_the_failure(world: redis.Redis, operator: User) -> N
     assert "<details" in html and "Stack trace" in html and "Traceback (most recent call last)" in html
     assert "Raw bytes (" in html and "Decoded value" in html
     assert "Retry this entry" in html and "Delete this entry" in html
+    facts = dict(response.context["facts"])  # times as the rows show them, then as HSI stored them
+    stored = dlq.page(world, DLQ, 1, 1).entries[0].field("first_failed_at")
+    assert facts["first_failed_at"] == f"{moment(stored)} ({stored})" and moment(stored).endswith(" UTC")
 
 
 def test_entry_detail_of_a_vanished_entry_is_a_404_page(world: redis.Redis, operator: User) -> None:
