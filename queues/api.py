@@ -339,6 +339,12 @@ class ActionSerializer(serializers.Serializer):
     start = serializers.IntegerField(
         min_value=0, default=0, help_text="Only with all: true: the position a previous answer returned."
     )
+    unexamined = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="List DLQs, with all: true and start: the previous answer's remaining. The step then "
+        "examines at least that many entries, even if someone deleted entries the run left at the tail.",
+    )
     after = serializers.RegexField(
         rf"^(-|{streams.ENTRY_ID.pattern})$",
         required=False,
@@ -365,8 +371,8 @@ class ActionSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("ids")) == bool(attrs["all"]):
             raise serializers.ValidationError("Send either ids or all: true (not both, not neither).")
-        if attrs.get("ids") and ("filter" in attrs or attrs["start"]):
-            raise serializers.ValidationError("filter and start only apply with all: true.")
+        if attrs.get("ids") and ("filter" in attrs or attrs["start"] or "unexamined" in attrs):
+            raise serializers.ValidationError("filter, start and unexamined only apply with all: true.")
         if attrs.get("ids") and "after" in attrs:
             raise serializers.ValidationError("after only applies with all: true.")
         if "after" in attrs and not (attrs["after"] == "-" or streams.is_entry_id(attrs["after"])):
@@ -611,6 +617,7 @@ class DlqActionView(ConsoleAPIView):
                 start=body["start"],
                 budget_seconds=conf("BULK_CHUNK_SECONDS"),
                 deletion=deletion,
+                unexamined=body.get("unexamined"),
             )
             return Response(action_result(self.verb, outcome, position, audit_id, deletion))
         outcome, audit_id = actions.act_on_selected(
@@ -676,11 +683,13 @@ matching entry. Optional `"nonce"`: a value unique to this request; sending it a
 
 With `all`, one request handles one time-boxed chunk (`HSI_BULK_CHUNK_SECONDS`, 3 seconds by
 default). While `remaining` is above 0 (and, for retry, `full` is false), send the same body again
-with `"start"` set to the `position` of the previous answer (and a fresh nonce, if you use nonces);
-for a delete, also send the first answer's `deletion`, so that the archive holds the whole delete as
-one action and `/api/archive/restore-all/` with that `deletion` undoes it. Every request writes an audit entry
-(`audit_id`). A list DLQ's `position` counts the entries looked at and left in place (with a filter:
-moved, in order, to the DLQ's tail; see the README).
+with `"start"` set to the `position` of the previous answer and `"unexamined"` to its `remaining`
+(and a fresh nonce, if you use nonces); for a delete, also send the first answer's `deletion`, so
+that the archive holds the whole delete as one action and `/api/archive/restore-all/` with that
+`deletion` undoes it. Every request writes an audit entry (`audit_id`). A list DLQ's `position`
+counts the entries looked at and left in place (with a filter: moved, in order, to the DLQ's tail;
+see the README); without `unexamined`, someone deleting some of those meanwhile makes the run end
+that many entries early.
 
 Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
 (or, with `filter`, those matching it: `q` is looked for in `dlq_reason`, `camera` is `camera_id`, and

@@ -457,6 +457,32 @@ def test_a_delete_in_steps_is_undone_as_one(
     assert ArchivedItem.objects.filter(state="archived").count() == 350, "the even n and the first delete"
 
 
+def test_an_api_run_that_sends_unexamined_reaches_every_match(
+    operator_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    """Someone deletes entries the run has left at the tail: with the previous answer's remaining
+    sent back as unexamined, the run still examines (and here deletes) every match."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(700)])
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0}  # one batch per step
+    body: dict[str, Any] = {"all": True, "filter": {"camera": "cam1"}}
+    answer = post(operator_client, url("delete"), body).json()
+    deleted, length = answer["deleted"], redis_client.llen(DLQ)
+    tail = dlq.page(redis_client, DLQ, length - 5, 5).entries
+    assert answer["position"] >= 5 and all((e.job or {}).get("camera_id") != "cam1" for e in tail)
+    assert post(operator_client, url("delete"), {"ids": [e.ref for e in tail]}).json()["deleted"] == 5
+    while answer["remaining"]:
+        body |= {
+            "start": answer["position"],
+            "unexamined": answer["remaining"],
+            "deletion": answer["deletion"],
+        }
+        answer = post(operator_client, url("delete"), body).json()
+        deleted += answer["deleted"]
+    assert deleted == 233 and all(n % 3 != 1 for n in failed_in(redis_client))
+    bad = post(operator_client, url("delete"), {"ids": [tail[0].ref], "unexamined": 3})
+    assert bad.status_code == 400 and "only apply with all" in bad.json()["detail"]
+
+
 def restore_all(client: Client, body: dict[str, Any]) -> int:
     """Restore-all step after step, as a client does; how many entries went back."""
     restored, after = 0, 0
@@ -610,7 +636,7 @@ FP = "0:" + "a" * 20
         ({"all": False}, "Send either ids or all: true"),
         ({"ids": ["zz"]}, "ids: 'zz' is not an entry id"),
         ({"ids": FP}, "ids: Expected a list of items"),
-        ({"ids": [FP], "filter": {"q": "x"}}, "filter and start only apply with all: true"),
+        ({"ids": [FP], "filter": {"q": "x"}}, "filter, start and unexamined only apply with all: true"),
         ({"all": "maybe"}, "all: Must be a valid boolean"),
         ({"all": True, "start": -1}, "start: Ensure this value is greater than or equal to 0"),
         ({"all": True, "filter": {"since": "yesterday"}}, "'since' must be a date and time"),
