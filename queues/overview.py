@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,13 +78,37 @@ class FamilyCount:
 
 @dataclass(frozen=True)
 class KeyCensus:
+    """Keys per family. A keyspace larger than HSI_SCAN_LIMIT is counted over several loads, each
+    resuming the SCAN where the last one stopped: ``complete`` with ``steps`` > 1 is such a count,
+    finished at ``finished_at``, while ``counting`` says how far the next one has got."""
+
     families: list[FamilyCount]
     examined: int
     complete: bool
+    steps: int = 1
+    finished_at: str = ""  # ISO time a count over several loads finished
+    counting: int = 0  # keys the count in progress has examined (shown with an earlier complete one)
+    total: int = 0  # DBSIZE when a partial count was taken
 
     @property
     def found(self) -> list[FamilyCount]:
         return sorted((f for f in self.families if f.count), key=lambda f: keys.display_rank(f.name))
+
+    @property
+    def summary(self) -> str:
+        """How complete these counts are, as a sentence without its full stop."""
+        if self.complete and self.steps == 1:
+            return f"Full SCAN of {self.examined:,} keys"
+        if self.complete:
+            at = datetime.fromisoformat(self.finished_at).strftime("%H:%M:%S UTC")
+            text = f"Counted all {self.examined:,} keys over {self.steps} loads, finished at {at}"
+            return text + (f"; the next count has examined {self.counting:,} so far" if self.counting else "")
+        loads = f"{self.steps} load{'s' if self.steps > 1 else ''}"
+        of = f" of {self.total:,}" if self.total >= self.examined else ""
+        return (
+            f"Counting: {self.examined:,}{of} keys examined over {loads} so far (each load goes on "
+            "with the SCAN where the last one stopped); counts are partial"
+        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +134,41 @@ def server_facts(client: redis.Redis) -> ServerFacts:
     return ServerFacts.from_info(info, int(total_keys))
 
 
+CENSUS_RUN = "overview:census:run"  # the count in progress: SCAN cursor and counts so far
+CENSUS_DONE = "overview:census:done"  # the last count that reached the end of the keyspace
+CENSUS_SECONDS = 3600
+
+
+@dataclass
+class CensusRun:
+    """A count of the keyspace in progress, kept in the cache between calls."""
+
+    cursor: int = 0
+    examined: int = 0
+    steps: int = 0
+    tallies: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # family: count, samples
+
+
 def key_census(
     client: redis.Redis, *, limit: int | None = None, queues: dict[str, str] | None = None
 ) -> KeyCensus:
     """Count keys per family with a bounded SCAN, examining at most ``limit`` keys; the queue and
-    DLQ keys it meets are added to ``queues`` (key -> family), as ``inventory.queue_keys`` finds them."""
+    DLQ keys it meets are added to ``queues`` (key -> family), as ``inventory.queue_keys`` finds them.
+
+    A keyspace larger than ``limit`` is counted over several calls: each resumes the SCAN where the
+    last one stopped (cursor and counts in the console's cache) and, once a count has reached the
+    end, the calls show it, with how far the next count has got, until that one is done too.
+    """
     limit = limit or conf("SCAN_LIMIT")
+    run = cache.get(CENSUS_RUN)
+    run = run if isinstance(run, CensusRun) else CensusRun()
     counts = {f.name: FamilyCount(f.name, f.label, f.patterns) for f in (*keys.families(), keys.OTHER)}
-    cursor, examined = 0, 0
+    for name, (count, samples) in run.tallies.items():
+        if name in counts:
+            counts[name].count, counts[name].samples = count, list(samples)
+    seen = 0
     while True:
-        cursor, batch = client.scan(cursor, count=conf("SCAN_COUNT"))
+        run.cursor, batch = client.scan(run.cursor, count=conf("SCAN_COUNT"))
         for raw in batch:
             key = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else str(raw)
             entry = counts[keys.classify(key).name]
@@ -128,10 +177,25 @@ def key_census(
                 queues[key] = entry.name
             if len(entry.samples) < SAMPLES_PER_FAMILY:
                 entry.samples.append(key)
-        examined += len(batch)
-        if cursor == 0 or examined >= limit:
+        seen += len(batch)
+        if run.cursor == 0 or seen >= limit:
             break
-    return KeyCensus(list(counts.values()), examined, complete=cursor == 0)
+    run.examined, run.steps = run.examined + seen, run.steps + 1
+    families = list(counts.values())
+    if run.cursor == 0:  # the count reached the end of the keyspace
+        cache.delete(CENSUS_RUN)
+        if run.steps == 1:
+            return KeyCensus(families, run.examined, complete=True)
+        finished = datetime.now(UTC).isoformat()
+        census = KeyCensus(families, run.examined, complete=True, steps=run.steps, finished_at=finished)
+        cache.set(CENSUS_DONE, census, CENSUS_SECONDS)
+        return census
+    run.tallies = {f.name: (f.count, f.samples) for f in families if f.count}
+    cache.set(CENSUS_RUN, run, CENSUS_SECONDS)
+    done = cache.get(CENSUS_DONE)
+    if isinstance(done, KeyCensus):
+        return replace(done, counting=run.examined)
+    return KeyCensus(families, run.examined, complete=False, steps=run.steps, total=int(client.dbsize()))
 
 
 def redis_overview(client: redis.Redis | None = None, *, use_cache: bool = True) -> Overview:

@@ -103,13 +103,41 @@ def test_dashboard_leads_with_queues_hsi_stops_writing(viewer_client: Client, re
     assert 'data-testid="queue-alerts"' not in viewer_client.get("/").content.decode()
 
 
-def test_dashboard_scan_is_bounded(viewer_client: Client, redis_client, settings) -> None:
+def test_dashboard_scan_is_bounded_and_a_large_keyspace_is_counted_over_several_loads(
+    viewer_client: Client, redis_client, settings
+) -> None:
     redis_client.mset({f"dedupe:{i:04d}": b"1" for i in range(3000)})
-    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "SCAN_LIMIT": 500, "SCAN_COUNT": 100}
+    redis_client.rpush("dlq:detection_queue", b"{}")
+    settings.HSI_CONSOLE = {
+        **settings.HSI_CONSOLE,
+        "SCAN_LIMIT": 500,
+        "SCAN_COUNT": 100,
+        "OVERVIEW_CACHE_SECONDS": 0,
+    }
     census = viewer_client.get("/").context["overview"].census
-    assert not census.complete
+    assert not census.complete and census.steps == 1
     assert 500 <= census.examined < 3000
-    assert "counts are partial" in viewer_client.get("/").content.decode()
+    partial = re.search(r'data-testid="census-summary">([^<]+)<', viewer_client.get("/").content.decode())
+    assert partial and re.match(r"Counting: [\d,]+ of 3,00[12] keys examined over 2 loads so far", partial[1])
+    assert partial[1].endswith("counts are partial")
+    loads = 2
+    while not census.complete:  # each load goes on where the last stopped
+        census = viewer_client.get("/").context["overview"].census
+        loads += 1
+        assert loads < 20
+    counts = {f.name: f.count for f in census.families}
+    assert counts["dedupe"] == 3000 and counts["dlq"] == 1, "every key counted once"
+    assert census.steps == loads and census.examined >= 3001
+    page = viewer_client.get("/")
+    shown = page.context["overview"].census
+    assert shown.finished_at == census.finished_at and 0 < shown.counting <= 1000, "the next count goes on"
+    summary = re.search(r'data-testid="census-summary">([^<]+)<', page.content.decode())
+    assert summary and summary[1].startswith(
+        f"Counted all {census.examined:,} keys over {census.steps} loads"
+    )
+    assert "the next count has examined" in summary[1]
+    keys_page = viewer_client.get("/keys/").content.decode()
+    assert f"Counted all {census.examined:,} keys" in keys_page
 
 
 def test_degraded_banner_instead_of_stack_trace_then_recovery(
