@@ -66,11 +66,13 @@ class ArchivedItem(models.Model):
         RESTORING = "restoring", "being restored"
         RESTORED = "restored", "restored"
 
-    key = models.CharField(max_length=1024, db_index=True)
+    key = models.CharField(max_length=1024)  # indexed with the id (Meta.indexes)
     raw = models.BinaryField()
     fingerprint = models.CharField(max_length=40, db_index=True)
     size = models.PositiveIntegerField()
-    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING
+    )  # indexed with the id
     deleted_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deleted_by = models.CharField(max_length=150)
     restored_at = models.DateTimeField(null=True, blank=True)

@@ -236,9 +236,11 @@ def restore_summary(outcome: dlq.Outcome) -> str:
 
 
 def restorable(key: str, deletion: str = "") -> QuerySet[ArchivedItem]:
-    """A DLQ's archived rows (of one delete action, if given), oldest first: their order in the DLQ."""
-    kinds = (Kind.LIST, Kind.STREAM)
-    rows = ArchivedItem.objects.filter(key=key, state=State.ARCHIVED, kind__in=kinds)
+    """A DLQ's archived rows (of one delete action, if given), oldest first: their order in the DLQ.
+
+    A DLQ's rows are all list or stream entries (job keys have keys of their own family), and
+    ``restore_rows`` passes over any other kind, so the rows are found by key and state alone."""
+    rows = ArchivedItem.objects.filter(key=key, state=State.ARCHIVED)
     return (rows.filter(deletion=deletion) if deletion else rows).order_by("pk")
 
 

@@ -94,6 +94,19 @@ def queue_archive() -> QuerySet[ArchivedItem]:
     return ArchivedItem.objects.filter(kind__in=(ArchivedItem.Kind.LIST, ArchivedItem.Kind.STREAM))
 
 
+def archived_keys(limit: int = 200) -> list[str]:
+    """The DLQs the archive holds entries of, for its filter: one index lookup per key (a DISTINCT
+    read every row's key: half a second at 300,000 rows)."""
+    found: list[str] = []
+    while len(found) < limit:
+        rows = queue_archive().filter(key__gt=found[-1]) if found else queue_archive()
+        following = rows.order_by("key").values_list("key", flat=True).first()
+        if following is None:
+            break
+        found.append(following)
+    return found
+
+
 def archive_row(item: ArchivedItem) -> Row | None:
     """An archived list entry summed up as its DLQ page showed it (a stream entry shows its id)."""
     if item.kind != ArchivedItem.Kind.LIST:
@@ -813,11 +826,12 @@ class QueuePages:
         if isinstance(filters, HttpResponse):
             return filters
         key = deletion.key if deletion else key
-        rows = rows.filter(key=key) if key else rows
+        if key:  # a DLQ's rows are all list or stream entries: its index alone finds them
+            is_queue = keys.classify(key).name in inventory.QUEUE_FAMILIES
+            rows = (ArchivedItem.objects.all() if is_queue else rows).filter(key=key)
         rows = rows.filter(deletion=deletion.id) if deletion else rows
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
-        keys_ = queue_archive().order_by("key").values_list("key", flat=True).distinct()[:200]
-        context: dict[str, Any] = {"key": key, "state": state, "keys": keys_, "deletion": deletion}
+        context: dict[str, Any] = {"key": key, "state": state, "keys": archived_keys(), "deletion": deletion}
         if filters.active:
             context |= archive_search(request, rows, filters)
         else:

@@ -1,0 +1,196 @@
+"""Benchmark: the archive page and its search at a real size (300,000 archived DLQ entries).
+
+Run on demand: ``.venv/bin/python bench/archive.py`` (smaller: ``--rows 50000``). It writes the rows
+straight into a temporary SQLite database, shaped as a delete-all of ``dlq:detection_queue`` left
+them (HSI's entries, every fourth ``Z:``-compressed with a stack trace; the last 40,000 as a second
+delete), logs an Admin into Django's test client and measures the server time of:
+
+- the first, middle and last page of the DLQ's archive, and the page of the second delete;
+- a filtered search (camera), which decodes up to 5,000 rows in Python;
+- the restore-all confirmation of that filter, which counts matches in the newest 5,000.
+
+The floor, from the same run, is SQLite itself: a page's rows read with one raw SQL query
+(``LIMIT 50 OFFSET n``, no decoding) plus the ``COUNT(*)`` its pager needs, and 5,000 rows read
+raw for a search that examines that many. For reference it also
+times the old order (``deleted_at`` first) of the last page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.redis_server import RedisServer  # noqa: E402
+
+FOLDER = Path(tempfile.mkdtemp(prefix="hsi-bench-archive-"))
+SERVER = RedisServer(FOLDER / "redis")
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "DJANGO_DEBUG": "true",
+        "DJANGO_ENV_FILE": "",
+        "DJANGO_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+        "REDIS_URL": SERVER.url,
+        "REDIS_PASSWORD": "",
+        "DATABASE_URL": f"sqlite:///{FOLDER / 'db.sqlite3'}",
+    }
+)
+for name in [n for n in os.environ if n.startswith("REDIS_SSL_") or n == "CONSOLE_REDIS_URL"]:
+    del os.environ[name]
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from bench.dlq import timed  # noqa: E402
+from console.models import ArchivedItem  # noqa: E402
+from queues import dlq  # noqa: E402
+from queues.views import ARCHIVE_PER_PAGE, queue_archive  # noqa: E402
+from tests.factories import failure  # noqa: E402
+
+DLQ = "dlq:detection_queue"
+SECOND_DELETE = 40_000
+CHUNK = 5_000
+
+
+def fill(rows: int) -> str:
+    """``rows`` archived entries of DLQ, the last SECOND_DELETE as a delete of their own; its id."""
+    first, second = "a" * 32, "b" * 32
+    for start in range(0, rows, CHUNK):
+        batch = []
+        for n in range(start, min(start + CHUNK, rows)):
+            raw = failure(n, trace=n % 4 == 0)
+            deletion = second if n >= rows - SECOND_DELETE else first
+            batch.append(
+                ArchivedItem(
+                    key=DLQ,
+                    raw=raw,
+                    fingerprint=dlq.fingerprint(raw),
+                    size=len(raw),
+                    state=ArchivedItem.State.ARCHIVED,
+                    deleted_by="bench",
+                    deletion=deletion,
+                )
+            )
+        ArchivedItem.objects.bulk_create(batch)
+    return second
+
+
+def admin_client() -> Client:
+    user = User.objects.create_user("bench-admin", is_staff=True)
+    user.groups.add(Group.objects.get(name="Admin"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def get(web: Client, url: str) -> float:
+    started = time.perf_counter()
+    response = web.get(url)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, f"GET {url}: {response.status_code}"
+    return elapsed
+
+
+ROWS = "SELECT id, key, raw, fingerprint, size, state, deleted_at, deleted_by FROM console_archiveditem"
+PAGE_SQL = {  # a page's count (for its pager) and rows, by the column the page filters on
+    "key": (
+        "SELECT COUNT(*) FROM console_archiveditem WHERE key = %s",
+        ROWS + " WHERE key = %s ORDER BY id DESC LIMIT %s OFFSET %s",
+    ),
+    "deletion": (
+        "SELECT COUNT(*) FROM console_archiveditem WHERE deletion = %s",
+        ROWS + " WHERE deletion = %s ORDER BY id DESC LIMIT %s OFFSET %s",
+    ),
+}
+
+
+def raw_page(offset: int, column: str = "key", value: str = DLQ) -> None:
+    """A page's floor: its rows and the count its pager shows, two raw SQL queries."""
+    count, page = PAGE_SQL[column]
+    with connection.cursor() as cursor:
+        cursor.execute(count, [value])
+        cursor.fetchall()
+        cursor.execute(page, [value, ARCHIVE_PER_PAGE, offset])
+        cursor.fetchall()
+
+
+def raw_rows(count: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, raw FROM console_archiveditem ORDER BY id DESC LIMIT %s", [count])
+        cursor.fetchall()
+
+
+def line(label: str, page: list[float], floor: list[float] | None) -> None:
+    median = statistics.median(page) * 1000
+    text = f"  {label:44} median {median:8.1f} ms  best {min(page) * 1000:8.1f} ms"
+    if floor:
+        raw = statistics.median(floor) * 1000
+        text += f"   raw SQL {raw:7.1f} ms   ratio {median / raw:6.1f}x"
+    print(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=5)
+    options = parser.parse_args()
+    SERVER.start()
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        started = time.perf_counter()
+        second = fill(options.rows)
+        print(f"{options.rows:,} archived rows written in {time.perf_counter() - started:.1f} s ({FOLDER})")
+        web, runs = admin_client(), options.runs
+        pages = -(-options.rows // ARCHIVE_PER_PAGE)
+        base = f"/archive/?key={quote(DLQ)}"
+        get(web, base)  # imports, URL resolver, templates
+        print(f"server time of the archive pages, {runs} runs each:")
+        for label, page in (("first page", 1), ("middle page", pages // 2), ("last page", pages)):
+            offset = (page - 1) * ARCHIVE_PER_PAGE
+            times = [get(web, f"{base}&page={page}") for _ in range(runs)]
+            floor = [timed(partial(raw_page, offset)) for _ in range(runs)]
+            line(f"{label} (#{page:,})", times, floor)
+        times = [get(web, f"/archive/?deletion={second}") for _ in range(runs)]
+        line(
+            f"one delete's page ({SECOND_DELETE:,} rows)",
+            times,
+            [timed(lambda: raw_page(0, "deletion", second)) for _ in range(runs)],
+        )
+        search = [timed(lambda: raw_rows(5_000)) for _ in range(runs)]
+        times = [get(web, f"{base}&camera=cam3") for _ in range(runs)]
+        line(
+            "search camera=cam3 (first 50 matches)",
+            times,
+            [timed(lambda: raw_rows(250)) for _ in range(runs)],
+        )
+        times = [get(web, f"{base}&camera=nowhere") for _ in range(runs)]
+        line("search without a match (5,000 rows decoded)", times, search)
+        times = [get(web, f"/archive/restore-all/?key={quote(DLQ)}&to=dlq&camera=cam3") for _ in range(runs)]
+        line("restore-all confirmation, camera=cam3", times, search)
+        last = queue_archive().filter(key=DLQ).order_by("-deleted_at", "-id")
+        old = [timed(lambda: list(last[(pages - 1) * ARCHIVE_PER_PAGE :])) for _ in range(runs)]
+        line("reference: last page's rows, old order (deleted_at)", old, None)
+    finally:
+        SERVER.stop()
+
+
+if __name__ == "__main__":
+    main()
