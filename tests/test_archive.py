@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 import redis
+from django.contrib.auth.models import User
 from django.test import RequestFactory, override_settings
+from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from console.models import ArchivedItem, AuditEntry
-from queues import actions, archive, dlq
+from queues import actions, archive, dlq, streams
+from queues.actions import Filters
+from tests.conftest import logged_in
+from tests.test_api_queues import ENTRIES
 from tests.test_dlq_core import DLQ, TARGET, failure
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +182,40 @@ def test_filters_read_queries_and_explain_bad_dates() -> None:
 def test_a_nonce_is_accepted_once(redis_client: redis.Redis) -> None:
     assert actions.first_submission(redis_client, "abc")
     assert not actions.first_submission(redis_client, "abc")
+
+
+def test_archive_search_reads_stream_rows_by_their_fields(redis_client: redis.Redis) -> None:
+    key = "detections:stream:dlq"
+    ids = []
+    for n in range(6):
+        reason = "max_delivery_exceeded" if n < 3 else "poison"
+        added = redis_client.xadd(key, {"camera_id": f"cam{n % 2}", "dlq_reason": reason, "n": str(n)})
+        ids.append(dlq.as_bytes(added).decode())
+    found = streams.read(redis_client, key, ids)
+    archive.archive_and_delete_stream(redis_client, key, found, "otto")
+    ArchivedItem.objects.create(key=key, raw=b"not an archived entry", fingerprint="f", size=1, kind="stream")
+    chosen = Filters(text="poison", camera="cam1").select
+    scan = archive.search(ArchivedItem.objects.filter(key=key), chosen, limit=50)
+    assert [streams.Stored.from_archive(bytes(r.raw)).text.fields["n"] for r in scan.rows] == ["5", "3"]
+    assert (scan.matched, scan.examined, scan.complete) == (2, 7, True), "the unreadable row matches nothing"
+
+
+@hypothesis_settings(
+    max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raws=ENTRIES, text=st.text(max_size=30), camera=st.text(min_size=1, max_size=30))
+def test_archive_search_answers_for_any_bytes_and_filter(
+    operator: User, redis_client: redis.Redis, raws: list[bytes], text: str, camera: str
+) -> None:
+    ArchivedItem.objects.all().delete()
+    ArchivedItem.objects.bulk_create(
+        ArchivedItem(key=DLQ, raw=raw, fingerprint=dlq.fingerprint(raw), size=len(raw), state=State.ARCHIVED)
+        for raw in raws
+    )
+    client = logged_in(operator)
+    query = {"key": DLQ, "q": text, "camera": camera}
+    page = client.get(reverse("admin:archive"), query)
+    assert page.status_code == 200 and "<script>" not in page.content.decode()
+    assert page.context["listing"].note.startswith(f"Searched {len(raws)} archived entr")
+    confirm = client.get(reverse("admin:archive_restore_all"), query | {"to": "source"})
+    assert confirm.status_code in (200, 302) and "<script>" not in confirm.content.decode()

@@ -10,7 +10,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-from queues import dlq, keys
+from queues import archive, dlq, keys
 from queues.codec import decode, encode_payload
 from tests.live_server import LiveConsole
 from tests.test_browser import ARTIFACTS, base_url, browser, login, new_page  # noqa: F401 - fixtures
@@ -255,6 +255,48 @@ def test_operator_undoes_one_delete_from_its_message(
         expect(page.locator("[data-testid=archive-deletion]")).to_contain_text("every one restored since")
         page.goto(f"{base_url}/archive/?key={key}&state=archived")
         expect(page.locator("[data-testid=pager-label]").first).to_contain_text("of 1")
+        assert not problems, problems
+
+
+def test_operator_searches_the_archive_and_restores_only_the_matching_jobs(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    key, source = "dlq:browser_archive_queue", "browser_archive_queue"
+    raws = [
+        encode_payload({"original_job": {"camera_id": ("porch", "yard")[n % 2], "n": n}, "error": "x"})
+        for n in range(600)
+    ]
+    live_redis.delete(key, source)
+    live_redis.rpush(key, *raws)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/matching/delete/")
+        login(page, base_url, "operator")
+        page.get_by_role("button", name="Yes, delete 600 entries").click()
+        expect(page.locator(".messagelist li")).to_contain_text(UNDO)
+        page.goto(f"{base_url}/archive/?key={key}")
+        page.get_by_label("Camera").fill("yard")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-testid=archive-scan]")).to_contain_text(
+            "Searched 99 archived entries, newest first: the first 50 matches so far."  # n = 599 … 501
+        )
+        rows = page.locator("[data-testid=archive-rows] tbody tr")
+        expect(rows).to_have_count(50)
+        expect(rows.first).to_contain_text("yard")
+        page.get_by_role("link", name=f"Restore all matching jobs to {source}…").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_have_text(
+            f"Restore 300 archived entries of {key} matching camera “yard”: their jobs to {source}."
+        )
+        page.get_by_role("button", name="Yes, restore them").click()
+        expect(page.locator(".messagelist li")).to_have_text(
+            f"Restored 300 archived entries of {key} to {source}; 300 {archive.NOT_MATCHING}."
+        )
+        jobs = [decode(raw).value for raw in live_redis.lrange(source, 0, -1)]
+        assert [job["n"] for job in jobs] == list(range(1, 600, 2)) and {j["camera_id"] for j in jobs} == {
+            "yard"
+        }
         assert not problems, problems
 
 
