@@ -163,10 +163,12 @@ def reconcile(client: redis.Redis, *, older_than_seconds: float = 0) -> int:
 
 
 def _settle_restored(token: str, pushed: int) -> None:
+    """The call named ``token`` pushed its rows' entries in id order: the first ``pushed`` went back."""
     with transaction.atomic():
         claimed = ArchivedItem.objects.filter(operation=token, state=State.RESTORING)
-        claimed.filter(batch_index__lt=pushed).update(state=State.RESTORED)
-        claimed.filter(batch_index__gte=pushed).update(state=State.ARCHIVED, restored_at=None, restored_by="")
+        ids = list(claimed.order_by("pk").values_list("pk", flat=True))
+        claimed.filter(pk__in=ids[:pushed]).update(state=State.RESTORED)
+        claimed.filter(pk__in=ids[pushed:]).update(state=State.ARCHIVED, restored_at=None, restored_by="")
 
 
 @dataclass
@@ -379,35 +381,36 @@ def restore_rows(client: redis.Redis, ids: Sequence[int], username: str, *, to_s
     """``restore``, saying which rows went back (with their fingerprints) and which were left
     archived because their target reached QUEUE_MAX_SIZE."""
     done = Restored(list(ids))
-    groups: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
+    wanted: dict[tuple[str, str], list[tuple[int, Any]]] = {}
     fingerprints: dict[int, str] = {}
-    candidates = []
     for row in ArchivedItem.objects.filter(pk__in=ids, state=State.ARCHIVED).order_by("id"):
         if row.kind not in (Kind.LIST, Kind.STREAM):
             continue  # a job key (queues.jobs_archive): restored from the jobs pages, never pushed to a list
+        target = _target_key(row.key, to_source)
         try:
-            candidates.append((row.pk, _target_key(row.key, to_source), row.kind, _payload(row, to_source)))
+            wanted.setdefault((target, row.kind), []).append((row.pk, _payload(row, to_source)))
         except dlq.NotRetryable:
             continue  # cannot become a job again; it stays archived
         fingerprints[row.pk] = row.fingerprint
     # One commit for the batch's claims, before anything is pushed. It starts with a write, so on
     # SQLite it waits for a concurrent writer rather than failing to upgrade a read lock.
+    groups: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
     with transaction.atomic():
-        for pk, target, kind, payload in candidates:
-            token, payloads, claimed_ids = groups.setdefault((target, kind), (new_token(), [], []))
-            # Compare-and-set: of two concurrent restores only one claims a row (SQLite has no
-            # SELECT ... FOR UPDATE, so the state check must be in the UPDATE itself).
-            claimed = ArchivedItem.objects.filter(pk=pk, state=State.ARCHIVED).update(
+        for (target, kind), items in wanted.items():
+            token = new_token()
+            # Compare-and-set, one UPDATE per target: of two concurrent restores only one claims a
+            # row (SQLite has no SELECT ... FOR UPDATE, so the state check is in the UPDATE itself),
+            # and each finds its rows again by its own token. They are pushed in id order.
+            ArchivedItem.objects.filter(pk__in=[pk for pk, _ in items], state=State.ARCHIVED).update(
                 state=State.RESTORING,
                 restored_to=target,
                 restored_at=timezone.now(),
                 restored_by=username,
                 operation=token,
-                batch_index=len(payloads),
             )
-            if claimed:
-                payloads.append(payload)
-                claimed_ids.append(pk)
+            claimed = set(ArchivedItem.objects.filter(operation=token).values_list("pk", flat=True))
+            mine = [(pk, payload) for pk, payload in items if pk in claimed]
+            groups[(target, kind)] = (token, [payload for _, payload in mine], [pk for pk, _ in mine])
     try:
         for (target, kind), (token, payloads, claimed_ids) in groups.items():
             if kind == Kind.STREAM:  # archived fields re-added with new ids, nothing trimmed
