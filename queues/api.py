@@ -42,7 +42,7 @@ from console.models import ArchivedItem
 from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
-from queues import actions, dlq, inventory, keys, streams
+from queues import actions, archive, dlq, inventory, keys, streams
 from queues.conf import conf
 from queues.forms import MAX_ARCHIVE_ID, RUN_ID, new_nonce
 from queues.inventory import QUEUE_FAMILIES, list_queues
@@ -51,6 +51,7 @@ PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
 PAST = {"retry": "retried", "delete": "deleted", "restore": "restored"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
+FILTER_NAMES = ("q", "camera", "since", "until")
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
 DELETION = rf"^{RUN_ID.pattern}$"  # a delete's id (queues.forms.new_nonce)
 
@@ -460,6 +461,13 @@ class RestoreAllResultSerializer(serializers.Serializer):
 class ArchiveQuerySerializer(serializers.Serializer):
     key = serializers.CharField(required=False, help_text="Only rows deleted from this DLQ.")
     deletion = serializers.RegexField(DELETION, required=False, help_text="Only rows of this delete.")
+    before = serializers.IntegerField(
+        min_value=1, max_value=MAX_ARCHIVE_ID, required=False, help_text="Only rows older than this id."
+    )
+    q = serializers.CharField(required=False, help_text="A DLQ filter: error text or type (stream: reason).")
+    camera = serializers.CharField(required=False, help_text="A DLQ filter: the job's camera_id.")
+    since = serializers.CharField(required=False, help_text="A DLQ filter: failed at or after (ISO time).")
+    until = serializers.CharField(required=False, help_text="A DLQ filter: failed at or before (ISO time).")
 
 
 class ArchivedRowSerializer(serializers.Serializer):
@@ -482,6 +490,12 @@ class ArchivedRowSerializer(serializers.Serializer):
 
 class ArchiveListSerializer(serializers.Serializer):
     items = ArchivedRowSerializer(many=True)
+    next_before = serializers.IntegerField(
+        allow_null=True, help_text="Send as before for the next (older) rows; null when there are none."
+    )
+    searched = serializers.IntegerField(
+        allow_null=True, help_text="With a DLQ filter: rows examined (at most 5,000 a request); else null."
+    )
 
 
 def errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
@@ -781,17 +795,31 @@ class RestoreAllView(ConsoleAPIView):
 
 
 class ArchiveListView(ConsoleAPIView):
-    """The most recent archived (deleted) entries, newest first, at most 100; without their bytes."""
+    """Archived (deleted) entries, newest first, at most 100 a request; without their bytes. With a
+    DLQ filter (``q``, ``camera``, ``since``, ``until``) a request examines at most 5,000 rows, as
+    the archive page does; ``next_before`` continues either way."""
 
     @extend_schema(parameters=[ArchiveQuerySerializer], responses={200: ArchiveListSerializer, **errors(400)})
     def get(self, request: Request) -> Response:
         query = validated(ArchiveQuerySerializer, request.query_params)
-        rows: QuerySet[ArchivedItem] = ArchivedItem.objects.defer("raw").order_by("-id")
+        rows: QuerySet[ArchivedItem] = ArchivedItem.objects.order_by("-id")
         if query.get("key"):
             rows = rows.filter(key=query["key"])
         if query.get("deletion"):
             rows = rows.filter(deletion=query["deletion"])
-        return Response({"items": ArchivedRowSerializer(rows[:ARCHIVE_ROWS], many=True).data})
+        filters = filters_of({"filter": {name: query.get(name) for name in FILTER_NAMES}})
+        searched: int | None = None
+        if filters.active:
+            found = archive.search(rows, filters.select, before=query.get("before"), limit=ARCHIVE_ROWS)
+            items, searched = found.rows, found.examined
+            next_before = None if found.complete else found.last
+        else:
+            older = rows.filter(pk__lt=query["before"]) if query.get("before") else rows
+            items = list(older.defer("raw")[: ARCHIVE_ROWS + 1])
+            next_before = items[ARCHIVE_ROWS - 1].pk if len(items) > ARCHIVE_ROWS else None
+            items = items[:ARCHIVE_ROWS]
+        data = ArchivedRowSerializer(items, many=True).data
+        return Response({"items": data, "next_before": next_before, "searched": searched})
 
 
 class SchemaView(ErrorShape, SpectacularAPIView):

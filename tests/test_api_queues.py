@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from console.models import ArchivedItem, AuditEntry
-from queues import dlq
+from queues import archive, dlq
 from queues.codec import decode, encode_payload
 from tests.conftest import logged_in
 
@@ -530,6 +530,42 @@ def test_restore_all_steps_through_a_dlqs_archive(
     assert (back["restored"], back["target"], redis_client.lrange(DLQ, 0, -1)) == (1, DLQ, [MALFORMED])
     refused = post(operator_client, "/api/archive/restore-all/", {"key": TARGET})
     assert refused.status_code == 400 and refused.json()["error"] == "not_a_dlq"
+
+
+def test_archive_list_pages_with_before_and_searches_with_a_filter(
+    viewer_client: Client, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raws = [failure(n) for n in range(250)] + [b"\xff not json", b"<script>x</script>"]
+    ArchivedItem.objects.bulk_create(
+        ArchivedItem(key=DLQ, raw=raw, fingerprint=dlq.fingerprint(raw), size=len(raw), state="archived")
+        for raw in raws
+    )
+    seen: list[int] = []
+    query = ""
+    while True:
+        answer = viewer_client.get(f"/api/archive/?key={quote(DLQ)}{query}").json()
+        seen += [item["id"] for item in answer["items"]]
+        assert answer["searched"] is None and len(answer["items"]) <= 100
+        if answer["next_before"] is None:
+            break
+        query = f"&before={answer['next_before']}"
+    assert seen == sorted(ArchivedItem.objects.values_list("pk", flat=True), reverse=True)
+    monkeypatch.setattr(archive, "SEARCH_ROWS", 60)  # a search request examines at most 60 rows
+    cam2: list[int] = []
+    query = "&camera=cam2"
+    while True:
+        answer = viewer_client.get(f"/api/archive/?key={quote(DLQ)}{query}").json()
+        cam2 += [item["id"] for item in answer["items"]]
+        assert answer["searched"] <= 60
+        if answer["next_before"] is None:
+            break
+        query = f"&camera=cam2&before={answer['next_before']}"
+    wanted = [
+        row.pk for row in ArchivedItem.objects.order_by("-id") if b'"camera_id": "cam2"' in bytes(row.raw)
+    ]
+    assert cam2 == wanted and len(wanted) == 83
+    bad = viewer_client.get(f"/api/archive/?key={quote(DLQ)}&since=yesterday")
+    assert bad.status_code == 400 and "'since' must be a date and time" in bad.json()["detail"]
 
 
 def test_archive_list_is_newest_first_and_bounded(viewer_client: Client, redis_client: redis.Redis) -> None:

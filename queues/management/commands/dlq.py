@@ -27,7 +27,7 @@ from queues.inventory import list_queues
 
 EXPORT_BATCH = 1000
 SUMMARY_WIDTH = 90
-FILTERS = ("q", "camera", "since", "until")
+FILTERS = api.FILTER_NAMES
 
 
 def printable(text: str, width: int = SUMMARY_WIDTH) -> str:
