@@ -44,14 +44,13 @@ from console.redis import get_redis
 from console.roles import ROLES, perm
 from queues import actions, archive, dlq, inventory, keys, streams
 from queues.conf import conf
-from queues.forms import MAX_ARCHIVE_ID, RUN_ID, new_nonce
+from queues.forms import FILTER_NAMES, MAX_ARCHIVE_ID, RUN_ID, new_nonce
 from queues.inventory import QUEUE_FAMILIES, list_queues
 
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
 PAST = {"retry": "retried", "delete": "deleted", "restore": "restored"}
 MAX_IDS = 1000
 ARCHIVE_ROWS = 100
-FILTER_NAMES = ("q", "camera", "since", "until")
 REF = re.compile(r"(?:\d+:)?[0-9a-f]{20}")
 DELETION = rf"^{RUN_ID.pattern}$"  # a delete's id (queues.forms.new_nonce)
 

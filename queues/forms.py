@@ -19,7 +19,8 @@ DEFAULT_SIZE = 50
 MAX_OFFSET = 10**15
 MAX_SELECTED = 100
 # The browser's state that a confirmation page carries back (paging, order and the DLQ filters).
-BACK_PARAMS = ("size", "order", "offset", "q", "camera", "since", "until")
+FILTER_NAMES = ("q", "camera", "since", "until")  # a DLQ's (and the archive's) filter, as query names
+BACK_PARAMS = ("size", "order", "offset", *FILTER_NAMES)
 
 
 def number(value: Any, default: int) -> int:

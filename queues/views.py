@@ -31,6 +31,7 @@ from queues import actions, archive, dlq, inventory, keys, selection, streams, v
 from queues.actions import BadFilter, Filters
 from queues.conf import conf
 from queues.forms import (
+    FILTER_NAMES,
     MAX_SELECTED,
     PAGE_SIZES,
     Browse,
@@ -44,7 +45,6 @@ from queues.forms import (
 from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
 from queues.search import Scan, search
 
-FILTER_PARAMS = ("q", "camera", "since", "until")
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
 VERBS = {"retry": ("retry_items", "Retried", "Retry"), "delete": ("delete_items", "Deleted", "Delete")}
@@ -1060,7 +1060,7 @@ def read_filters(request: HttpRequest, data: QueryDict, back: str) -> Filters | 
 
 def filter_fields(data: QueryDict) -> list[tuple[str, str]]:
     """The filter exactly as typed (``Filters.as_query`` rounds times to minutes), for links and forms."""
-    return [(name, str(data.get(name, ""))[:200]) for name in FILTER_PARAMS if data.get(name, "").strip()]
+    return [(name, str(data.get(name, ""))[:200]) for name in FILTER_NAMES if data.get(name, "").strip()]
 
 
 def filter_query(data: QueryDict) -> str:

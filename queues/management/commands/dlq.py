@@ -22,12 +22,11 @@ from rest_framework.exceptions import APIException
 from console.redis import explain, get_redis
 from queues import actions, api, archive, dlq, streams
 from queues.api import describe, json_item
-from queues.forms import RUN_ID, new_nonce
+from queues.forms import FILTER_NAMES, RUN_ID, new_nonce
 from queues.inventory import list_queues
 
 EXPORT_BATCH = 1000
 SUMMARY_WIDTH = 90
-FILTERS = api.FILTER_NAMES
 
 
 def printable(text: str, width: int = SUMMARY_WIDTH) -> str:
@@ -58,7 +57,7 @@ def list_only(key: str) -> str:
 
 
 def add_filters(parser: CommandParser, scope: str) -> None:
-    """The DLQ filters (``FILTERS``), for a retry, delete or restore of everything matching."""
+    """The DLQ filters (``FILTER_NAMES``), for a retry, delete or restore of everything matching."""
     parser.add_argument(
         "--q", default="", help=f"{scope}error text or type (stream DLQ: reason) contains this."
     )
@@ -150,7 +149,7 @@ class Command(BaseCommand):
 
     def _act(self, client: redis.Redis, verb: str, options: dict[str, Any]) -> None:
         key = api.dlq_key(options["key"], verb)
-        filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
+        filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
         if options["ids"] and filters.active:
             raise CommandError("--q, --camera, --since and --until only apply with --all.")
         deletion = new_nonce()
@@ -171,7 +170,7 @@ class Command(BaseCommand):
         if deletion and not RUN_ID.fullmatch(deletion):
             raise CommandError(f"--deletion {printable(deletion, 40)!r} is not a delete's id (32 hex).")
         total, to_source = archive.RestoreRun(key, ""), options["to_source"]
-        filters = actions.Filters.from_query({name: options[name] for name in FILTERS})
+        filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
         while True:
             run, _ = actions.restore_all(
                 client,
