@@ -46,7 +46,9 @@ class ArchivedItem(models.Model):
     Rows are written as ``pending`` before the entry leaves Redis, tagged with the Lua call
     (``operation``) and their place in it (``batch_index``). A crash in between leaves pending
     rows that ``queues.archive.reconcile`` settles from that call's receipt in Redis, so an
-    entry is always in its DLQ or in the archive, never in neither.
+    entry is always in its DLQ or in the archive, never in neither. A restore claims rows the
+    same way (``restoring``, tagged with its call); the call pushes them in id order, so its
+    receipt's count says which went back.
 
     ``kind`` says what ``raw`` holds: a list entry's exact bytes, or a stream entry as JSON
     ``{"format": 1, "id": ..., "fields": {...}}`` (fields as text, or all base64 with
