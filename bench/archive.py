@@ -10,7 +10,9 @@ delete), logs an Admin into Django's test client and measures the server time of
 - the restore-all confirmation of that filter, which counts matches in the newest 5,000;
 - the undo of the second delete: a restore of its 40,000 rows to the DLQ, step after step, against
   a floor of the same bytes pushed with RPUSH (250 a call) and their rows updated with one UPDATE
-  per 250.
+  per 250;
+- a delete-all of ``--delete`` entries as the console does it (each batch archived first), against
+  the same sweep deleting without an archive (``dlq.delete_window``).
 
 The floor, from the same run, is SQLite itself: a page's rows read with one raw SQL query
 (``LIMIT 50 OFFSET n``, no decoding) plus the ``COUNT(*)`` its pager needs, and 5,000 rows read
@@ -64,7 +66,7 @@ from django.test import Client  # noqa: E402
 from bench.dlq import timed  # noqa: E402
 from console.models import ArchivedItem  # noqa: E402
 from console.redis import get_redis  # noqa: E402
-from queues import archive, dlq  # noqa: E402
+from queues import actions, archive, dlq  # noqa: E402
 from queues.views import ARCHIVE_PER_PAGE, queue_archive  # noqa: E402
 from tests.factories import failure  # noqa: E402
 
@@ -177,12 +179,42 @@ def bench_restore(deletion: str) -> None:
     )
 
 
+def bench_delete(entries: int) -> None:
+    """Delete-all with the archive (the console's only delete) against the same sweep without it."""
+    client = get_redis()
+    raws = [failure(n, trace=n % 4 == 0) for n in range(entries)]
+
+    def refill() -> None:
+        client.delete(DLQ)
+        for start in range(0, entries, CHUNK):
+            client.rpush(DLQ, *raws[start : start + CHUNK])
+
+    refill()
+    started, position = time.perf_counter(), 0
+    while True:
+        part, position, _ = actions.act_on_matching(
+            client, DLQ, actions.Filters(), verb="delete", request=None, start=position
+        )
+        if not part.remaining:
+            break
+    took = time.perf_counter() - started
+    assert client.llen(DLQ) == 0
+    refill()
+    floor = timed(lambda: dlq.sweep(client, DLQ, dlq.delete_window, dlq.delete_keep(), budget_seconds=3600))
+    assert client.llen(DLQ) == 0
+    print(
+        f"  delete-all of {entries:,}, archived first   {took:6.2f} s  {entries / took:9,.0f} entries/s"
+        f"   without archive {floor:5.2f} s ({entries / floor:,.0f}/s)   ratio {took / floor:4.1f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--delete", type=int, default=100_000, help="entries of the delete-all")
     options = parser.parse_args()
     SERVER.start()
     try:
@@ -218,6 +250,7 @@ def main() -> None:
         times = [get(web, f"/archive/restore-all/?key={quote(DLQ)}&to=dlq&camera=cam3") for _ in range(runs)]
         line("restore-all confirmation, camera=cam3", times, search)
         bench_restore(second)
+        bench_delete(options.delete)
         last = queue_archive().filter(key=DLQ).order_by("-deleted_at", "-id")
         old = [timed(lambda: list(last[(pages - 1) * ARCHIVE_PER_PAGE :])) for _ in range(runs)]
         line("reference: last page's rows, old order (deleted_at)", old, None)
