@@ -134,10 +134,11 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
     base_url: str,  # noqa: F811 - fixture
     live_redis: redis.Redis,
 ) -> None:
-    """About 45,000 entries take two or more 3-second chunks: the progress page, then bulk.js."""
+    """100,000 entries take two or more 3-second chunks (about 16,000 are archived and deleted a
+    second): the progress page, then bulk.js."""
     entry = {"original_job": {"camera_id": "bulk"}, "error": "bulk", "attempt_count": 3}
     live_redis.delete(BULK_DLQ)
-    for start in range(0, 45_000, 5_000):
+    for start in range(0, 100_000, 5_000):
         live_redis.rpush(BULK_DLQ, *[encode_payload({**entry, "n": n}) for n in range(start, start + 5_000)])
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
@@ -146,18 +147,18 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
         login(page, base_url, "operator")
         expect(page.locator("[data-testid=confirm-what]")).to_have_text(
-            f"Delete all 45,000 entries of {BULK_DLQ}."
+            f"Delete all 100,000 entries of {BULK_DLQ}."
         )
-        page.get_by_role("button", name="Yes, delete 45,000 entries").click()
+        page.get_by_role("button", name="Yes, delete 100,000 entries").click()
         expect(page.locator("progress[data-bulk-progress]")).to_be_visible()
         expect(page.locator("#content h1")).to_have_text("Delete in progress")
         status = page.locator("[data-testid=bulk-status]")
-        expect(status).to_have_text(f"{summary('Deleted', 45_000, BULK_DLQ)} {UNDO}", timeout=60_000)
+        expect(status).to_have_text(f"{summary('Deleted', 100_000, BULK_DLQ)} {UNDO}", timeout=60_000)
         expect(status).to_have_class(re.compile("queues-status-success"))
         expect(page.locator("#content h1")).to_have_text("Delete finished")
         expect(page.locator("[data-bulk-stage]")).to_have_text("finished")
         expect(page).to_have_title(re.compile("^Delete finished"))
-        assert page.eval_on_selector("progress", "bar => [bar.value, bar.max]") == [45_000, 45_000]
+        assert page.eval_on_selector("progress", "bar => [bar.value, bar.max]") == [100_000, 100_000]
         expect(page.get_by_role("button", name="Continue")).to_be_hidden()
         undo = status.get_by_role("link", name=UNDO)  # bulk.js adds it: the whole run is one delete
         expect(undo).to_have_attribute("href", re.compile(r"^/archive/\?deletion=[0-9a-f]{32}$"))
@@ -647,23 +648,24 @@ def test_progress_page_without_javascript(
     base_url: str,  # noqa: F811 - fixture
     live_redis: redis.Redis,
 ) -> None:
-    """With scripts off the progress page offers Continue; one press may finish the job."""
+    """With scripts off the progress page offers Continue (100,000 entries take more than the first
+    3-second step); one press may finish the job."""
     live_redis.delete(BULK_DLQ)
-    for start in range(0, 30_000, 5_000):
+    for start in range(0, 100_000, 5_000):
         live_redis.rpush(
             BULK_DLQ, *[encode_payload({"error": "x", "n": n}) for n in range(start, start + 5_000)]
         )
     with new_page(browser, viewport=DESKTOP, java_script_enabled=False) as page:
         page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
         login(page, base_url, "operator")
-        page.get_by_role("button", name="Yes, delete 30,000 entries").click()
+        page.get_by_role("button", name="Yes, delete 100,000 entries").click()
         expect(page.get_by_role("button", name="Continue")).to_be_visible()
         ARTIFACTS.mkdir(exist_ok=True)  # shoot() measures with script, which is off here
         page.screenshot(path=str(ARTIFACTS / "queues-progress-desktop.png"), full_page=True)
-        for _ in range(30_000 // dlq.BATCH_SIZE):  # a chunk deletes at least one batch, however slow
+        for _ in range(100_000 // dlq.BATCH_SIZE):  # a chunk deletes at least one batch, however slow
             button = page.get_by_role("button", name="Continue")
             if not button.count():
                 break
             with page.expect_navigation(timeout=30_000):
                 button.click()
-        expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", 30_000, BULK_DLQ))
+        expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", 100_000, BULK_DLQ))
