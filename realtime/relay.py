@@ -20,7 +20,8 @@ reconnects, resubscribes and logs one line again. Clients are built by ``console
 automatic retries, so nothing is re-sent behind the relay's back.
 
 Depths. The leader also samples every queue's and DLQ's depth every DEPTH_SAMPLE_SECONDS (keys
-rediscovered by a bounded SCAN every DISCOVER_SECONDS, depths in one pipelined round trip), keeps
+rediscovered by a bounded SCAN every DISCOVER_SECONDS, depths in one pipelined round trip; the
+dashboard's key count goes on by HSI_SCAN_LIMIT keys at the same time), keeps
 the latest sample in ``console:live:depths``, appends it with ``used_memory`` (``INFO memory``) to
 the capped stream ``console:live:history`` (one hour of samples, for the overview's charts) and
 sends it to the ``live.depths`` group.
@@ -58,6 +59,7 @@ from redis.typing import EncodableT
 
 from console.redis import RedisConfig, explain, get_redis, new_async_redis
 from queues import inventory, jobs
+from queues.overview import key_census
 from realtime import stream
 from realtime.events import (
     DEPTHS_GROUP,
@@ -533,6 +535,7 @@ class Relay:
         now = time.monotonic()
         if not self.found or now - self.found_at > DISCOVER_SECONDS:
             self.found, self.found_at = inventory.queue_keys(client), now
+            key_census(client)  # the dashboard's count of a large keyspace goes on between page loads
         return [
             {name: value for name, value in info.as_dict().items() if name in DEPTH_FIELDS}
             for info in inventory.measure(client, self.found)

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 import redis
+from django.core.cache import cache
 
 from console.redis import RedisConfig, new_async_redis
+from queues.overview import CENSUS_RUN, CensusRun
 from realtime import stream
 from realtime.events import (
     DEPTHS_GROUP,
@@ -223,6 +225,23 @@ def test_the_leader_appends_samples_to_the_history(
     assert depths["detection_queue"] == 2 and depths["dlq:detection_queue"] == 0
     assert int(fields[b"used_memory"]) > 0
     assert b" " not in fields[b"depths"]  # compact JSON
+    assert relay.stop() == 0
+
+
+def test_the_leader_goes_on_with_the_dashboards_key_count(
+    redis_server: RedisServer, redis_client: redis.Redis, start_relay: Callable[..., RelayProcess]
+) -> None:
+    """A keyspace larger than HSI_SCAN_LIMIT is counted over several steps; the relay takes one at
+    each rediscovery, so the dashboard's count advances without anyone loading it."""
+    redis_client.mset({f"dedupe:{n:05d}": b"1" for n in range(3000)})
+    relay = start_relay("relay-census", redis_server, HSI_SCAN_LIMIT="500")
+    relay.wait_leading(redis_client)
+    deadline = time.monotonic() + 10
+    while not isinstance(cache.get(CENSUS_RUN), CensusRun) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = cache.get(CENSUS_RUN)
+    assert isinstance(run, CensusRun) and 500 <= run.examined < 3000 and run.steps == 1
+    assert sum(count for count, _ in run.tallies.values()) == run.examined, "each key counted once"
     assert relay.stop() == 0
 
 
