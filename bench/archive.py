@@ -23,10 +23,8 @@ times the old order (``deleted_at`` first) of the last page.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -35,24 +33,10 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import RedisServer  # noqa: E402
+from bench.console_env import private_console  # noqa: E402
 
-FOLDER = Path(tempfile.mkdtemp(prefix="hsi-bench-archive-"))
-SERVER = RedisServer(FOLDER / "redis")
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "DJANGO_DEBUG": "true",
-        "DJANGO_ENV_FILE": "",
-        "DJANGO_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
-        "REDIS_URL": SERVER.url,
-        "REDIS_PASSWORD": "",
-        "DATABASE_URL": f"sqlite:///{FOLDER / 'db.sqlite3'}",
-        "QUEUE_MAX_SIZE": "1000000000",  # the restore must not stop at the default 10,000
-    }
-)
-for name in [n for n in os.environ if n.startswith("REDIS_SSL_") or n == "CONSOLE_REDIS_URL"]:
-    del os.environ[name]
+# A restore must not stop at the default QUEUE_MAX_SIZE of 10,000.
+FOLDER, SERVER = private_console("hsi-bench-archive-", QUEUE_MAX_SIZE="1000000000")
 
 import django  # noqa: E402
 

@@ -23,30 +23,15 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import RedisServer  # noqa: E402
+from bench.console_env import private_console  # noqa: E402
 
-FOLDER = Path(tempfile.mkdtemp(prefix="hsi-bench-keyspace-"))
-SERVER = RedisServer(FOLDER / "redis")  # not started yet: the settings only need its URL
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "DJANGO_DEBUG": "true",
-        "DJANGO_ENV_FILE": "",
-        "DJANGO_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
-        "REDIS_URL": SERVER.url,
-        "REDIS_PASSWORD": "",
-        "DATABASE_URL": f"sqlite:///{FOLDER / 'db.sqlite3'}",
-    }
-)
-for name in [n for n in os.environ if n.startswith("REDIS_SSL_") or n == "CONSOLE_REDIS_URL"]:
-    del os.environ[name]
+FOLDER, SERVER = private_console("hsi-bench-keyspace-")
 
 import django  # noqa: E402
 import redis  # noqa: E402
