@@ -4,15 +4,18 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from console.envvars import start_or_explain
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-django_asgi_app = get_asgi_application()
+with start_or_explain():  # a wrong setting stops daphne with one sentence, not a traceback
+    django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 
-from console.redis import log_connection_status  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
+from console.redis import log_connection_status
+from realtime.routing import websocket_urlpatterns
 
 log_connection_status()
 

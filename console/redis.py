@@ -28,18 +28,12 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from console.envvars import env_bool, env_int, env_seconds
+
 logger = logging.getLogger("console.redis")
 
 DEFAULT_URL = "redis://localhost:6379/0"
 CERT_REQS = ("none", "optional", "required")
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-
-
-def env_bool(value: str | None, default: bool) -> bool:
-    """Read a boolean the way the operator guide writes them (``true``/``false``)."""
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in TRUE_WORDS
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -67,15 +61,15 @@ class RedisConfig:
         return cls(
             url=_blank_to_none(env.get(url_var)) or _blank_to_none(env.get("REDIS_URL")) or DEFAULT_URL,
             password=env.get("REDIS_PASSWORD") or None,
-            ssl_enabled=env_bool(env.get("REDIS_SSL_ENABLED"), False),
+            ssl_enabled=env_bool(env, "REDIS_SSL_ENABLED", False),
             ssl_cert_reqs=(env.get("REDIS_SSL_CERT_REQS") or "required").strip().lower(),
             ssl_ca_certs=_blank_to_none(env.get("REDIS_SSL_CA_CERTS")),
             ssl_certfile=_blank_to_none(env.get("REDIS_SSL_CERTFILE")),
             ssl_keyfile=_blank_to_none(env.get("REDIS_SSL_KEYFILE")),
-            ssl_check_hostname=env_bool(env.get("REDIS_SSL_CHECK_HOSTNAME"), True),
-            socket_timeout=float(env.get("REDIS_SOCKET_TIMEOUT") or 5),
-            socket_connect_timeout=float(env.get("REDIS_SOCKET_CONNECT_TIMEOUT") or 3),
-            max_connections=int(env.get("REDIS_MAX_CONNECTIONS") or 50),
+            ssl_check_hostname=env_bool(env, "REDIS_SSL_CHECK_HOSTNAME", True),
+            socket_timeout=env_seconds(env, "REDIS_SOCKET_TIMEOUT", 5.0),
+            socket_connect_timeout=env_seconds(env, "REDIS_SOCKET_CONNECT_TIMEOUT", 3.0),
+            max_connections=env_int(env, "REDIS_MAX_CONNECTIONS", 50),
         )
 
     def __repr__(self) -> str:

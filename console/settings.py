@@ -12,7 +12,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from console.redis import RedisConfig, env_bool
+from console.envvars import env_bool, env_int, env_log_level, env_seconds
+from console.redis import RedisConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
     return (name if name.startswith("HTTP_") else f"HTTP_{name}", expected)
 
 
-DEBUG = env_bool(env.get("DJANGO_DEBUG"), False)
+DEBUG = env_bool(env, "DJANGO_DEBUG", False)
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-only-used-when-DJANGO_DEBUG-is-true"  # noqa: S105
 KNOWN_WEAK_SECRET_KEYS = frozenset({DEVELOPMENT_SECRET_KEY, "changeme", "secret", "build-only-not-secret"})
 
@@ -134,11 +135,20 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
-    )
-}
+
+def database(url: str) -> dj_database_url.DBConfig:
+    """``DATABASE_URL`` as Django settings; a refusal names only the scheme (the URL may hold a password)."""
+    try:
+        return dj_database_url.parse(url, conn_max_age=60)
+    except ValueError:
+        scheme = url.partition("://")[0] if "://" in url else "no scheme"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a database URL the console can use ({scheme}): write "
+            "sqlite:////absolute/path.sqlite3 or postgres://user:password@host:5432/name."
+        ) from None
+
+
+DATABASES = {"default": database(env.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,30 +204,30 @@ CHANNEL_LAYERS = {
 }
 
 HSI_CONSOLE = {
-    "QUEUE_MAX_SIZE": int(env.get("QUEUE_MAX_SIZE") or 10000),
-    "SCAN_LIMIT": int(env.get("HSI_SCAN_LIMIT") or 20000),
+    "QUEUE_MAX_SIZE": env_int(env, "QUEUE_MAX_SIZE", 10000),
+    "SCAN_LIMIT": env_int(env, "HSI_SCAN_LIMIT", 20000),
     # Live events (realtime/, docs/live-protocol.md): what the relay subscribes to, the console's
     # capped stream, the depth sampler, per-socket buffer, relay lock and session re-check.
     "EVENT_CHANNELS": env_list("HSI_EVENT_CHANNELS", "security_events,system_status,performance_update"),
     "EVENT_PATTERNS": env_list("HSI_EVENT_PATTERNS"),
     "EVENTS_STREAM": env.get("HSI_EVENTS_STREAM") or "console:events",
-    "EVENTS_MAXLEN": int(env.get("HSI_EVENTS_MAXLEN") or 10000),
-    "DEPTH_SAMPLE_SECONDS": float(env.get("HSI_DEPTH_SAMPLE_SECONDS") or 2),
-    "JOB_SAMPLE_SECONDS": float(env.get("HSI_JOB_SAMPLE_SECONDS") or 2),
-    "BULK_CHUNK_SECONDS": float(env.get("HSI_BULK_CHUNK_SECONDS") or 3),
-    "LIVE_BUFFER": int(env.get("HSI_LIVE_BUFFER") or 500),
-    "RELAY_LOCK_SECONDS": float(env.get("HSI_RELAY_LOCK_SECONDS") or 5),
-    "LIVE_RECHECK_SECONDS": float(env.get("HSI_LIVE_RECHECK_SECONDS") or 15),
-    "EVENT_MAX_BYTES": int(env.get("HSI_EVENT_MAX_BYTES") or 65536),
+    "EVENTS_MAXLEN": env_int(env, "HSI_EVENTS_MAXLEN", 10000),
+    "DEPTH_SAMPLE_SECONDS": env_seconds(env, "HSI_DEPTH_SAMPLE_SECONDS", 2.0),
+    "JOB_SAMPLE_SECONDS": env_seconds(env, "HSI_JOB_SAMPLE_SECONDS", 2.0),
+    "BULK_CHUNK_SECONDS": env_seconds(env, "HSI_BULK_CHUNK_SECONDS", 3.0),
+    "LIVE_BUFFER": env_int(env, "HSI_LIVE_BUFFER", 500),
+    "RELAY_LOCK_SECONDS": env_seconds(env, "HSI_RELAY_LOCK_SECONDS", 5.0),
+    "LIVE_RECHECK_SECONDS": env_seconds(env, "HSI_LIVE_RECHECK_SECONDS", 15.0),
+    "EVENT_MAX_BYTES": env_int(env, "HSI_EVENT_MAX_BYTES", 65536),
     # Inbound /ws/events/ messages: the client sends only tiny control messages, so a bigger one
     # closes the socket (4009); daphne's own 64 KiB frame limit applies before the consumer sees it.
-    "WS_MAX_MESSAGE_BYTES": int(env.get("HSI_WS_MAX_MESSAGE_BYTES") or 4096),
+    "WS_MAX_MESSAGE_BYTES": env_int(env, "HSI_WS_MAX_MESSAGE_BYTES", 4096),
 }
 
 # HSI's own API, for service actions (orchestrator/hsi_api.py). The key is never logged or shown.
 HSI_API_URL = (env.get("HSI_API_URL") or "").strip().rstrip("/")
 HSI_API_KEY = env.get("HSI_API_KEY") or ""
-HSI_API_TIMEOUT = float(env.get("HSI_API_TIMEOUT") or 5)
+HSI_API_TIMEOUT = env_seconds(env, "HSI_API_TIMEOUT", 5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -239,13 +249,13 @@ SPECTACULAR_SETTINGS = {
 # --- Transport, cookies and headers (docs/security.md). One switch, DJANGO_HTTPS, says whether the
 # browser reaches the console over TLS (directly or through a proxy); everything that only makes
 # sense over TLS follows it, so a plain-HTTP LAN install is one deliberate choice, not five.
-HTTPS = env_bool(env.get("DJANGO_HTTPS"), not DEBUG)
+HTTPS = env_bool(env, "DJANGO_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 365 * 24 * 3600 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_HSTS_PRELOAD = HTTPS and env_bool(env.get("DJANGO_HSTS_PRELOAD"), False)
+SECURE_HSTS_PRELOAD = HTTPS and env_bool(env, "DJANGO_HSTS_PRELOAD", False)
 # Health probes (Docker's healthcheck, load balancers) speak plain HTTP to the container itself.
 SECURE_REDIRECT_EXEMPT = [r"^api/system/health/"]
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.get("DJANGO_SECURE_PROXY_SSL_HEADER") or "")
@@ -262,7 +272,7 @@ X_FRAME_OPTIONS = "DENY"
 # Staff sessions: a working day, and gone when the browser closes. SameSite=Lax (Django's default)
 # keeps the cookie off cross-site POSTs and WebSocket handshakes. No script reads the CSRF cookie
 # (static/ JS takes the token from the form), so it is HttpOnly too.
-SESSION_COOKIE_AGE = int(env.get("DJANGO_SESSION_SECONDS") or 8 * 3600)
+SESSION_COOKIE_AGE = env_int(env, "DJANGO_SESSION_SECONDS", 8 * 3600, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -274,7 +284,7 @@ CSRF_FAILURE_VIEW = "console.views.csrf_failure"
 # and an edit-and-retry form with one payload (HSI caps payloads far below this); 2 MiB leaves room
 # and still refuses a body that would only cost memory. Bigger requests get a 413 sentence
 # (console.middleware.RequestLimitsMiddleware), too many fields a 400 sentence.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(env.get("DJANGO_MAX_REQUEST_BYTES") or 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(env, "DJANGO_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
 LOGGING = {
@@ -282,7 +292,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level(env)},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
@@ -292,7 +302,7 @@ LOGGING = {
 from console.ratelimit import parse_networks, rates_from_env  # noqa: E402 - settings read in order
 
 CACHES["ratelimit"] = CONSOLE_REDIS.cache_settings(key_prefix="console:rl", ignore_exceptions=False)
-RATELIMIT_ENABLED = env_bool(env.get("DJANGO_RATELIMIT_ENABLED"), True)
+RATELIMIT_ENABLED = env_bool(env, "DJANGO_RATELIMIT_ENABLED", True)
 RATELIMIT_RATES = rates_from_env(env)
 # Proxies whose X-Forwarded-For is believed (IPs or CIDRs); empty: REMOTE_ADDR is the client.
 TRUSTED_PROXIES = parse_networks("DJANGO_TRUSTED_PROXIES", env.get("DJANGO_TRUSTED_PROXIES", ""))

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from console.checks import check_redis_config
+from console.envvars import env_bool, env_int, env_seconds
 from console.redis import RedisConfig, explain, success_message
 from tests.conftest import PASSWORD
 
@@ -156,3 +157,54 @@ def test_database_url_selects_the_database() -> None:
         "shell", "-c", code, DATABASE_URL="postgres://u:p@db.example:5432/hsi", DJANGO_DEBUG="true"
     )
     assert result.stdout.split()[-2:] == ["django.db.backends.postgresql", "hsi"], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sentence"),
+    [
+        ("QUEUE_MAX_SIZE", "10k", "QUEUE_MAX_SIZE must be a whole number of at least 1; it is '10k'"),
+        ("HSI_SCAN_LIMIT", "-5", "HSI_SCAN_LIMIT must be a whole number of at least 1; it is '-5'"),
+        ("HSI_BULK_CHUNK_SECONDS", "3s", "HSI_BULK_CHUNK_SECONDS must be a number of seconds"),
+        ("REDIS_SOCKET_TIMEOUT", "nan", "REDIS_SOCKET_TIMEOUT must be a number of seconds"),
+        ("DJANGO_SESSION_SECONDS", "30", "DJANGO_SESSION_SECONDS must be a whole number of at least 60"),
+        ("DJANGO_HTTPS", "flase", "DJANGO_HTTPS must be true or false; it is 'flase'."),
+        ("REDIS_SSL_ENABLED", "tls", "REDIS_SSL_ENABLED must be true or false; it is 'tls'."),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        (
+            "DATABASE_URL",
+            "mongo://u:secret-pw@db/x",
+            "DATABASE_URL is not a database URL the console can use (mongo)",
+        ),
+    ],
+)
+def test_a_wrong_setting_stops_the_start_with_one_sentence(variable: str, value: str, sentence: str) -> None:
+    """Never a traceback, never a silent default (``flase`` is not false), never the value of a URL."""
+    result = manage("check", DJANGO_DEBUG="true", **{variable: value})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"HSI Console cannot start: {sentence}"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert "secret-pw" not in result.stderr
+
+
+def test_daphne_refuses_a_wrong_setting_with_the_same_sentence() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DJANGO_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "daphne", "-p", "0", "console.asgi:application"],
+        cwd=ROOT,
+        env=env | {"DJANGO_ENV_FILE": "", "DJANGO_DEBUG": "true", "HSI_LIVE_BUFFER": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "HSI Console cannot start: HSI_LIVE_BUFFER must be a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_boolean_and_number_words() -> None:
+    assert [env_bool({"X": w}, "X", False) for w in ("1", "true", "Yes", " on ")] == [True] * 4
+    assert [env_bool({"X": w}, "X", True) for w in ("0", "false", "No", "OFF")] == [False] * 4
+    assert env_bool({"X": "  "}, "X", True) is True
+    assert env_int({}, "X", 7) == 7
+    assert env_int({"X": "12"}, "X", 7) == 12
+    assert env_seconds({"X": "0.25"}, "X", 3.0) == 0.25
