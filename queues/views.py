@@ -1021,7 +1021,7 @@ class Progress:
 
     @property
     def undo(self) -> str:
-        """Where a finished delete is undone (its archive rows); empty for other actions."""
+        """Where a delete is undone (the archive rows of its steps so far); empty for other actions."""
         return undo_url(self.tally.run) if self.verb == "delete" and self.tally.done else ""
 
     def as_json(self) -> dict[str, Any]:
@@ -1037,7 +1037,7 @@ class Progress:
             "nonce": self.nonce,
             "tally": self.tally.dumps(),
             "back": self.back,
-            "undo": self.undo if self.finished else "",
+            "undo": self.undo,  # bulk.js shows it once the run finishes or is stopped
         }
 
 

@@ -177,6 +177,55 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
         assert not problems, problems
 
 
+def test_operator_stops_a_bulk_delete_then_continues_it(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Stop ends the run after the step under way: every entry is in the DLQ or the archive, the
+    page says how far it got and links to the undo of what is deleted so far; Continue finishes."""
+    raws = [
+        encode_payload({"original_job": {"camera_id": "stop"}, "error": "x", "n": n}) for n in range(BULK)
+    ]
+    live_redis.delete(BULK_DLQ)
+    live_redis.rpush(BULK_DLQ, *raws)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
+        login(page, base_url, "operator")
+        # Each step's answer is held back a little, so Stop is pressed while the run is under way.
+        page.route(
+            f"**/queues/{BULK_DLQ}/matching/delete/",
+            lambda route: (page.wait_for_timeout(150), route.continue_()),
+        )
+        page.get_by_role("button", name=f"Yes, delete {BULK:,} entries").click()
+        stop = page.get_by_role("button", name="Stop")
+        stop.click()
+        status = page.locator("[data-testid=bulk-status]")
+        expect(status).to_contain_text("Stopped. Deleted ", timeout=30_000)
+        expect(status).to_contain_text("not examined yet. Continue goes on from here.")
+        expect(page.locator("#content h1")).to_have_text("Delete stopped")
+        expect(stop).to_be_hidden()
+        left = live_redis.llen(BULK_DLQ)
+        assert 0 < left < BULK
+        assert live_redis.lrange(BULK_DLQ, 0, -1) == raws[BULK - left :], "the rest is untouched, in order"
+        undo = status.get_by_role("link", name=UNDO)
+        stopped_href = undo.get_attribute("href")
+        page.unroute(f"**/queues/{BULK_DLQ}/matching/delete/")
+
+        page.get_by_role("button", name="Continue").click()
+        expect(finished(page)).to_have_text(f"{summary('Deleted', BULK, BULK_DLQ)} {UNDO}", timeout=60_000)
+        assert live_redis.llen(BULK_DLQ) == 0
+        assert finished(page).get_by_role("link", name=UNDO).get_attribute("href") == stopped_href, (
+            "one delete"
+        )
+        page.goto(f"{base_url}{stopped_href}")
+        expect(page.locator("[data-testid=archive-deletion]")).to_contain_text(
+            f"One delete action: {BULK:,} entries of {BULK_DLQ} deleted by operator"
+        )
+        assert not problems, problems
+
+
 def test_operator_restores_a_whole_deletion_from_the_archive(
     browser: Browser,  # noqa: F811 - fixture
     base_url: str,  # noqa: F811 - fixture

@@ -1,6 +1,7 @@
 // Runs a bulk retry/delete to the end: POSTs the progress form as JSON, one time-boxed chunk at a
 // time, each with the next start position and a fresh nonce from the server. Without this script
-// the page's Continue button posts the same form and gets the next progress page.
+// the page's Continue button posts the same form and gets the next progress page. Stop ends the
+// run after the step under way; the form then holds where it stopped, and Continue goes on.
 const form = document.querySelector("form[data-bulk]");
 if (form) {
   run(form);
@@ -8,28 +9,48 @@ if (form) {
 
 async function run(form) {
   const continueButton = form.querySelector("[data-bulk-continue]");
+  const stopButton = form.querySelector("[data-bulk-stop]");
   const hint = form.querySelector("[data-bulk-hint]");
+  let stopAsked = false;
   continueButton.hidden = true;
   hint.hidden = true;
+  stopButton.hidden = false;
+  stopButton.addEventListener("click", () => {
+    stopAsked = true;
+    stopButton.disabled = true;
+    stopButton.textContent = "Stopping after this step…";
+  });
+  const pause = () => {
+    stopButton.hidden = true;
+    continueButton.hidden = false;
+  };
   for (;;) {
     let reply;
     try {
       reply = await postChunk(form);
     } catch (error) {
       showStatus(`Stopped: ${error.message} Press Continue to try the next step again.`, "error");
-      continueButton.hidden = false;
+      pause();
       return;
     }
     showProgress(reply);
     if (reply.finished) {
       showStatus(reply.summary, reply.level);
       showUndo(reply.undo);
-      showFinished();
+      showStage("finished");
+      stopButton.hidden = true;
       return;
     }
     form.elements.start.value = reply.start;
     form.elements.nonce.value = reply.nonce;
     form.elements.tally.value = reply.tally;
+    if (stopAsked) {
+      showStatus(`Stopped. ${reply.summary} Continue goes on from here.`, "warning");
+      showUndo(reply.undo);
+      showStage("stopped");
+      pause();
+      return;
+    }
   }
 }
 
@@ -59,15 +80,15 @@ function showProgress(reply) {
 }
 
 // The heading, the tab's title and the last breadcrumb said "… in progress" until now.
-function showFinished() {
+function showStage(word) {
   const heading = document.querySelector("#content h1");
   if (heading) {
-    heading.textContent = heading.textContent.replace("in progress", "finished");
+    heading.textContent = heading.textContent.replace("in progress", word);
   }
-  document.title = document.title.replace("in progress", "finished");
+  document.title = document.title.replace("in progress", word);
   const stage = document.querySelector("[data-bulk-stage]");
   if (stage) {
-    stage.textContent = "finished";
+    stage.textContent = word;
   }
 }
 
@@ -77,7 +98,7 @@ function showStatus(text, level) {
   status.className = `queues-status queues-status-${level}`;
 }
 
-// A finished delete links to its archive rows, from where all of them can be restored at once.
+// A finished (or stopped) delete links to its archive rows, from where all of them can be restored at once.
 function showUndo(url) {
   if (!url) {
     return;
