@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, Route, ViewportSize, expect
 
 from queues import archive, dlq, keys
 from queues.codec import decode, encode_payload
@@ -193,11 +193,13 @@ def test_operator_stops_a_bulk_delete_then_continues_it(
         problems = with_csp(page)
         page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
         login(page, base_url, "operator")
-        # Each step's answer is held back a little, so Stop is pressed while the run is under way.
-        page.route(
-            f"**/queues/{BULK_DLQ}/matching/delete/",
-            lambda route: (page.wait_for_timeout(150), route.continue_()),
-        )
+
+        # Each step is held back a little, so Stop is pressed while the run is under way.
+        def slowly(route: Route) -> None:
+            page.wait_for_timeout(150)
+            route.continue_()
+
+        page.route(f"**/queues/{BULK_DLQ}/matching/delete/", slowly)
         page.get_by_role("button", name=f"Yes, delete {BULK:,} entries").click()
         stop = page.get_by_role("button", name="Stop")
         stop.click()
@@ -722,6 +724,7 @@ def test_progress_page_without_javascript(
         login(page, base_url, "operator")
         page.get_by_role("button", name=f"Yes, delete {BULK:,} entries").click()
         expect(page.get_by_role("button", name="Continue")).to_be_visible()
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # bulk.js's: useless without it
         ARTIFACTS.mkdir(exist_ok=True)  # shoot() measures with script, which is off here
         page.screenshot(path=str(ARTIFACTS / "queues-progress-desktop.png"), full_page=True)
         for _ in range(BULK // dlq.BATCH_SIZE):  # a step deletes at least one batch, however slow
