@@ -32,6 +32,12 @@ def number(value: Any, default: int) -> int:
     return parsed if 0 <= parsed <= MAX_OFFSET else default
 
 
+def offset_of(query: Mapping[str, Any]) -> int:
+    """Where a page starts: ``item`` (1-based, the pager's "Go to item" box) or else ``offset``."""
+    item = number(query.get("item"), 0)
+    return item - 1 if item else number(query.get("offset"), 0)
+
+
 @dataclass(frozen=True)
 class Browse:
     """How the item browser pages a list: page size, order and offset (in that order)."""

@@ -20,7 +20,7 @@ from queues import actions, jobs, jobs_archive, keys
 from queues.conf import conf
 from queues.dlq import fingerprint
 from queues.forms import PAGE_SIZES, new_nonce, number
-from queues.views import DUPLICATE, pager, require
+from queues.views import DUPLICATE, jumped, pager, require
 from realtime.views import SOCKET_PATH
 
 DEFAULT_SIZE = 50
@@ -88,6 +88,8 @@ class JobPages:
         return TemplateResponse(request, f"jobs/{template}", full, status=status)
 
     def job_list(self, request: HttpRequest) -> HttpResponse:
+        if jump := jumped(request):
+            return jump
         taken = jobs.snapshot(get_redis())
         context: dict[str, Any] = {"snapshot": taken, "statuses": jobs.STATUSES, "sizes": PAGE_SIZES}
         context["types"] = taken.types

@@ -39,6 +39,7 @@ from queues.forms import (
     back_query,
     new_nonce,
     number,
+    offset_of,
     selected_ids,
     selected_refs,
 )
@@ -157,6 +158,14 @@ def with_query(query: QueryDict, **changes: str | None) -> str:
     return merged.urlencode()
 
 
+def jumped(request: HttpRequest) -> HttpResponse | None:
+    """The pager's "Go to item" box sends ``item`` (1-based): the same page, at that ``offset``, so
+    that its own links (next, previous, a confirmation's way back) all start from there."""
+    if "item" not in request.GET:
+        return None
+    return HttpResponseRedirect("?" + with_query(request.GET, item=None, offset=str(offset_of(request.GET))))
+
+
 def items_url(key: str, query: str = "") -> str:
     url = reverse("admin:queue_items", args=[key])
     return f"{url}?{query}" if query else url
@@ -224,6 +233,17 @@ class Pager:
     prev: str | None
     next: str | None
     last: str | None
+    jump: Jump | None = None
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The pager's "Go to item/page" box: a GET form that keeps the page's other parameters."""
+
+    name: str  # ``item`` (1-based, read by forms.offset_of) or ``page``
+    value: int
+    last: int
+    keep: list[tuple[str, str]]
 
 
 def pager(
@@ -241,12 +261,21 @@ def pager(
     label = f"items {offset + 1:,}{DASH}{offset + shown:,} of {total:,}"
     label = label if shown else f"no items here (of {total:,})"
     back = offset > 0
+    jump = None
+    if total > size:
+        name = "item" if param == "offset" else "page"
+        keep = [
+            (k, str(v)) for k, values in query.lists() if k not in (param, "item", "page") for v in values
+        ]
+        value, end = (offset + 1, total) if name == "item" else (offset // size + 1, last // size + 1)
+        jump = Jump(name, value, end, keep)
     return Pager(
         label,
         first=link(0) if back else None,
         prev=link(max(offset - size, 0)) if back else None,
         next=link(offset + size) if offset + size < total else None,
         last=link(last) if offset < last else None,
+        jump=jump,
     )
 
 
@@ -389,6 +418,8 @@ class QueuePages:
 
     def items(self, request: HttpRequest, key: str) -> HttpResponse:
         target = queue_target(key)
+        if jump := jumped(request):
+            return jump
         browse = Browse.from_query(request.GET)
         context: dict[str, Any] = {"target": target, "browse": browse, "sizes": PAGE_SIZES}
         context |= {"back": back_query(request.GET), "filter_query": filter_query(request.GET)}

@@ -158,6 +158,10 @@ def test_paging_and_scan_limit(redis_client: redis.Redis, viewer_client: Client,
     assert "items 1\u201350 of 120" in first and 'data-job="t000"' in first and 'data-job="t050"' not in first
     third = viewer_client.get("/jobs/?size=50&offset=100").content.decode()
     assert "items 101\u2013120 of 120" in third and 'data-job="t119"' in third
+    jumped = viewer_client.get(
+        "/jobs/?size=50&item=77", follow=True
+    ).content.decode()  # "Go to item": its page
+    assert "items 51\u2013100 of 120" in jumped and 'name="item" min="1" max="120" value="51"' in jumped
     settings.HSI_CONSOLE = {
         **settings.HSI_CONSOLE,
         "SCAN_LIMIT": 20,

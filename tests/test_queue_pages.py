@@ -338,6 +338,35 @@ def test_deep_offset_paging_is_one_cheap_read(redis_client: redis.Redis, viewer:
     assert [row.entry.index for row in newest.rows] == list(range(999_999, 999_989, -1))
 
 
+def test_go_to_item_jumps_anywhere_and_keeps_size_and_order(redis_client: redis.Redis, viewer: User) -> None:
+    """The pager's box (1-based, as its label) is a GET form that keeps the page's other parameters."""
+    redis_client.rpush(TARGET, *[f"item {n}".encode() for n in range(1_000)])
+    client = logged_in(viewer)
+    response = client.get(url("queue_items", TARGET), {"size": "25", "order": "newest", "offset": "50"})
+    html = response.content.decode()
+    assert html.count('<form method="get" class="queues-pager-jump">') == 2  # above and below the rows
+    assert '<input type="hidden" name="size" value="25">' in html
+    assert '<input type="hidden" name="order" value="newest">' in html
+    assert '<input type="hidden" name="offset"' not in html
+    assert 'name="item" min="1" max="1000" value="51" required' in html
+    jump = client.get(url("queue_items", TARGET), {"size": "25", "order": "newest", "item": "700"})
+    assert jump.status_code == 302 and jump["Location"] == "?size=25&order=newest&offset=699"
+    jumped = client.get(
+        url("queue_items", TARGET), {"size": "25", "order": "newest", "item": "700"}, follow=True
+    )
+    assert f"items 700{DASH}724 of 1,000" in jumped.content.decode()
+    assert [row.entry.index for row in jumped.context["listing"].rows][:2] == [300, 299]
+    assert "offset=724" in jumped.context["listing"].pager.next, "the page's links go on from there"
+    for junk in ("0", "-3", "x", "9" * 20):  # not an item: the first page, as a bad offset is
+        response = client.get(url("queue_items", TARGET), {"size": "25", "item": junk}, follow=True)
+        assert f"items 1{DASH}25 of 1,000" in response.content.decode()
+    redis_client.delete(TARGET)
+    redis_client.rpush(TARGET, b"only one")
+    assert "queues-pager-jump" not in client.get(url("queue_items", TARGET)).content.decode(), (
+        "one page: no box"
+    )
+
+
 def test_filter_scans_at_most_5000_and_continues(redis_client: redis.Redis, viewer: User) -> None:
     raws = [failure(n, camera="porch" if n in (10, 4_999, 5_500) else "garage") for n in range(6_000)]
     redis_client.rpush(DLQ, *raws)
@@ -1008,6 +1037,9 @@ def test_archive_pages_fifty_rows(redis_client: redis.Redis, viewer: User) -> No
     assert len(first.context["page"]) == 50 and f"items 1{DASH}50 of 120" in first.content.decode()
     last = client.get(url("archive") + first.context["pager"].last)
     assert len(last.context["page"]) == 20 and f"items 101{DASH}120 of 120" in last.content.decode()
+    assert 'name="page" min="1" max="3" value="3" required' in last.content.decode()  # "Go to page"
+    second = client.get(url("archive"), {"page": "2"}).content.decode()
+    assert f"items 51{DASH}100 of 120" in second
 
 
 # --- Audit ---------------------------------------------------------------------------------------
