@@ -892,6 +892,15 @@ def test_undo_restores_exactly_what_one_delete_archived(
     assert logged_in(viewer).get(undo).status_code == 200, "a Viewer sees what a delete took"
 
     deletion = undo.split("=")[1]
+    whole = client.get(url("archive"), {"key": DLQ}).content.decode()  # each row links to its delete
+    links = set(re.findall(r'href="\?deletion=([0-9a-f]{32})" data-testid="row-deletion"', whole))
+    assert deletion in links and len(links) == 2, (
+        "the newest 50 rows: the single delete after it, 49 of its own"
+    )
+    one = ArchivedItem.objects.filter(deletion=deletion).first()
+    assert one is not None
+    item = client.get(url("archive_item", one.pk)).content.decode()
+    assert f'href="{undo}" data-testid="item-deletion"' in item
     scope = {"key": DLQ, "to": "dlq", "deletion": deletion}
     confirm = unescape(" ".join(client.get(url("archive_restore_all"), scope).content.decode().split()))
     assert f"Undo a delete by {operator.username}" in confirm
