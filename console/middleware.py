@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 
 from console.checks import PLAIN_HTTP_WARNING
 from console.redis import explain
-from console.views import refuse
+from console.views import refuse, wants_json
 
 logger = logging.getLogger("console.redis")
 security_logger = logging.getLogger("console.security")
@@ -50,7 +50,7 @@ class RedisUnavailableMiddleware:
             return None
         message = explain(exception, settings.HSI_REDIS)
         logger.warning("Page %s failed: %s", request.path, message)
-        if request.path.startswith("/api/"):
+        if wants_json(request):
             return JsonResponse({"error": "redis_unavailable", "detail": message}, status=503)
         from console.admin import console_site
 

@@ -21,8 +21,10 @@ CSRF_API_SENTENCE = (
 
 
 def wants_json(request: HttpRequest) -> bool:
-    """API clients get JSON, browsers a page (the same split RedisUnavailableMiddleware makes)."""
-    return request.path.startswith("/api/")
+    """API clients and scripts that ask for JSON (bulk.js's steps) get JSON, browsers a page; the
+    same split RedisUnavailableMiddleware, the rate limits and the bulk views make."""
+    accepted = request.get_preferred_type(["text/html", "application/json"])
+    return request.path.startswith("/api/") or accepted == "application/json"
 
 
 def refuse(request: HttpRequest, status: int, error: str, title: str, detail: str) -> HttpResponse:
@@ -35,7 +37,7 @@ def refuse(request: HttpRequest, status: int, error: str, title: str, detail: st
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: the reason Django gives is for developers, so it is not shown."""
-    detail = CSRF_API_SENTENCE if wants_json(request) else CSRF_SENTENCE
+    detail = CSRF_API_SENTENCE if request.path.startswith("/api/") else CSRF_SENTENCE
     return refuse(request, 403, "csrf_failed", "Form expired", detail)
 
 

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST, require_safe
 from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
+from console.views import wants_json
 from queues import actions, archive, dlq, inventory, keys, selection, streams, validation
 from queues.actions import BadFilter, Filters
 from queues.conf import conf
@@ -181,10 +182,6 @@ def may_select(request: HttpRequest, target: Target) -> bool:
     return target.selectable and any(
         request.user.has_perm(perm(codename)) for codename in ("retry_items", "delete_items")
     )
-
-
-def wants_json(request: HttpRequest) -> bool:
-    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
 
 
 def replayed_step(request: HttpRequest, client: redis.Redis, back: str) -> HttpResponse | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -225,6 +226,42 @@ def test_operator_stops_a_bulk_delete_then_continues_it(
         expect(page.locator("[data-testid=archive-deletion]")).to_contain_text(
             f"One delete action: {BULK:,} entries of {BULK_DLQ} deleted by operator"
         )
+        assert not problems, problems
+
+
+def test_a_refused_step_shows_the_servers_sentence_and_continue_goes_on(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """A step the server refuses (here Redis down, answered as the console answers it) stops the run
+    with the refusal's sentence, not its code; once it is fixed, Continue finishes the run."""
+    live_redis.delete(BULK_DLQ)
+    live_redis.rpush(BULK_DLQ, *[encode_payload({"error": "x", "n": n}) for n in range(BULK)])
+    sentence = "Redis at 127.0.0.1:6379 refused the connection: is redis-server running there?"
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
+        login(page, base_url, "operator")
+        steps = f"**/queues/{BULK_DLQ}/matching/delete/"
+
+        def redis_down(route: Route) -> None:
+            if route.request.headers.get("accept") != JSON:
+                route.continue_()  # the confirmation's own POST: the first step runs
+                return
+            body = {"error": "redis_unavailable", "detail": sentence}
+            route.fulfill(status=503, content_type=JSON, body=json.dumps(body))
+
+        page.route(steps, redis_down)
+        page.get_by_role("button", name=f"Yes, delete {BULK:,} entries").click()
+        status = page.locator("[data-testid=bulk-status]")
+        expect(status).to_have_text(f"Stopped: {sentence} Press Continue to try the next step again.")
+        expect(status).to_have_class(re.compile("queues-status-error"))
+        assert 0 < live_redis.llen(BULK_DLQ) < BULK, "the first step ran, the refused one did nothing"
+        page.unroute(steps)
+        page.get_by_role("button", name="Continue").click()
+        expect(finished(page)).to_have_text(f"{summary('Deleted', BULK, BULK_DLQ)} {UNDO}", timeout=60_000)
+        assert live_redis.llen(BULK_DLQ) == 0
         assert not problems, problems
 
 

@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from console.models import ArchivedItem, AuditEntry
+from console.views import CSRF_SENTENCE
 from queues import archive, dlq, inventory, views
 from queues.codec import decode, encode_payload
 from queues.demo import build_demo_world
@@ -847,6 +848,27 @@ def test_restore_all_puts_a_whole_deletion_back_in_order_in_steps(
     gone = client.get(url("archive_restore_all"), {"key": DLQ})
     assert gone.status_code == 302 and shown_messages(gone) == [f"Nothing of {DLQ} is archived any more."]
     assert client.get(url("archive_restore_all"), {"key": TARGET}).status_code == 404, "not a DLQ"
+
+
+def test_a_failed_bulk_step_answers_bulk_js_with_a_sentence(
+    operator: User, redis_client: redis.Redis, start_server: Any, point_at: Any
+) -> None:
+    """bulk.js shows a step's refusal as it comes: JSON with a sentence in ``detail``, as the API's."""
+    data = {"start": "0", "nonce": views.new_nonce()}
+    expired = Client(enforce_csrf_checks=True)
+    expired.force_login(operator)
+    refused = expired.post(url("queue_matching", DLQ, "delete"), data, HTTP_ACCEPT="application/json")
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "csrf_failed", "detail": CSRF_SENTENCE}, "the page's sentence"
+    server = start_server()
+    point_at(server)
+    server.kill()
+    client = logged_in(operator)
+    down = client.post(url("queue_matching", DLQ, "delete"), data, HTTP_ACCEPT="application/json")
+    assert down.status_code == 503 and down["Content-Type"] == "application/json"
+    assert down.json()["error"] == "redis_unavailable" and "Connection refused" in down.json()["detail"]
+    page = client.post(url("queue_matching", DLQ, "delete"), data)  # the same step from a plain form
+    assert page.status_code == 503 and page["Content-Type"].startswith("text/html")
 
 
 def test_undo_restores_exactly_what_one_delete_archived(

@@ -2,6 +2,8 @@
 // time, each with the next start position and a fresh nonce from the server. Without this script
 // the page's Continue button posts the same form and gets the next progress page. Stop ends the
 // run after the step under way; the form then holds where it stopped, and Continue goes on.
+import { postForm } from "./post.js";
+
 const form = document.querySelector("form[data-bulk]");
 if (form) {
   run(form);
@@ -54,19 +56,8 @@ async function run(form) {
   }
 }
 
-async function postChunk(form) {
-  const response = await fetch(form.action, {
-    method: "POST",
-    body: new FormData(form),
-    headers: { Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
-    credentials: "same-origin",
-  });
-  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
-  const reply = isJson ? await response.json() : null;
-  if (!response.ok || reply === null) {
-    throw new Error(reply?.error || `the server answered ${response.status} ${response.statusText}.`);
-  }
-  return reply;
+function postChunk(form) {
+  return postForm(form, new FormData(form));
 }
 
 function showProgress(reply) {

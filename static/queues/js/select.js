@@ -4,6 +4,8 @@
 // the page's "Update selection" button, or Retry/Delete selected, posts the same form. A list DLQ's
 // rows tick refs (name=ref), a stream DLQ's rows tick entry ids (name=id): the checkboxes of the
 // form's table body are the ticks, whatever they are named.
+import { postForm } from "./post.js";
+
 const TICKS = "tbody input[type=checkbox]";
 
 for (const all of document.querySelectorAll("input[data-select-all]")) {
@@ -58,23 +60,11 @@ function keepTicks(form) {
   });
 }
 
-async function postTicks(form) {
+function postTicks(form) {
   const body = new FormData(form);
   body.set("op", "sync");
   body.delete("then");
-  const response = await fetch(form.action, {
-    method: "POST",
-    body,
-    headers: { Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
-    credentials: "same-origin",
-    keepalive: true, // a tick just before following a page link is still saved
-  });
-  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
-  const reply = isJson ? await response.json() : null;
-  if (!response.ok || reply === null) {
-    throw new Error(reply?.detail || `the server answered ${response.status} ${response.statusText}.`);
-  }
-  return reply;
+  return postForm(form, body, { keepalive: true }); // a tick just before following a page link is still saved
 }
 
 function showSelection(reply) {
