@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -500,4 +501,53 @@ def test_two_restores_of_the_same_rows_push_each_entry_once(
         wait_until(lambda: second.poll() is not None or blocked(2), 60, "the second restore", 0.01)
     results = [workers.result(first), workers.result(second)]
     assert client.llen(DLQ) == total, f"restored {[r['restored'] for r in results]} of {total} entries"
+    assert Counter(listed(client)) == originals
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_a_delete_all_after_its_step_and_the_undo_brings_all_back(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    """``manage.py dlq delete --all``: the first SIGINT ends the run after the step under way, with
+    what it did, what is left and its undo; nothing is pending, nothing lost; the undo restores all."""
+    total = 20_000
+    server = start_server()
+    client = server.client()
+    database, database_url = archive_db(workers, server, tmp_path)
+    fill(client, total)
+    originals = Counter(listed(client))
+    env = workers.env(server.url, database_url, HSI_BULK_CHUNK_SECONDS="0.05")
+
+    def manage(*args: str) -> subprocess.Popen[str]:
+        pipe = subprocess.PIPE
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "dlq", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=pipe,
+            stderr=pipe,
+            text=True,
+        )
+
+    deleting = manage("delete", DLQ, "--all")
+    wait_until(lambda: client.llen(DLQ) <= total - 1_000, 60, "the first deletes")
+    deleting.send_signal(signal.SIGINT)
+    out, err = deleting.communicate(timeout=60)
+    assert deleting.returncode == 130, err
+    assert "Stopping after the step under way" in err and "Traceback" not in err
+    left = client.llen(DLQ)
+    assert 0 < left < total - 1_000, "it stopped mid-way"
+    summary, undo = out.splitlines()
+    assert (
+        summary
+        == f"Stopped by Ctrl-C. Deleted {total - left:,} (archived) of {DLQ}; {left:,} not examined yet."
+    )
+    assert re.fullmatch(rf"Undo: manage.py dlq restore {DLQ} --deletion [0-9a-f]{{32}}", undo)
+    assert not archive_rows(database, "pending"), "the step under way finished and settled"
+    check_dlq_or_archive(client, database, originals)
+
+    restoring = manage(*undo.removeprefix("Undo: manage.py dlq ").split())
+    out, err = restoring.communicate(timeout=60)
+    assert restoring.returncode == 0, err
+    assert out.strip() == f"Restored {total - left:,} archived entries of {DLQ} to {DLQ}."
     assert Counter(listed(client)) == originals

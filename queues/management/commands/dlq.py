@@ -1,7 +1,8 @@
 """``manage.py dlq``: list queues, show, retry, delete and export DLQ entries from a shell.
 
 The same services as the pages and the API; every retry, delete and restore is audited as user
-"system". A delete prints how to undo it (``restore --deletion``).
+"system". A delete prints how to undo it (``restore --deletion``). Ctrl-C during ``--all`` or a
+restore stops after the step under way and prints what was done, as the pages' Stop button does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -22,11 +25,17 @@ from rest_framework.exceptions import APIException
 from console.redis import explain, get_redis
 from queues import actions, api, archive, dlq, streams
 from queues.api import describe, json_item
+from queues.conf import conf
 from queues.forms import FILTER_NAMES, RUN_ID, new_nonce
 from queues.inventory import list_queues
 
 EXPORT_BATCH = 1000
 SUMMARY_WIDTH = 90
+INTERRUPTED = (
+    "Interrupted during a step. Nothing is lost or doubled: each step is one atomic call, and the "
+    "archive rows of a delete cut short are settled by the next archive action a minute on. Run the "
+    "same command to go on."
+)
 
 
 def printable(text: str, width: int = SUMMARY_WIDTH) -> str:
@@ -103,14 +112,44 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         handler = getattr(self, f"do_{options['subcommand']}")
+        self.stopped: Callable[[], bool] = lambda: False
         try:
-            handler(get_redis(), options)
+            with self._stop_on_interrupt():
+                handler(get_redis(), options)
+            if self.stopped():
+                raise SystemExit(130)  # the shell's status for Ctrl-C: the run did not finish
+        except KeyboardInterrupt:
+            raise CommandError(INTERRUPTED) from None
         except redis.RedisError as exc:
             raise CommandError(explain(exc, settings.HSI_REDIS)) from exc
         except actions.BadFilter as exc:
             raise CommandError(str(exc)) from exc
         except APIException as exc:  # a key the API would refuse, with the same sentence
             raise CommandError(str(exc.detail)) from exc
+
+    @contextmanager
+    def _stop_on_interrupt(self) -> Iterator[None]:
+        """The first Ctrl-C (SIGINT) asks the run to stop after its step; a second one interrupts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        asked: list[bool] = []
+
+        def ask(signum: int, frame: object) -> None:
+            if asked:
+                raise KeyboardInterrupt
+            asked.append(True)
+            self.stderr.write("Stopping after the step under way (Ctrl-C again to interrupt it)…")
+
+        previous = signal.signal(signal.SIGINT, ask)
+        self.stopped = lambda: bool(asked)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _said(self, sentence: str) -> str:
+        return f"Stopped by Ctrl-C. {sentence}" if self.stopped() else sentence
 
     def do_list(self, client: redis.Redis, options: dict[str, Any]) -> None:
         infos = list_queues(client)
@@ -153,16 +192,24 @@ class Command(BaseCommand):
         if options["ids"] and filters.active:
             raise CommandError("--q, --camera, --since and --until only apply with --all.")
         deletion = new_nonce()
-        if api.is_stream(key):
-            outcome = self._act_on_stream(client, key, verb, options, filters, deletion)
-        elif options["ids"]:
-            ids = list(dict.fromkeys(options["ids"]))  # a repeated id would be acted on twice
-            outcome, _ = actions.act_on_selected(client, key, ids, verb=verb, request=None, deletion=deletion)
-        else:
-            outcome = self._sweep(client, key, filters, verb, deletion)
-        self.stdout.write(describe(verb, outcome))
+        undo = f"Undo: manage.py dlq restore {shlex.quote(key)} --deletion {deletion}"
+        try:
+            if api.is_stream(key):
+                outcome = self._act_on_stream(client, key, verb, options, filters, deletion)
+            elif options["ids"]:
+                ids = list(dict.fromkeys(options["ids"]))  # a repeated id would be acted on twice
+                outcome, _ = actions.act_on_selected(
+                    client, key, ids, verb=verb, request=None, deletion=deletion
+                )
+            else:
+                outcome = self._sweep(client, key, filters, verb, deletion)
+        except KeyboardInterrupt:
+            if verb == "delete":  # what it deleted before the interrupt is still one undo
+                self.stdout.write(undo)
+            raise
+        self.stdout.write(self._said(describe(verb, outcome)))
         if verb == "delete" and outcome.done:
-            self.stdout.write(f"Undo: manage.py dlq restore {shlex.quote(key)} --deletion {deletion}")
+            self.stdout.write(undo)
 
     def do_restore(self, client: redis.Redis, options: dict[str, Any]) -> None:
         """Step after step until the archive (or the delete) has nothing left or the target is full."""
@@ -180,14 +227,15 @@ class Command(BaseCommand):
                 after=total.after,
                 deletion=deletion,
                 filters=filters,
+                budget_seconds=conf("BULK_CHUNK_SECONDS"),
             )
             run.passed += total.passed
             run.restored += total.restored
             run.not_restored += total.not_restored
             total = run
-            if run.full or not run.remaining:
+            if run.full or not run.remaining or self.stopped():
                 break
-        self.stdout.write(archive.restore_summary(total.outcome()))
+        self.stdout.write(self._said(archive.restore_summary(total.outcome())))
 
     def _sweep(
         self, client: redis.Redis, key: str, filters: actions.Filters, verb: str, deletion: str
@@ -207,11 +255,12 @@ class Command(BaseCommand):
                 start=position,
                 deletion=deletion,
                 unexamined=at_start - seen if seen else None,
+                budget_seconds=conf("BULK_CHUNK_SECONDS"),
             )
             dlq.merge(total, part)
             seen += part.examined + next_position - position
             position = next_position
-            if not part.remaining or part.full or seen >= at_start:
+            if not part.remaining or part.full or seen >= at_start or self.stopped():
                 return total
 
     def _act_on_stream(
@@ -245,11 +294,12 @@ class Command(BaseCommand):
                 filters=filters,
                 kept_before=kept,
                 deletion=deletion,
+                budget_seconds=conf("BULK_CHUNK_SECONDS"),
             )
             streams.merge(total, part)
             seen += part.done + now_kept - kept  # acted on, or looked at and left in place
             kept = now_kept
-            if not part.remaining or part.full or seen >= at_start:
+            if not part.remaining or part.full or seen >= at_start or self.stopped():
                 return total
 
     def do_export(self, client: redis.Redis, options: dict[str, Any]) -> None:
