@@ -2,7 +2,7 @@
 
 Django's own answers to these are a bare "400 Bad Request" or a page about CSRF internals; the
 console answers with one sentence that says what happened and what to do, as HTML for pages and
-as ``{"error": ..., "detail": ...}`` for the API.
+as ``{"error": ..., "detail": ...}`` for the API and for the pages' scripts (``wants_json``).
 """
 
 from __future__ import annotations
