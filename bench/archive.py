@@ -33,7 +33,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.console_env import private_console  # noqa: E402
+from bench.console_env import admin_client, get, private_console  # noqa: E402
 
 # A restore must not stop at the default QUEUE_MAX_SIZE of 10,000.
 FOLDER, SERVER = private_console("hsi-bench-archive-", QUEUE_MAX_SIZE="1000000000")
@@ -42,10 +42,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
 
 from bench.dlq import timed  # noqa: E402
 from console.models import ArchivedItem  # noqa: E402
@@ -80,22 +78,6 @@ def fill(rows: int) -> str:
             )
         ArchivedItem.objects.bulk_create(batch)
     return second
-
-
-def admin_client() -> Client:
-    user = User.objects.create_user("bench-admin", is_staff=True)
-    user.groups.add(Group.objects.get(name="Admin"))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def get(web: Client, url: str) -> float:
-    started = time.perf_counter()
-    response = web.get(url)
-    elapsed = time.perf_counter() - started
-    assert response.status_code == 200, f"GET {url}: {response.status_code}"
-    return elapsed
 
 
 ROWS = "SELECT id, key, raw, fingerprint, size, state, deleted_at, deleted_by FROM console_archiveditem"

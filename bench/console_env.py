@@ -1,13 +1,19 @@
 """The environment a benchmark runs the console with: a private redis-server and a SQLite database
-in a temporary folder, set before Django reads its settings."""
+in a temporary folder, set before Django reads its settings; and the signed-in client its page
+timings use."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.redis_server import RedisServer
+
+if TYPE_CHECKING:  # Django is imported only once the environment below is set
+    from django.test import Client
 
 
 def private_console(prefix: str, **extra: str) -> tuple[Path, RedisServer]:
@@ -29,3 +35,24 @@ def private_console(prefix: str, **extra: str) -> tuple[Path, RedisServer]:
     for name in [n for n in os.environ if n.startswith("REDIS_SSL_") or n == "CONSOLE_REDIS_URL"]:
         del os.environ[name]
     return folder, server
+
+
+def admin_client() -> Client:
+    """Django's test client signed in as a staff user with the Admin role (after ``migrate``)."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    user = User.objects.create_user("bench-admin", is_staff=True)  # force_login: no password
+    user.groups.add(Group.objects.get(name="Admin"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def get(web: Client, url: str) -> float:
+    """Server time of one GET through the test client (no network); it must answer 200."""
+    started = time.perf_counter()
+    response = web.get(url)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, f"GET {url}: {response.status_code}"
+    return elapsed

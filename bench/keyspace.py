@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.console_env import private_console  # noqa: E402
+from bench.console_env import admin_client, get, private_console  # noqa: E402
 
 FOLDER, SERVER = private_console("hsi-bench-keyspace-")
 
@@ -38,7 +38,6 @@ import redis  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -118,30 +117,13 @@ def fill(client: redis.Redis, count: int) -> dict[str, int]:
     return plan
 
 
-def admin_client() -> Client:
-    call_command("migrate", verbosity=0, interactive=False)
-    user = User.objects.create_user("bench-admin", is_staff=True)  # force_login: no password
-    user.groups.add(Group.objects.get(name="Admin"))
-    client = Client()
-    client.force_login(user)
-    return client
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:9.1f} ms"
 
 
 def cool() -> None:
     """Drop the console's cached overview, jobs snapshot, server report and discovered services."""
     cache.delete_many(list(CACHED))
-
-
-def get(web: Client, url: str) -> float:
-    started = time.perf_counter()
-    response = web.get(url)
-    elapsed = time.perf_counter() - started
-    assert response.status_code == 200, f"GET {url}: {response.status_code}"
-    return elapsed
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:9.1f} ms"
 
 
 def bench_floor(client: redis.Redis, runs: int) -> float:
@@ -226,6 +208,7 @@ def main() -> None:
             f"filled {client.dbsize():,} keys in {time.perf_counter() - started:.0f} s: "
             + ", ".join(f"{kind} {many:,}" for kind, many in plan.items())
         )
+        call_command("migrate", verbosity=0, interactive=False)
         web = admin_client()
         floor = bench_floor(client, args.runs)
         bench_pages(client, web, args.runs, floor)

@@ -76,6 +76,13 @@ def finished(page: Page) -> Locator:
     return page.locator("[data-testid=bulk-status], .messagelist li").first
 
 
+def json_steps(page: Page) -> list[str]:
+    """The URLs of the steps bulk.js posts from now on (it asks for JSON; a form's own POST does not)."""
+    steps: list[str] = []
+    page.on("request", lambda r: steps.append(r.url) if r.headers.get("accept") == JSON else None)
+    return steps
+
+
 def queue_length(page: Page, key: str) -> int:
     return int(page.locator(f'tr[data-key="{key}"] [data-testid=length]').inner_text().replace(",", ""))
 
@@ -151,8 +158,7 @@ def test_bulk_delete_runs_chunk_by_chunk_with_bulk_js_under_csp(
     live_redis.rpush(BULK_DLQ, *[encode_payload({**entry, "n": n}) for n in range(BULK)])
     with new_page(browser, viewport=DESKTOP) as page:
         problems = with_csp(page)
-        chunks: list[str] = []
-        page.on("request", lambda r: chunks.append(r.url) if r.headers.get("accept") == JSON else None)
+        chunks = json_steps(page)
         page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
         login(page, base_url, "operator")
         expect(page.locator("[data-testid=confirm-what]")).to_have_text(
@@ -301,8 +307,7 @@ def test_operator_restores_a_whole_deletion_from_the_archive(
         expect(page.locator("[data-testid=confirm-room]")).to_have_text(
             f"{key} holds 1 of 10,000 entries: room for 9,999 more."
         )
-        chunks: list[str] = []
-        page.on("request", lambda r: chunks.append(r.url) if r.headers.get("accept") == JSON else None)
+        chunks = json_steps(page)
         page.get_by_role("button", name="Yes, restore them").click()
         expect(page.locator("#content h1")).to_have_text(re.compile("^Restore"))
         done = page.locator("[data-testid=bulk-status]")
