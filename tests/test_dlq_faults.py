@@ -536,7 +536,7 @@ def test_ctrl_c_stops_a_delete_all_after_its_step_and_the_undo_brings_all_back(
     assert deleting.returncode == 130, err
     assert "Stopping after the step under way" in err and "Traceback" not in err
     left = client.llen(DLQ)
-    assert 0 < left < total - 1_000, "it stopped mid-way"
+    assert 0 < left <= total - 1_000, "it stopped mid-way"
     summary, undo = out.splitlines()
     assert (
         summary
