@@ -391,6 +391,9 @@ class PositionField(serializers.Field):
 class ActionResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     skipped_reasons = serializers.DictField(child=serializers.IntegerField(), help_text="Count per reason.")
+    unmatched = serializers.IntegerField(
+        help_text="With all and a filter: entries this call examined that did not match, left in place."
+    )
     remaining = serializers.IntegerField(help_text="With all: entries still to look at; else 0.")
     position = PositionField(
         help_text="With all: send it back as start (a list DLQ) or as after (a stream DLQ: an entry id)."
@@ -577,6 +580,7 @@ def action_result(
     common = {
         "skipped": outcome.skipped_count,
         "skipped_reasons": dict(outcome.skipped),
+        "unmatched": outcome.unmatched,
         "remaining": outcome.remaining or 0,
         "position": position,
         "audit_id": audit_id,

@@ -275,6 +275,7 @@ class Outcome:
     skipped: Counter[str] = field(default_factory=Counter)
     moved: list[Entry] = field(default_factory=list)
     remaining: int | None = None
+    unmatched: int = 0  # examined, not matching the action's filter, left in place
 
     def count(self, status: str, entry: Entry | None = None) -> None:
         """Tally one script status: "ok", "full", or why the entry was left alone."""
@@ -301,6 +302,7 @@ class Outcome:
             "skipped_reasons": dict(self.skipped),
             "full": self.full,
             "remaining": self.remaining,
+            "unmatched": self.unmatched,
         }
 
     @property
@@ -317,6 +319,8 @@ class Outcome:
         if self.skipped:
             reasons = "; ".join(f"{count:,} {reason}" for reason, count in self.skipped.most_common(3))
             text += f"; skipped {self.skipped_count:,} ({reasons})"
+        if self.unmatched:
+            text += f"; {self.unmatched:,} did not match the filter (left in place)"
         if self.remaining:
             text += f"; {self.remaining:,} not examined yet"
         return text + "."
@@ -509,6 +513,8 @@ def sweep(
                 kept += 1
                 if reason:
                     outcome.skipped[reason] += 1
+                else:
+                    outcome.unmatched += 1
         left -= handled
         if part.full:
             break
@@ -577,6 +583,7 @@ def merge(total: Outcome, part: Outcome) -> None:
     total.examined += part.examined
     total.full = total.full or part.full
     total.skipped.update(part.skipped)
+    total.unmatched += part.unmatched
     total.moved.extend(part.moved[: max(MOVED_KEPT - len(total.moved), 0)])
 
 

@@ -96,6 +96,7 @@ class Tally:
     steps: int = 0
     planned: int = 0
     kept: int = 0  # the last chunk's position: entries left in place before where it stopped
+    unmatched: int = 0  # entries examined that did not match the filter (left in place)
     run: str = field(default_factory=new_nonce)  # the action's id: a delete's archive rows carry it
 
     @classmethod
@@ -106,7 +107,8 @@ class Tally:
             counts = (int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
             run = str(data.get("run", ""))
             run = run if RUN_ID.fullmatch(run) else new_nonce()
-            return cls(*counts, kept=max(int(data.get("kept", 0)), 0), run=run)
+            kept, unmatched = (max(int(data.get(name, 0)), 0) for name in ("kept", "unmatched"))
+            return cls(*counts, kept=kept, unmatched=unmatched, run=run)
         except (ValueError, TypeError, KeyError, AttributeError):
             return cls()
 
@@ -118,6 +120,7 @@ class Tally:
                 "steps": self.steps,
                 "planned": self.planned,
                 "kept": self.kept,
+                "unmatched": self.unmatched,
                 "run": self.run,
             }
         )
@@ -126,7 +129,7 @@ class Tally:
         """Count one chunk in; the first one fixes how many entries the action covers."""
         planned = self.planned or chunk.done + position + (chunk.remaining or 0)
         counts = (self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned)
-        return Tally(*counts, kept=position, run=self.run)
+        return Tally(*counts, kept=position, unmatched=self.unmatched + chunk.unmatched, run=self.run)
 
     def handled(self, position: int) -> int:
         """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""
@@ -146,4 +149,5 @@ class Tally:
             full=last.full,
             skipped=Counter(self.skipped),
             remaining=last.remaining,
+            unmatched=self.unmatched,
         )

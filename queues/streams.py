@@ -383,9 +383,11 @@ def sweep(
             at = next(i for i, entry in enumerate(batch) if entry.id == chosen[stop].id)
             position = batch[at - 1].id if at else position
             passed += at - gone
+            outcome.unmatched += at - stop  # of the entries before the stop, those not chosen
             break
         position = batch[-1].id
         passed += len(batch) - gone
+        outcome.unmatched += len(batch) - len(chosen)
         if time.monotonic() >= deadline:
             break
     if kept_before is None:

@@ -275,6 +275,7 @@ def test_retry_by_ids_moves_exactly_those_and_is_audited(
         "skipped": 0,
         "target": TARGET,
         "skipped_reasons": {},
+        "unmatched": 0,
         "full": False,
         "remaining": 0,
         "position": None,
@@ -329,6 +330,8 @@ def test_retry_all_with_filter_stops_when_full_then_continues_from_position(
     assert retried == [n for n in range(200) if n % 2]
     assert failed_in(redis_client) == [n for n in range(200) if not n % 2]
     assert answers[-1]["position"] == 100 and not answers[-1]["full"]
+    assert sum(a["unmatched"] for a in answers) == 100, "each call counts the even n it examined once"
+    assert "100 did not match" not in answers[-1]["detail"], "a call's sentence counts that call only"
     trail = AuditEntry.objects.filter(action="dlq.retry_all").order_by("pk")
     assert [a.count for a in trail] == [40, 40, 20]
     assert trail[0].detail["filters"] == {"q": "detector unavailable"}
@@ -408,6 +411,7 @@ def test_delete_all_matching_and_restore_to_source(
     body = {"all": True, "filter": {"camera": "porch", "since": "2026-02-11T22:01"}}
     result = post(operator_client, url("delete"), body).json()
     assert (result["deleted"], result["remaining"], result["position"]) == (2, 0, 4)
+    assert result["unmatched"] == 4 and "4 did not match the filter (left in place)" in result["detail"]
     assert failed_in(redis_client) == [0, 3, 4, 5]
     ids = list(ArchivedItem.objects.values_list("pk", flat=True))
     restored = post(operator_client, "/api/archive/restore/", {"ids": ids, "to_source": True}).json()

@@ -520,6 +520,7 @@ def test_api_deletes_and_retries_stream_entries_by_id(
     assert deleted.status_code == 200
     body = deleted.json()
     assert set(body) == {"deleted", "archived", "skipped", "skipped_reasons", "remaining", "position"} | {
+        "unmatched",
         "audit_id",
         "detail",
         "deletion",
@@ -622,7 +623,9 @@ def test_dlq_command_retries_and_deletes_stream_dlqs(redis_client: redis.Redis) 
     undo = f"Undo: manage.py dlq restore {DLQ} --deletion {deletion}"
     assert deleted == [f"Deleted 1 (archived) of {DLQ}.", undo]
     assert run("retry", DLQ, "--ids", ids[1], ids[1]).strip() == f"Retried 1 of {DLQ} to {STREAM}."
-    assert run("retry", DLQ, "--all", "--camera", "cam0").strip() == f"Retried 1 of {DLQ} to {STREAM}."
+    assert run("retry", DLQ, "--all", "--camera", "cam0").strip() == (
+        f"Retried 1 of {DLQ} to {STREAM}; 2 did not match the filter (left in place)."
+    )
     assert numbers(redis_client, DLQ) == [2, 4] and numbers(redis_client, STREAM) == [1, 3]
     assert run("retry", DLQ, "--all").strip() == f"Retried 2 of {DLQ} to {STREAM}."
     assert redis_client.xlen(DLQ) == 0 and numbers(redis_client, STREAM) == [1, 3, 2, 4]

@@ -132,7 +132,9 @@ def test_retry_all_matching_moves_only_matches_with_exact_progress(
             break
         data = {**data, "nonce": reply["nonce"], "start": reply["start"], "tally": reply["tally"]}
     assert [(r["handled"], r["planned"]) for r in replies] == [(3, 9), (6, 9), (9, 9)]
-    assert replies[-1]["summary"] == f"Retried 3 of {DLQ} to {STREAM}."
+    assert replies[-1]["summary"] == (
+        f"Retried 3 of {DLQ} to {STREAM}; 6 did not match the filter (left in place)."
+    )
     assert numbers(redis_client, STREAM) == [1, 4, 7]
     assert ids_in(redis_client) == [ids[i] for i in (0, 2, 3, 5, 6, 8)], "the rest stay, in order"
     audits = AuditEntry.objects.filter(action="dlq.retry_all")
@@ -142,7 +144,8 @@ def test_retry_all_matching_moves_only_matches_with_exact_progress(
 def test_delete_all_matching_archives_only_matches(redis_client: redis.Redis, operator: User) -> None:
     ids = fill_cameras(redis_client, ["yard", "porch", "yard"])
     reply = chunk(logged_in(operator), "delete", {"nonce": "d-0", "start": "-", "camera": "yard"}).json()
-    assert reply["finished"] and reply["summary"] == f"Deleted 2 (archived) of {DLQ}."
+    assert reply["finished"]
+    assert reply["summary"] == f"Deleted 2 (archived) of {DLQ}; 1 did not match the filter (left in place)."
     assert ids_in(redis_client) == [ids[1]]
     assert sorted(ArchivedItem.objects.values_list("entry_id", flat=True)) == [ids[0], ids[2]]
 
