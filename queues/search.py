@@ -48,19 +48,32 @@ def search(
     With ``limit`` it stops after that many matches (the browser); without, it only counts.
     """
     seen = {"total": 0}
-
-    def entries() -> Iterator[dlq.Entry]:
-        position, end = start, start + max_examined
-        while position < end:
-            chunk = dlq.page(client, key, position, min(100, end - position), newest_first)
-            seen["total"] = chunk.total
-            if not chunk.entries:
-                return
-            position += len(chunk.entries)
-            yield from chunk.entries
-
-    walked = walk(entries(), select, limit)
+    entries = read(client, key, start=start, newest_first=newest_first, max_examined=max_examined, seen=seen)
+    walked = walk(entries, select, limit)
     return Scan(walked.found, walked.matched, start, start + walked.examined, seen["total"])
+
+
+def read(
+    client: redis.Redis,
+    key: str,
+    *,
+    start: int = 0,
+    newest_first: bool = False,
+    max_examined: int = MAX_EXAMINED,
+    seen: dict[str, int] | None = None,
+) -> Iterator[dlq.Entry]:
+    """At most ``max_examined`` entries from ``start``, a page of 100 per round trip, read as they
+    are consumed; ``seen["total"]`` is the list's length as the last page found it."""
+    seen = {} if seen is None else seen
+    position, end = start, start + max_examined
+    seen["total"] = 0
+    while position < end:
+        chunk = dlq.page(client, key, position, min(100, end - position), newest_first)
+        seen["total"] = chunk.total
+        if not chunk.entries:
+            return
+        position += len(chunk.entries)
+        yield from chunk.entries
 
 
 @dataclass(frozen=True)

@@ -208,32 +208,46 @@ def search(
 
     With ``limit`` it stops after that many matches (the item browser); without, it only counts.
     """
-    seen: dict[str, Any] = {"last": None, "end": False}
-
-    def entries() -> Iterator[StreamEntry]:
-        position, examined = (None if after == "-" else after), 0
-        while examined < max_examined:
-            count = min(SEARCH_CHUNK, max_examined - examined)
-            start = ("+" if newest_first else "-") if position is None else f"({position}"
-            rows: Any = (
-                client.xrevrange(key, max=start, min="-", count=count)
-                if newest_first
-                else client.xrange(key, min=start, max="+", count=count)
-            )
-            examined += len(rows)
-            short = len(rows) < count  # this read reached the stream's end (newest first: its start)
-            for n, (entry_id, fields) in enumerate(rows, 1):
-                entry = Stored.of(entry_id, fields).text
-                position = seen["last"] = entry.id
-                seen["end"] = short and n == len(rows)
-                yield entry
-            if short:
-                seen["end"] = True
-                return
-
+    seen: dict[str, Any] = {}
+    entries = scan(client, key, after=after, newest_first=newest_first, max_examined=max_examined, seen=seen)
     total = length(client, key)
-    walked = walk(entries(), select, limit)
+    walked = walk(entries, select, limit)
     return StreamScan(walked.found, walked.matched, walked.examined, total, seen["last"], seen["end"])
+
+
+def scan(
+    client: redis.Redis,
+    key: str,
+    *,
+    after: str = "-",
+    newest_first: bool = False,
+    max_examined: int = MAX_EXAMINED,
+    seen: dict[str, Any] | None = None,
+) -> Iterator[StreamEntry]:
+    """At most ``max_examined`` entries after (newest first: before) id ``after``, ``SEARCH_CHUNK`` per
+    read, as they are consumed; ``seen`` says the last id given and whether the stream's end (newest
+    first: its start) came with it."""
+    seen = {} if seen is None else seen
+    seen.update(last=None, end=False)
+    position, examined = (None if after == "-" else after), 0
+    while examined < max_examined:
+        count = min(SEARCH_CHUNK, max_examined - examined)
+        start = ("+" if newest_first else "-") if position is None else f"({position}"
+        rows: Any = (
+            client.xrevrange(key, max=start, min="-", count=count)
+            if newest_first
+            else client.xrange(key, min=start, max="+", count=count)
+        )
+        examined += len(rows)
+        short = len(rows) < count  # this read reached the stream's end (newest first: its start)
+        for n, (entry_id, fields) in enumerate(rows, 1):
+            entry = Stored.of(entry_id, fields).text
+            position = seen["last"] = entry.id
+            seen["end"] = short and n == len(rows)
+            yield entry
+        if short:
+            seen["end"] = True
+            return
 
 
 def read(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
