@@ -42,7 +42,7 @@ from console.models import ArchivedItem
 from console.permissions import CanViewConsole
 from console.redis import get_redis
 from console.roles import ROLES, perm
-from queues import actions, archive, dlq, inventory, keys, streams
+from queues import actions, archive, breakdown, dlq, inventory, keys, streams
 from queues.conf import conf
 from queues.forms import FILTER_NAMES, MAX_ARCHIVE_ID, RUN_ID, new_nonce
 from queues.inventory import QUEUE_FAMILIES, list_queues
@@ -123,12 +123,14 @@ def is_stream(key: str) -> bool:
 
 def dlq_key(key: str, verb: str) -> str:
     """A DLQ the console can retry from or delete from: a list DLQ or a stream DLQ."""
+    return any_dlq_key(key, f"only DLQ entries can be {PAST[verb]}")
+
+
+def any_dlq_key(key: str, only: str) -> str:
+    """A list or stream DLQ, else a 400 that ends with ``only`` (what only a DLQ's entries do)."""
     family = keys.classify(known_key(key)).name
     if family not in inventory.LIST_DLQ_FAMILIES | {"stream_dlq"}:
-        raise Problem(
-            f"{_shown(key)} is a work queue, not a dead-letter queue: only DLQ entries can be {PAST[verb]}.",
-            code="not_a_dlq",
-        )
+        raise Problem(f"{_shown(key)} is a work queue, not a dead-letter queue: {only}.", code="not_a_dlq")
     return key
 
 
@@ -528,6 +530,53 @@ class QueueListView(ConsoleAPIView):
     @extend_schema(responses={200: QueueListSerializer, **errors()})
     def get(self, request: Request) -> Response:
         return Response({"queues": [info.as_dict() for info in list_queues(get_redis())]})
+
+
+class FacetValueSerializer(serializers.Serializer):
+    value = serializers.CharField(
+        help_text="An error type, an error's first line (120 characters at most) or a camera."
+    )
+    count = serializers.IntegerField(help_text="Entries examined with this value.")
+    filter = FilterSerializer(
+        allow_null=True,
+        help_text="The filter (q or camera) that picks these entries: send it with all: true to retry or "
+        "delete them. Null when no filter can (a camera id over 64 characters, or with spaces around it).",
+    )
+
+
+class FacetSerializer(serializers.Serializer):
+    values = FacetValueSerializer(many=True, help_text="The 10 most common values, most common first.")
+    others = serializers.IntegerField(help_text="Entries with a value not listed.")
+    distinct = serializers.IntegerField()
+    missing = serializers.IntegerField(help_text="Entries examined without this field.")
+
+
+class BreakdownSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    total = serializers.IntegerField(help_text="Entries in the DLQ.")
+    examined = serializers.IntegerField(help_text="The newest entries read: at most 5,000 per request.")
+    complete = serializers.BooleanField(help_text="Every entry was examined.")
+    unreadable = serializers.IntegerField(help_text="Entries that cannot be read as DLQ entries.")
+    first_failed = serializers.DateTimeField(allow_null=True)
+    last_failed = serializers.DateTimeField(allow_null=True)
+    error_type = FacetSerializer(
+        help_text="Always empty for a stream DLQ, whose entries carry only a reason."
+    )
+    error = FacetSerializer(help_text="A list entry's error, a stream entry's dlq_reason (first line).")
+    camera = FacetSerializer()
+
+
+class BreakdownView(ConsoleAPIView):
+    """Why a DLQ's newest entries failed: their error types, errors and cameras, counted.
+
+    Reads at most 5,000 entries, newest first (what is failing now). Each value's `filter` picks
+    those entries: the `filter` of a retry or delete with `all`, or the item browser's query."""
+
+    @extend_schema(parameters=[KEY], responses={200: BreakdownSerializer, **errors(400, 404)})
+    def get(self, request: Request, key: str) -> Response:
+        any_dlq_key(key, "only DLQ entries say why they failed")
+        read = breakdown.of_stream if is_stream(key) else breakdown.of_list
+        return Response(read(get_redis(), key).as_json())
 
 
 class QueueItemsView(ConsoleAPIView):

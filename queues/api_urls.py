@@ -9,6 +9,7 @@ urlpatterns: list[URLPattern] = [
     path("overview/", OverviewView.as_view(), name="api-redis-overview"),
     path("queues/", api.QueueListView.as_view(), name="api-queues"),
     path("queues/<path:key>/items/", api.QueueItemsView.as_view(), name="api-queue-items"),
+    path("dlq/<path:key>/breakdown/", api.BreakdownView.as_view(), name="api-dlq-breakdown"),
     path("dlq/<path:key>/retry/", api.RetryView.as_view(), name="api-dlq-retry"),
     path("dlq/<path:key>/delete/", api.DeleteView.as_view(), name="api-dlq-delete"),
     path("archive/", api.ArchiveListView.as_view(), name="api-archive"),

@@ -28,7 +28,7 @@ from console.models import ArchivedItem
 from console.redis import get_redis
 from console.roles import perm
 from console.views import wants_json
-from queues import actions, archive, dlq, inventory, keys, selection, streams, validation
+from queues import actions, archive, breakdown, dlq, inventory, keys, selection, streams, validation
 from queues.actions import BadFilter, Filters
 from queues.conf import conf
 from queues.forms import (
@@ -386,6 +386,11 @@ class QueuePages:
             ),
             path("queues/<path:key>/stream-all/<str:verb>/", view(self.stream_all), name="stream_all"),
             path("queues/<path:key>/matching/<str:verb>/", view(self.matching), name="queue_matching"),
+            path(
+                "queues/<path:key>/breakdown/",
+                view(require_safe(self.failure_breakdown)),
+                name="queue_breakdown",
+            ),
             path("queues/<path:key>/", view(require_safe(self.items)), name="queue_items"),
             path("archive/", view(require_safe(self.archive)), name="archive"),
             path("archive/restore/", view(require_POST(self.restore)), name="archive_restore"),
@@ -434,6 +439,15 @@ class QueuePages:
         if context["selection"] is not None:
             context["selected_here"] = sum(row.entry.id in context["selection"] for row in shown.rows)
         return self.render(request, "items.html", key, context)
+
+    def failure_breakdown(self, request: HttpRequest, key: str) -> HttpResponse:
+        """Why a DLQ's newest entries failed: error types, errors and cameras, with their counts."""
+        target = queue_target(key)
+        if not target.is_dlq:
+            raise Http404(f"{key} is a work queue: only dead-letter queues say why their entries failed.")
+        read = breakdown.of_stream if target.is_stream else breakdown.of_list
+        context = {"target": target, "breakdown": read(get_redis(), key)}
+        return self.render(request, "breakdown.html", f"Why entries of {key} failed", context)
 
     def _stream_items(
         self, request: HttpRequest, target: Target, browse: Browse, context: dict[str, Any]

@@ -780,3 +780,53 @@ def test_progress_page_without_javascript(
             with page.expect_navigation(timeout=30_000):
                 button.click()
         expect(page.locator(".messagelist")).to_contain_text(summary("Deleted", BULK, BULK_DLQ))
+
+
+def test_operator_finds_why_a_dlq_grows_and_retries_that_failure(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """The on-call story: the DLQ page → "Why did they fail?" → the most common error → the item
+    browser filtered to it → "Retry all matching" moves exactly those entries."""
+    key, source = "dlq:browser_why_queue", "browser_why_queue"
+    errors = ["Detector unavailable: ConnectError"] * 3 + ["Invalid image: truncated JPEG"]
+    raws = [
+        encode_payload(
+            {
+                "original_job": {"camera_id": f"cam{n % 2}", "n": n},
+                "error": f"{errors[n % 4]}\nTraceback (most recent call last): …",
+                "error_type": "DetectorUnavailableError" if n % 4 < 3 else "ValueError",
+            }
+        )
+        for n in range(400)
+    ]
+    live_redis.delete(key, source)
+    live_redis.rpush(key, *raws)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/")
+        login(page, base_url, "operator")
+        page.get_by_test_id("breakdown-link").click()
+        expect(page.get_by_test_id("breakdown-scope")).to_contain_text(f"All 400 entries of {key}")
+        errors_table = page.get_by_test_id("facet-error")
+        expect(errors_table.locator("tbody tr").first).to_contain_text(
+            "Detector unavailable: ConnectError 300 75%"
+        )
+        errors_table.get_by_role("link", name="Detector unavailable: ConnectError").click()
+
+        expect(page.locator("[data-testid=scan-note]")).to_contain_text("50 match; showing the first 50")
+        assert "order=newest" in page.url
+        for text in page.locator("[data-testid=entries] tbody tr").all_inner_texts():
+            assert "Detector unavailable: ConnectError" in text
+        page.get_by_role("link", name="Retry all matching…").click()
+        expect(page.locator("[data-testid=confirm-what]")).to_contain_text("Retry all 300 entries of")
+        page.get_by_role("button", name="Yes, retry 300 entries").click()
+        expect(finished(page)).to_contain_text(
+            f"Retried 300 of {key} to {source}; 100 did not match the filter (left in place).", timeout=60_000
+        )
+        assert [decode(raw).value["n"] for raw in live_redis.lrange(source, 0, -1)] == [
+            n for n in range(400) if n % 4 < 3
+        ]
+        assert live_redis.lrange(key, 0, -1) == raws[3::4]
+        assert not problems, problems

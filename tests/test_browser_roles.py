@@ -35,6 +35,7 @@ VIEWER_PAGES = (
     "/",
     "/queues/",
     f"/queues/{DLQ}/",
+    f"/queues/{DLQ}/breakdown/",
     "/queues/hsi:queue:dlq:detection_queue/",
     "/queues/detections:stream/",
     "/archive/",

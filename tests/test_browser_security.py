@@ -28,6 +28,7 @@ PAGES = (
     "/queues/",
     "/queues/detection_queue/",
     f"/queues/{DLQ}/",
+    f"/queues/{DLQ}/breakdown/",
     "/archive/",
     "/jobs/",
     "/jobs/archive/",

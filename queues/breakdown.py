@@ -1,0 +1,185 @@
+"""Why a DLQ's entries failed: its newest entries tallied by error type, error and camera.
+
+The on-call question is "what is failing, and is it one thing?". One request reads at most
+``MAX_EXAMINED`` entries (newest first: what is failing now), like the item browser's search, and
+each value it shows comes with the item browser's filter that lists those entries, from which
+"Retry all matching" retries them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import redis
+
+from queues import dlq, search, streams
+
+TOP = 10  # values listed per facet; the rest are counted as "others"
+ERROR_CHARS = 120  # an error is grouped by its first line, cut here (a prefix the text filter finds)
+CAMERA_CHARS = 64  # the camera filter's own limit: a longer id cannot be filtered on
+
+
+@dataclass(frozen=True)
+class Value:
+    text: str
+    count: int
+    filter: dict[str, str] | None  # the DLQ filter that picks these entries; None if none can
+
+    @property
+    def query(self) -> str:
+        """The item browser's query string that lists these entries, newest first ("" if none can)."""
+        return urlencode({**self.filter, "order": "newest"}) if self.filter else ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"value": self.text, "count": self.count, "filter": self.filter}
+
+
+@dataclass(frozen=True)
+class Facet:
+    name: str  # as in the API: "error_type", "error", "camera"
+    label: str
+    top: list[Value]
+    others: int  # entries whose value is not among the top ones
+    distinct: int
+    missing: int  # entries examined without this field
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "values": [value.as_json() for value in self.top],
+            "others": self.others,
+            "distinct": self.distinct,
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    key: str
+    total: int
+    examined: int
+    facets: list[Facet]
+    unreadable: int  # entries that are not DLQ entries (not JSON, no original job, …)
+    first_failed: datetime | None
+    last_failed: datetime | None
+
+    @property
+    def complete(self) -> bool:
+        return self.examined >= self.total
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "total": self.total,
+            "examined": self.examined,
+            "complete": self.complete,
+            "unreadable": self.unreadable,
+            "first_failed": self.first_failed.isoformat() if self.first_failed else None,
+            "last_failed": self.last_failed.isoformat() if self.last_failed else None,
+            **{facet.name: facet.as_json() for facet in self.facets},
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the breakdown reads of one entry (None: the entry does not say)."""
+
+    error_type: str | None
+    error: str | None
+    camera: str | None
+    failed_at: float | None
+    readable: bool
+
+
+FACETS = (  # name, label, the filter parameter that finds a value, the longest value it can take
+    ("error_type", "Error type", "q", None),
+    ("error", "Error", "q", None),
+    ("camera", "Camera", "camera", CAMERA_CHARS),
+)
+
+
+def of_list(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
+    seen: dict[str, int] = {}
+    entries = search.read(client, key, newest_first=True, max_examined=max_examined, seen=seen)
+    return _tally(key, (_list_failure(entry) for entry in entries), lambda: seen["total"])
+
+
+def of_stream(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
+    total = streams.length(client, key)
+    entries = streams.scan(client, key, newest_first=True, max_examined=max_examined)
+    return _tally(key, (_stream_failure(entry) for entry in entries), lambda: total)
+
+
+def _list_failure(entry: dlq.Entry) -> Failure:
+    job = entry.job or {}
+    return Failure(
+        error_type=_text(entry.field("error_type")),
+        error=_first_line(entry.field("error")),
+        camera=_text(job.get("camera_id")),
+        failed_at=dlq.parse_time(entry.field("last_failed_at")),
+        readable=not entry.problem,
+    )
+
+
+def _stream_failure(entry: streams.StreamEntry) -> Failure:
+    """A stream DLQ entry has a reason (``dlq_reason``) where a list entry has an error and its type."""
+    return Failure(
+        error_type=None,
+        error=_first_line(entry.fields.get("dlq_reason")),
+        camera=_text(entry.fields.get("camera_id")),
+        failed_at=entry.failed_at,
+        readable=True,
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else repr(value)
+
+
+def _first_line(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    first = text.strip().split("\n", 1)[0].strip()
+    return first[:ERROR_CHARS] or None
+
+
+def _tally(key: str, failures: Iterable[Failure], total: Callable[[], int]) -> Breakdown:
+    """Count the failures; ``total`` is asked once they are all read (the list's length as last seen)."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name, *_ in FACETS}
+    missing: Counter[str] = Counter()
+    examined = unreadable = 0
+    times: list[float] = []
+    for failure in failures:
+        examined += 1
+        unreadable += not failure.readable
+        if failure.failed_at is not None:
+            times.append(failure.failed_at)
+        for name, *_ in FACETS:
+            value = getattr(failure, name)
+            if value is None:
+                missing[name] += 1
+            else:
+                counts[name][value] += 1
+    facets = []
+    for name, label, param, longest in FACETS:
+        top = counts[name].most_common(TOP)
+        values = [Value(text, count, _filter(param, text, longest)) for text, count in top]
+        listed = sum(count for _, count in top)
+        others = examined - missing[name] - listed
+        facets.append(Facet(name, label, values, others, len(counts[name]), missing[name]))
+    first = dlq.utc(min(times)) if times else None
+    last = dlq.utc(max(times)) if times else None
+    return Breakdown(key, total(), examined, facets, unreadable, first, last)
+
+
+def _filter(param: str, text: str, longest: int | None) -> dict[str, str] | None:
+    if (longest is not None and len(text) > longest) or text != text.strip():
+        return None  # the filter would not find it: too long for it, or it strips the spaces
+    return {param: text}

@@ -1,0 +1,192 @@
+"""Why a DLQ's entries failed: the breakdown page and API on a real Redis, and its links' filters."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from html import unescape
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from queues import breakdown, search
+from queues.codec import encode_payload
+from tests.conftest import logged_in
+
+pytestmark = pytest.mark.django_db
+
+DLQ, STREAM_DLQ = "dlq:detection_queue", "detections:stream:dlq"
+ERRORS = (  # error, error_type: the first three 2:1:1, stack-trace entries compressed
+    ("Detector unavailable: ConnectError\nTraceback (most recent call last): …", "DetectorUnavailableError"),
+    ("Detector unavailable: ConnectError\nTraceback (most recent call last): …", "DetectorUnavailableError"),
+    ("Detection request timed out after 30.0s", "TimeoutError"),
+    ("Invalid image: truncated JPEG", "ValueError"),
+)
+
+
+def failure(n: int, *, trace: bool = False) -> bytes:
+    error, error_type = ERRORS[n % 4]
+    entry: dict[str, Any] = {
+        "original_job": {"camera_id": f"cam{n % 3}", "file_path": f"/export/{n}.jpg", "n": n},
+        "error": error,
+        "error_type": error_type,
+        "attempt_count": 3,
+        "first_failed_at": "2026-02-11T22:00:00+00:00",
+        "last_failed_at": f"2026-02-11T22:{n % 60:02d}:00+00:00",
+        "queue_name": "detection_queue",
+    }
+    if trace:
+        entry["stack_trace"] = "".join(f'  File "mod_{i}.py", line {i * n}\n' for i in range(80))
+    return encode_payload(entry)
+
+
+def page_url(key: str) -> str:
+    return reverse("admin:queue_breakdown", args=[key])
+
+
+def api_url(key: str) -> str:
+    return f"/api/dlq/{quote(key, safe='')}/breakdown/"
+
+
+def counts(facet: dict[str, Any]) -> dict[str, int]:
+    return {value["value"]: value["count"] for value in facet["values"]}
+
+
+def test_counts_error_types_errors_and_cameras_of_compressed_and_plain_entries(
+    redis_client: redis.Redis, viewer_client: Client
+) -> None:
+    raws = [failure(n, trace=n % 2 == 0) for n in range(120)] + [b"\xff not json", b'{"no": "job"}']
+    redis_client.rpush(DLQ, *raws)
+    assert sum(raw.startswith(b"Z:") for raw in raws) == 60
+    body = viewer_client.get(api_url(DLQ)).json()
+    assert (body["total"], body["examined"], body["complete"], body["unreadable"]) == (122, 122, True, 2)
+    assert counts(body["error_type"]) == {
+        "DetectorUnavailableError": 60,
+        "TimeoutError": 30,
+        "ValueError": 30,
+    }
+    assert counts(body["error"]) == {
+        "Detector unavailable: ConnectError": 60,  # the first line only
+        "Detection request timed out after 30.0s": 30,
+        "Invalid image: truncated JPEG": 30,
+    }
+    assert counts(body["camera"]) == {"cam0": 40, "cam1": 40, "cam2": 40}
+    assert body["camera"]["missing"] == 2 and body["camera"]["others"] == 0
+    assert body["error_type"]["values"][0]["filter"] == {"q": "DetectorUnavailableError"}
+    assert body["camera"]["values"][0]["filter"] in (
+        {"camera": "cam0"},
+        {"camera": "cam1"},
+        {"camera": "cam2"},
+    )
+    assert (body["first_failed"], body["last_failed"]) == (
+        "2026-02-11T22:00:00+00:00",
+        "2026-02-11T22:59:00+00:00",
+    )
+
+
+def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.Redis, operator: User) -> None:
+    """For every value linked, "Retry all matching" with its filter counts what the breakdown counted."""
+    redis_client.rpush(DLQ, *[failure(n, trace=n % 3 == 0) for n in range(300)])
+    client = logged_in(operator)
+    found = breakdown.of_list(redis_client, DLQ)
+    checked = 0
+    for facet in found.facets:
+        for value in facet.top:
+            assert value.filter is not None
+            confirm = client.get(reverse("admin:queue_matching", args=[DLQ, "retry"]), value.filter)
+            assert (confirm.context["count"], confirm.context["exact"]) == (value.count, True), value.text
+            checked += 1
+    assert checked == 3 + 3 + 3
+
+
+def test_the_page_shows_the_newest_entries_and_links_each_value(
+    redis_client: redis.Redis, viewer: User, settings: Any
+) -> None:
+    numbers = [*range(search.MAX_EXAMINED + 40), *[2] * 10]  # the newest: ten more timeouts of cam2
+    redis_client.rpush(DLQ, *[failure(n) for n in numbers])
+    response = logged_in(viewer).get(page_url(DLQ))
+    html = " ".join(unescape(response.content.decode()).split())
+    assert response.status_code == 200
+    scope = f"The newest {search.MAX_EXAMINED:,} of {search.MAX_EXAMINED + 50:,} entries of {DLQ}"
+    assert scope in html
+    newest = Counter(ERRORS[n % 4][1] for n in numbers[-search.MAX_EXAMINED :])
+    assert newest["TimeoutError"] == 1_260 - 12 + 10, "the 50 oldest left out, 12 of them timeouts"
+    error_types = response.context["breakdown"].facets[0].top
+    assert [(v.text, v.count) for v in error_types] == newest.most_common()
+    items = reverse("admin:queue_items", args=[DLQ])
+    assert f'href="{items}?q=TimeoutError&order=newest"' in html
+    assert f'href="{items}?camera=cam2&order=newest"' in html
+    listing = logged_in(viewer).get(reverse("admin:queue_items", args=[DLQ])).content.decode()
+    assert f'href="{page_url(DLQ)}"' in listing, "the DLQ page links to its breakdown"
+
+
+def test_stream_dlqs_are_broken_down_by_reason_and_camera(
+    redis_client: redis.Redis, viewer_client: Client
+) -> None:
+    for n in range(9):
+        fields: dict[Any, Any] = {
+            "camera_id": f"cam{n % 3}",
+            "dlq_reason": "poison_message" if n % 3 else "max_retries\ndetail",
+        }
+        redis_client.xadd(STREAM_DLQ, fields)
+    body = viewer_client.get(api_url(STREAM_DLQ)).json()
+    assert counts(body["error"]) == {"poison_message": 6, "max_retries": 3}
+    assert counts(body["camera"]) == {"cam0": 3, "cam1": 3, "cam2": 3}
+    assert body["error_type"] == {"values": [], "others": 0, "distinct": 0, "missing": 9}
+    html = " ".join(unescape(viewer_client.get(page_url(STREAM_DLQ)).content.decode()).split())
+    assert "All 9 entries of detections:stream:dlq" in html and "poison_message" in html
+
+
+def test_empty_dlqs_work_queues_and_strangers(
+    redis_client: redis.Redis, viewer_client: Client, client: Client
+) -> None:
+    html = viewer_client.get(page_url(DLQ)).content.decode()
+    assert f"{DLQ} is empty: nothing has failed." in html
+    assert viewer_client.get(api_url(DLQ)).json()["examined"] == 0
+    refused = viewer_client.get(api_url("detection_queue"))
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "not_a_dlq",
+        "detail": "'detection_queue' is a work queue, not a dead-letter queue: "
+        "only DLQ entries say why they failed.",
+    }
+    assert viewer_client.get(page_url("detection_queue")).status_code == 404
+    assert viewer_client.get(api_url("job:status:x")).status_code == 404
+    assert client.get(page_url(DLQ)).status_code == 302, "login required"
+    assert client.get(api_url(DLQ)).status_code in (401, 403)
+    assert viewer_client.post(page_url(DLQ)).status_code == 405
+
+
+@hypothesis_settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.one_of(st.text(max_size=200), st.integers(), st.none(), st.just("<script>alert(1)</script>")),
+        min_size=3,
+        max_size=3,
+    ),
+    junk=st.binary(max_size=100),
+)
+def test_any_value_is_counted_and_escaped(
+    redis_client: redis.Redis, viewer: User, values: list[Any], junk: bytes
+) -> None:
+    error, error_type, camera = values
+    entry = {"original_job": {"camera_id": camera}, "error": error, "error_type": error_type}
+    redis_client.delete(DLQ)
+    redis_client.rpush(DLQ, json.dumps(entry).encode(), junk)
+    response = logged_in(viewer).get(page_url(DLQ))
+    assert response.status_code == 200
+    assert "<script>alert" not in response.content.decode()
+    body = logged_in(viewer).get(api_url(DLQ)).json()
+    assert body["examined"] == 2
+    assert (
+        sum(Counter(counts(body[name])).total() + body[name]["missing"] for name in ("error", "camera")) == 4
+    )
