@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from html import unescape
+from io import StringIO
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -190,3 +193,25 @@ def test_any_value_is_counted_and_escaped(
     assert (
         sum(Counter(counts(body[name])).total() + body[name]["missing"] for name in ("error", "camera")) == 4
     )
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("dlq", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, *[failure(n, trace=n % 2 == 0) for n in range(8)], b"\xff")
+    lines = run("breakdown", DLQ).splitlines()
+    assert lines[0] == f"{DLQ}: all 9 entries, failed 2026-02-11 22:00:00 to 2026-02-11 22:07:00 UTC."
+    assert lines[1] == "Error type (3 different; 1 without one):"
+    assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--q", "DetectorUnavailableError"]
+    assert "--q 'Detector unavailable: ConnectError'" in lines[6]
+    assert lines[-1] == "1 entry cannot be read as DLQ entries (see 'show')."
+    option = lines[6].split("--q ", 1)[1]
+    retried = run("retry", DLQ, "--all", "--q", shlex.split(option)[0])
+    assert retried.startswith(f"Retried 4 of {DLQ} to detection_queue;")
+    assert run("breakdown", "dlq:nothing_here") == "dlq:nothing_here is empty: nothing has failed.\n"
+    with pytest.raises(CommandError, match="only DLQ entries say why they failed"):
+        run("breakdown", "detection_queue")

@@ -1,4 +1,4 @@
-"""``manage.py dlq``: list queues, show, retry, delete and export DLQ entries from a shell.
+"""``manage.py dlq``: list queues, show, break down, retry, delete and export DLQ entries from a shell.
 
 The same services as the pages and the API; every retry, delete and restore is audited as user
 "system". A delete prints how to undo it (``restore --deletion``). Ctrl-C during ``--all`` or a
@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.exceptions import APIException
 
 from console.redis import explain, get_redis
-from queues import actions, api, archive, dlq, streams
+from queues import actions, api, archive, breakdown, dlq, streams
 from queues.api import describe, json_item
 from queues.conf import conf
 from queues.forms import FILTER_NAMES, RUN_ID, new_nonce
@@ -76,7 +76,7 @@ def add_filters(parser: CommandParser, scope: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "List queues and show, retry, delete or export dead-letter queue entries."
+    help = "List queues and show, break down, retry, delete or export dead-letter queue entries."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -86,6 +86,10 @@ class Command(BaseCommand):
         show.add_argument("--offset", type=int, default=0)
         show.add_argument("--limit", type=int, default=50, help="At most 100 (default 50).")
         show.add_argument("--newest", action="store_true", help="Newest entries first.")
+        why = commands.add_parser(
+            "breakdown", help="Why a DLQ's newest 5,000 entries failed: error types, errors, cameras."
+        )
+        why.add_argument("key")
         for verb in ("retry", "delete"):
             act = commands.add_parser(verb, help=f"{verb.capitalize()} chosen or all (matching) entries.")
             act.add_argument("key")
@@ -179,6 +183,36 @@ class Command(BaseCommand):
         self.stdout.write(f"{printable(page.key)}: {page.total} entries; {len(page.entries)} shown, {order}.")
         for entry in page.entries:
             self.stdout.write(entry_line(entry))
+
+    def do_breakdown(self, client: redis.Redis, options: dict[str, Any]) -> None:
+        """Each facet's most common values with their count, share and the option that picks them
+        (for ``retry --all`` or ``delete --all``)."""
+        key = api.any_dlq_key(options["key"], "only DLQ entries say why they failed")
+        found = (breakdown.of_stream if api.is_stream(key) else breakdown.of_list)(client, key)
+        if not found.examined:
+            self.stdout.write(f"{printable(key)} is empty: nothing has failed.")
+            return
+        scope = "all" if found.complete else f"the newest {found.examined:,} of"
+        span, moment = "", "%Y-%m-%d %H:%M:%S"
+        if found.first_failed and found.last_failed:
+            span = f", failed {found.first_failed:{moment}} to {found.last_failed:{moment}} UTC"
+        self.stdout.write(f"{printable(key)}: {scope} {found.total:,} entries{span}.")
+        for facet in (facet for facet in found.facets if facet.top):
+            without = f"; {facet.missing:,} without one" if facet.missing else ""
+            self.stdout.write(f"{facet.label} ({facet.distinct:,} different{without}):")
+            for value in facet.top:
+                share = f"{value.count / found.examined:.0%}"
+                option = " ".join(
+                    f"--{name} {shlex.quote(text)}" for name, text in (value.filter or {}).items()
+                )
+                self.stdout.write(
+                    f"  {value.count:>9,}  {share:>4}  {printable(value.text, 70):<70}  {option}"
+                )
+            if facet.others:
+                self.stdout.write(f"  {facet.others:>9,}        (other values)")
+        if found.unreadable:
+            some = "1 entry cannot" if found.unreadable == 1 else f"{found.unreadable:,} entries cannot"
+            self.stdout.write(f"{some} be read as DLQ entries (see 'show').")
 
     def do_retry(self, client: redis.Redis, options: dict[str, Any]) -> None:
         self._act(client, "retry", options)
