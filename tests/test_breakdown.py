@@ -212,6 +212,8 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
     option = lines[6].split("--q ", 1)[1]
     retried = run("retry", DLQ, "--all", "--q", shlex.split(option)[0])
     assert retried.startswith(f"Retried 4 of {DLQ} to detection_queue;")
+    redis_client.rpush("dlq:hostile", json.dumps({"original_job": {}, "error": "\x1b[2J wiped"}).encode())
+    assert "\x1b" not in run("breakdown", "dlq:hostile") and "?[2J wiped" in run("breakdown", "dlq:hostile")
     assert run("breakdown", "dlq:nothing_here") == "dlq:nothing_here is empty: nothing has failed.\n"
     with pytest.raises(CommandError, match="only DLQ entries say why they failed"):
         run("breakdown", "detection_queue")

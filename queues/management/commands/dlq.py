@@ -202,8 +202,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{facet.label} ({facet.distinct:,} different{without}):")
             for value in facet.top:
                 share = f"{value.count / found.examined:.0%}"
+                picks = (value.filter or {}).items()  # a control character must not reach the terminal
                 option = " ".join(
-                    f"--{name} {shlex.quote(text)}" for name, text in (value.filter or {}).items()
+                    f"--{name} {shlex.quote(text)}" for name, text in picks if text.isprintable()
                 )
                 self.stdout.write(
                     f"  {value.count:>9,}  {share:>4}  {printable(value.text, 70):<70}  {option}"
