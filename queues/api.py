@@ -551,6 +551,20 @@ class FacetSerializer(serializers.Serializer):
     missing = serializers.IntegerField(help_text="Entries examined without this field.")
 
 
+class BucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    count = serializers.IntegerField()
+    filter = FilterSerializer(help_text="since and until (UTC, both inclusive) that pick these entries.")
+
+
+class TimelineSerializer(serializers.Serializer):
+    bucket_seconds = serializers.IntegerField(
+        allow_null=True, help_text="The shortest of 1 min … 1 week that covers the times in 24 buckets."
+    )
+    buckets = BucketSerializer(many=True, help_text="Oldest first, up to the newest failure; empty ones too.")
+    earlier = serializers.IntegerField(help_text="Entries that failed before the first bucket.")
+
+
 class BreakdownSerializer(serializers.Serializer):
     key = serializers.CharField()
     total = serializers.IntegerField(help_text="Entries in the DLQ.")
@@ -564,10 +578,11 @@ class BreakdownSerializer(serializers.Serializer):
     )
     error = FacetSerializer(help_text="A list entry's error, a stream entry's dlq_reason (first line).")
     camera = FacetSerializer()
+    timeline = TimelineSerializer(help_text="When they failed: entries per stretch of time.")
 
 
 class BreakdownView(ConsoleAPIView):
-    """Why a DLQ's newest entries failed: their error types, errors and cameras, counted.
+    """Why a DLQ's newest entries failed: their error types, errors and cameras, counted, and when.
 
     Reads at most 5,000 entries, newest first (what is failing now). Each value's `filter` picks
     those entries: the `filter` of a retry or delete with `all`, or the item browser's query."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +22,8 @@ from queues import dlq, search, streams
 TOP = 10  # values listed per facet; the rest are counted as "others"
 ERROR_CHARS = 120  # an error is grouped by its first line, cut here (a prefix the text filter finds)
 CAMERA_CHARS = 64  # the camera filter's own limit: a longer id cannot be filtered on
+MAX_BUCKETS = 24  # the timeline's stretches: minutes to weeks, whichever keeps it this short
+STRETCHES = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,28 @@ class Facet:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """The entries that failed in one stretch of time, and the filter that lists them."""
+
+    start: datetime
+    seconds: int
+    count: int
+
+    @property
+    def filter(self) -> dict[str, str]:
+        """since and until (both inclusive, UTC like the filter form), to the second."""
+        until = self.start + timedelta(seconds=self.seconds - 1)
+        return {"since": f"{self.start:%Y-%m-%dT%H:%M:%S}", "until": f"{until:%Y-%m-%dT%H:%M:%S}"}
+
+    @property
+    def query(self) -> str:
+        return urlencode({**self.filter, "order": "newest"})
+
+    def as_json(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "count": self.count, "filter": self.filter}
+
+
+@dataclass(frozen=True)
 class Breakdown:
     key: str
     total: int
@@ -66,6 +90,16 @@ class Breakdown:
     unreadable: int  # entries that are not DLQ entries (not JSON, no original job, …)
     first_failed: datetime | None
     last_failed: datetime | None
+    timeline: list[Bucket]  # failures per stretch of time, oldest first, empty stretches included
+    earlier: int  # entries that failed before the timeline's first stretch
+
+    @property
+    def bucket_seconds(self) -> int | None:
+        return self.timeline[0].seconds if self.timeline else None
+
+    @property
+    def busiest(self) -> int:
+        return max((bucket.count for bucket in self.timeline), default=0)
 
     @property
     def complete(self) -> bool:
@@ -81,6 +115,11 @@ class Breakdown:
             "first_failed": self.first_failed.isoformat() if self.first_failed else None,
             "last_failed": self.last_failed.isoformat() if self.last_failed else None,
             **{facet.name: facet.as_json() for facet in self.facets},
+            "timeline": {
+                "bucket_seconds": self.bucket_seconds,
+                "buckets": [bucket.as_json() for bucket in self.timeline],
+                "earlier": self.earlier,
+            },
         }
 
 
@@ -176,7 +215,30 @@ def _tally(key: str, failures: Iterable[Failure], total: Callable[[], int]) -> B
         facets.append(Facet(name, label, values, others, len(counts[name]), missing[name]))
     first = dlq.utc(min(times)) if times else None
     last = dlq.utc(max(times)) if times else None
-    return Breakdown(key, total(), examined, facets, unreadable, first, last)
+    buckets, earlier = timeline(times)
+    return Breakdown(key, total(), examined, facets, unreadable, first, last, buckets, earlier)
+
+
+def timeline(times: list[float]) -> tuple[list[Bucket], int]:
+    """Failures per stretch, up to the newest failure, and how many failed before the first one.
+
+    The stretch is the shortest of ``STRETCHES`` that covers the newest 99 % of the times in
+    ``MAX_BUCKETS`` (so one entry with a time years off cannot flatten the rest into one bar).
+    """
+    if not times:
+        return [], 0
+    ordered = sorted(times)
+    low, last = ordered[len(ordered) // 100], ordered[-1]
+    seconds = next((s for s in STRETCHES if (last - low) / s < MAX_BUCKETS), STRETCHES[-1])
+    counts = Counter(int(moment // seconds) for moment in ordered)
+    newest = int(last // seconds)
+    oldest = max(int(low // seconds), newest - MAX_BUCKETS + 1)
+    buckets = []
+    for index in range(oldest, newest + 1):
+        start = dlq.utc(index * seconds)
+        if start is not None:
+            buckets.append(Bucket(start, seconds, counts[index]))
+    return buckets, sum(count for index, count in counts.items() if index < oldest)
 
 
 def _filter(param: str, text: str, longest: int | None) -> dict[str, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from datetime import UTC, datetime
 from html import unescape
 from io import StringIO
 from typing import Any
@@ -108,6 +109,25 @@ def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.R
             assert (confirm.context["count"], confirm.context["exact"]) == (value.count, True), value.text
             checked += 1
     assert checked == 3 + 3 + 3
+    assert [(f"{b.start:%H:%M}", b.seconds, b.count) for b in found.timeline] == [
+        (f"22:{minute:02d}", 300, 25) for minute in range(0, 60, 5)
+    ], "times 22:00 to 22:59: twelve stretches of 5 minutes, 25 entries each"
+    for bucket in found.timeline:
+        confirm = client.get(reverse("admin:queue_matching", args=[DLQ, "retry"]), bucket.filter)
+        assert confirm.context["count"] == bucket.count, bucket.filter
+
+
+def test_the_timeline_ends_at_the_newest_failure_and_an_odd_time_cannot_flatten_it() -> None:
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC).timestamp()
+    times = [now + second * 36 for second in range(200)] + [now - 25 * 365 * 86400]  # 2 h, and 2001
+    buckets, earlier = breakdown.timeline(times)
+    assert (len(buckets), buckets[0].seconds, earlier) == (24, 300, 1)
+    assert f"{buckets[0].start:%Y-%m-%d %H:%M}" == "2026-11-30 14:00"
+    assert sum(b.count for b in buckets) == 200
+    assert buckets[0].filter == {"since": "2026-11-30T14:00:00", "until": "2026-11-30T14:04:59"}
+    assert breakdown.timeline([]) == ([], 0)
+    weeks, earlier = breakdown.timeline([now - 400 * 86400, now])  # too few entries to call one odd
+    assert (weeks[0].seconds, len(weeks), earlier) == (7 * 86400, 24, 1), "the newest 24 weeks, 1 before"
 
 
 def test_the_page_shows_the_newest_entries_and_links_each_value(
@@ -127,6 +147,8 @@ def test_the_page_shows_the_newest_entries_and_links_each_value(
     items = reverse("admin:queue_items", args=[DLQ])
     assert f'href="{items}?q=TimeoutError&order=newest"' in html
     assert f'href="{items}?camera=cam2&order=newest"' in html
+    assert "When they failed: entries per 5m" in html
+    assert f'href="{items}?since=2026-02-11T22%3A55%3A00&until=2026-02-11T22%3A59%3A59&order=newest"' in html
     listing = logged_in(viewer).get(reverse("admin:queue_items", args=[DLQ])).content.decode()
     assert f'href="{page_url(DLQ)}"' in listing, "the DLQ page links to its breakdown"
 
@@ -209,6 +231,14 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
     assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--q", "DetectorUnavailableError"]
     assert "--q 'Detector unavailable: ConnectError'" in lines[6]
     assert lines[-1] == "1 entry cannot be read as DLQ entries (see 'show')."
+    assert lines[-10:-1] == [
+        "When they failed, per 1m (UTC):",
+        *(
+            f"  2026-02-11 22:{m:02d}          1  "
+            f"--since 2026-02-11T22:{m:02d}:00 --until 2026-02-11T22:{m:02d}:59"
+            for m in range(8)
+        ),
+    ]
     option = lines[6].split("--q ", 1)[1]
     retried = run("retry", DLQ, "--all", "--q", shlex.split(option)[0])
     assert retried.startswith(f"Retried 4 of {DLQ} to detection_queue;")

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.exceptions import APIException
 
 from console.redis import explain, get_redis
+from console.templatetags.console_tags import duration
 from queues import actions, api, archive, breakdown, dlq, streams
 from queues.api import describe, json_item
 from queues.conf import conf
@@ -211,6 +212,13 @@ class Command(BaseCommand):
                 )
             if facet.others:
                 self.stdout.write(f"  {facet.others:>9,}        (other values)")
+        if found.timeline:
+            self.stdout.write(f"When they failed, per {duration(found.bucket_seconds)} (UTC):")
+            if found.earlier:
+                self.stdout.write(f"  {'earlier':<16}  {found.earlier:>9,}")
+            for bucket in found.timeline:
+                picks = f"--since {bucket.filter['since']} --until {bucket.filter['until']}"
+                self.stdout.write(f"  {bucket.start:%Y-%m-%d %H:%M}  {bucket.count:>9,}  {picks}")
         if found.unreadable:
             some = "1 entry cannot" if found.unreadable == 1 else f"{found.unreadable:,} entries cannot"
             self.stdout.write(f"{some} be read as DLQ entries (see 'show').")
