@@ -570,7 +570,9 @@ class BreakdownSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="Entries in the DLQ.")
     examined = serializers.IntegerField(help_text="The newest entries read: at most 5,000 per request.")
     complete = serializers.BooleanField(help_text="Every entry was examined.")
-    unreadable = serializers.IntegerField(help_text="Entries that cannot be read as DLQ entries.")
+    unreadable = serializers.IntegerField(
+        help_text="Entries that are not a JSON object (not JSON, binary, a broken Z: value)."
+    )
     first_failed = serializers.DateTimeField(allow_null=True)
     last_failed = serializers.DateTimeField(allow_null=True)
     error_type = FacetSerializer(

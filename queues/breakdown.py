@@ -87,7 +87,7 @@ class Breakdown:
     total: int
     examined: int
     facets: list[Facet]
-    unreadable: int  # entries that are not DLQ entries (not JSON, no original job, …)
+    unreadable: int  # entries that are not a JSON object (not JSON, binary, broken Z:, …)
     first_failed: datetime | None
     last_failed: datetime | None
     timeline: list[Bucket]  # failures per stretch of time, oldest first, empty stretches included
@@ -160,7 +160,7 @@ def _list_failure(entry: dlq.Entry) -> Failure:
         error=_first_line(entry.field("error")),
         camera=_text(job.get("camera_id")),
         failed_at=dlq.parse_time(entry.field("last_failed_at")),
-        readable=not entry.problem,
+        readable=entry.decoded.is_structured and isinstance(entry.payload, dict),
     )
 
 
@@ -232,7 +232,7 @@ def timeline(times: list[float]) -> tuple[list[Bucket], int]:
     seconds = next((s for s in STRETCHES if (last - low) / s < MAX_BUCKETS), STRETCHES[-1])
     counts = Counter(int(moment // seconds) for moment in ordered)
     newest = int(last // seconds)
-    oldest = max(int(low // seconds), newest - MAX_BUCKETS + 1)
+    oldest = max(int(ordered[0] // seconds), newest - MAX_BUCKETS + 1)  # from the first, if it fits
     buckets = []
     for index in range(oldest, newest + 1):
         start = dlq.utc(index * seconds)

@@ -67,7 +67,7 @@ def counts(facet: dict[str, Any]) -> dict[str, int]:
 def test_counts_error_types_errors_and_cameras_of_compressed_and_plain_entries(
     redis_client: redis.Redis, viewer_client: Client
 ) -> None:
-    raws = [failure(n, trace=n % 2 == 0) for n in range(120)] + [b"\xff not json", b'{"no": "job"}']
+    raws = [failure(n, trace=n % 2 == 0) for n in range(120)] + [b"\xff not json", b"[1, 2]"]
     redis_client.rpush(DLQ, *raws)
     assert sum(raw.startswith(b"Z:") for raw in raws) == 60
     body = viewer_client.get(api_url(DLQ)).json()
@@ -230,7 +230,7 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
     assert lines[1] == "Error type (3 different; 1 without one):"
     assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--q", "DetectorUnavailableError"]
     assert "--q 'Detector unavailable: ConnectError'" in lines[6]
-    assert lines[-1] == "1 entry cannot be read as DLQ entries (see 'show')."
+    assert lines[-1] == "1 entry is not a JSON object (see 'show')."
     assert lines[-10:-1] == [
         "When they failed, per 1m (UTC):",
         *(

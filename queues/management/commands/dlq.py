@@ -217,11 +217,11 @@ class Command(BaseCommand):
             if found.earlier:
                 self.stdout.write(f"  {'earlier':<16}  {found.earlier:>9,}")
             for bucket in found.timeline:
-                picks = f"--since {bucket.filter['since']} --until {bucket.filter['until']}"
-                self.stdout.write(f"  {bucket.start:%Y-%m-%d %H:%M}  {bucket.count:>9,}  {picks}")
+                stretch = f"--since {bucket.filter['since']} --until {bucket.filter['until']}"
+                self.stdout.write(f"  {bucket.start:%Y-%m-%d %H:%M}  {bucket.count:>9,}  {stretch}")
         if found.unreadable:
-            some = "1 entry cannot" if found.unreadable == 1 else f"{found.unreadable:,} entries cannot"
-            self.stdout.write(f"{some} be read as DLQ entries (see 'show').")
+            some = "1 entry is" if found.unreadable == 1 else f"{found.unreadable:,} entries are"
+            self.stdout.write(f"{some} not a JSON object (see 'show').")
 
     def do_retry(self, client: redis.Redis, options: dict[str, Any]) -> None:
         self._act(client, "retry", options)
