@@ -5,6 +5,7 @@ Run on demand: ``.venv/bin/python bench/dlq.py`` (smaller: ``--page-entries 1000
 measures each console operation next to its raw floor from the same run:
 
 - a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
+- the failure breakdown of the newest 5,000 entries (``breakdown.of_list``) against reading them raw;
 - retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
   and RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
   for each shape of entry in ``SHAPES``: HSI's plain JSON (the script decodes them), ``Z:`` with a
@@ -48,7 +49,7 @@ import redis  # noqa: E402
 
 django.setup()
 
-from queues import dlq  # noqa: E402
+from queues import breakdown, dlq, search  # noqa: E402
 from tests.factories import failure  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
@@ -129,6 +130,29 @@ def bench_page(client: redis.Redis, entries: int, runs: int) -> None:
         f"  target page <= {factor:g} x raw + {extra * 1000:g} ms = {ms(budget).strip()}: "
         f"{verdict(statistics.median(page) <= budget)}"
     )
+
+
+def bench_breakdown(client: redis.Redis, entries: int, runs: int) -> None:
+    """Why they failed: the newest 5,000 entries decoded and counted, against reading them raw
+    (``LRANGE`` of the same 5,000, 100 per call as the breakdown reads them)."""
+    examined = search.MAX_EXAMINED
+    print(f"breakdown of the newest {examined:,} of {entries:,} entries ({runs} runs):")
+    for shape in ("plain", "traced"):
+        label, make = SHAPES[shape]
+        fill(client, entries, make)
+        assert breakdown.of_list(client, DLQ).examined == examined
+
+        def raw() -> None:
+            for start in range(entries - examined, entries, 100):
+                client.lrange(DLQ, start, start + 99)
+
+        floor = [timed(raw) for _ in range(runs)]
+        took = [timed(lambda: breakdown.of_list(client, DLQ)) for _ in range(runs)]
+        median, raw_median = statistics.median(took), statistics.median(floor)
+        print(
+            f"  {label}: median {ms(median)} (best {ms(min(took)).strip()}), raw LRANGE {ms(raw_median)}, "
+            f"ratio {median / raw_median:.1f}x"
+        )
 
 
 def redis_usec(client: redis.Redis, *names: str) -> int:
@@ -328,6 +352,7 @@ def main() -> None:
         try:
             print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
             bench_page(client, args.page_entries, args.runs * 10)
+            bench_breakdown(client, args.page_entries, args.runs * 3)
             bench_retry(client, args.retry_entries, args.runs, "plain")
             bench_retry(client, args.retry_entries, args.runs, "mixed")
             bench_retry(client, args.retry_entries // 5, args.runs, "traced")
