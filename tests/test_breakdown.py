@@ -151,6 +151,13 @@ def test_the_page_shows_the_newest_entries_and_links_each_value(
     assert f'href="{items}?since=2026-02-11T22%3A55%3A00&until=2026-02-11T22%3A59%3A59&order=newest"' in html
     listing = logged_in(viewer).get(reverse("admin:queue_items", args=[DLQ])).content.decode()
     assert f'href="{page_url(DLQ)}"' in listing, "the DLQ page links to its breakdown"
+    queues = logged_in(viewer).get(reverse("admin:queue_list")).content.decode()
+    assert f'href="{page_url(DLQ)}" data-testid="why"' in queues, "so does the DLQ's row of the queue list"
+    redis_client.rpush("detection_queue", b"{}")
+    queues = logged_in(viewer).get(reverse("admin:queue_list")).content.decode()
+    assert 'data-key="detection_queue"' in queues and queues.count('data-testid="why"') == 1, (
+        "not a work queue"
+    )
 
 
 def test_stream_dlqs_are_broken_down_by_reason_and_camera(
