@@ -92,6 +92,8 @@ def test_dashboard_leads_with_queues_hsi_stops_writing(viewer_client: Client, re
     flagged = re.findall(r'<li class="(\w+)" data-key="([^"]+)"><a href="([^"]+)">', html)
     assert flagged == [("error", "hsi:queue:dlq:analysis_queue", "/queues/hsi:queue:dlq:analysis_queue/")]
     assert "Full (4 of 4): HSI rejects every new failure" in html
+    why = re.findall(r'<a href="([^"]+)" data-testid="alert-why">Why did they fail\?</a>', html)
+    assert why == ["/queues/hsi:queue:dlq:analysis_queue/breakdown/"], "a full DLQ's alert asks why"
     redis_client.rpush("detection_queue", b"{}")
     alerts = viewer_client.get("/").context["overview"].queue_alerts
     assert [(a["key"], a["level"]) for a in alerts] == [
@@ -99,6 +101,7 @@ def test_dashboard_leads_with_queues_hsi_stops_writing(viewer_client: Client, re
         ("hsi:queue:dlq:analysis_queue", "full"),
     ], "in the queue list's order"
     assert "dlq:overflow:detection_queue" in alerts[0]["alert"], "where HSI's producers evict to"
+    assert viewer_client.get("/").content.decode().count('data-testid="alert-why"') == 1, "not a work queue's"
     redis_client.delete("hsi:queue:dlq:analysis_queue", "detection_queue")
     assert 'data-testid="queue-alerts"' not in viewer_client.get("/").content.decode()
 
