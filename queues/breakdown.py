@@ -1,9 +1,10 @@
-"""Why a DLQ's entries failed: its newest entries tallied by error type, error and camera.
+"""Why a DLQ's entries failed: its newest entries tallied by error type, error and camera, and when.
 
-The on-call question is "what is failing, and is it one thing?". One request reads at most
-``MAX_EXAMINED`` entries (newest first: what is failing now), like the item browser's search, and
-each value it shows comes with the item browser's filter that lists those entries, from which
-"Retry all matching" retries them.
+The on-call questions are "what is failing, is it one thing, and since when?". One request reads
+at most ``MAX_EXAMINED`` entries (newest first: what is failing now), like the item browser's
+search, and each value or stretch of time it shows comes with the DLQ filter that picks those
+entries, from which "Retry all matching" retries them. An error type's filter is the error text
+filter, which also finds the type's name inside an error message, so it can pick a few more.
 """
 
 from __future__ import annotations
