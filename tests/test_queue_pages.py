@@ -231,10 +231,12 @@ def test_queue_list_shows_depths_fill_ages_groups_and_sources(
     assert re.search(r'<tr data-key="detection_queue" class="queues-warning">', html)
     assert re.search(r'<tr data-key="dlq:detection_queue" class="queues-full">', html)
     assert "80% of 50 · filling up" in html and "124% of 50 · full" in html
-    alert = r'<li class="(\w+)" data-key="([^"]+)"><a href="([^"]+)">[^<]+</a>: ([^<]+)</li>'
+    alert = r'<li class="(\w+)" data-key="([^"]+)"><a href="([^"]+)">[^<]+</a>: ([^<]+)(.*?)</li>'
     alerts = re.findall(alert, html)
-    assert [(level, key) for level, key, _, _ in alerts] == [("error", DLQ), ("warning", TARGET)], "full 1st"
+    assert [(level, key) for level, key, *_ in alerts] == [("error", DLQ), ("warning", TARGET)], "full 1st"
     assert alerts[0][2] == url("queue_items", DLQ)
+    why = f'<a href="{url("queue_breakdown", DLQ)}" data-testid="alert-why">Why did they fail?</a>'
+    assert (alerts[0][4], alerts[1][4]) == (why, ""), "a DLQ's alert asks why; a work queue's does not"
     assert alerts[0][3].startswith("Full (62 of 50): HSI rejects every new failure")
     overflow = rows["dlq:overflow:analysis_queue"]
     assert overflow.max_size is None and overflow.level == "ok", "HSI appends to an overflow DLQ freely"
