@@ -46,6 +46,7 @@ from queues import actions, archive, breakdown, dlq, inventory, keys, streams
 from queues.conf import conf
 from queues.forms import FILTER_NAMES, MAX_ARCHIVE_ID, RUN_ID, new_nonce
 from queues.inventory import QUEUE_FAMILIES, list_queues
+from queues.server_report import Change, changes
 
 PERMISSION = {"retry": "retry_items", "delete": "delete_items"}
 PAST = {"retry": "retried", "delete": "deleted", "restore": "restored"}
@@ -230,6 +231,11 @@ class StreamGroupSerializer(serializers.Serializer):
         }
 
 
+class ChangeSerializer(serializers.Serializer):
+    entries = serializers.IntegerField(help_text="Length now minus length then: positive when it grew.")
+    seconds = serializers.IntegerField(help_text="How long ago then was (at least 60, about 900).")
+
+
 class QueueInfoSerializer(serializers.Serializer):
     key = serializers.CharField()
     kind = serializers.ChoiceField(choices=["queue", "dlq"])
@@ -255,6 +261,11 @@ class QueueInfoSerializer(serializers.Serializer):
     alert = serializers.CharField(allow_null=True, help_text="What level means for HSI and what to do.")
     oldest_age_seconds = serializers.FloatField(allow_null=True)
     groups = StreamGroupSerializer(many=True, help_text="Consumer groups of a stream (empty for a list).")
+    change = ChangeSerializer(
+        allow_null=True,
+        help_text="How much the length changed since the relay's first sample of the last 15 minutes; "
+        "null without one (the relay not running) or for a queue that sample does not hold.",
+    )
 
 
 class QueueListSerializer(serializers.Serializer):
@@ -529,7 +540,16 @@ class QueueListView(ConsoleAPIView):
 
     @extend_schema(responses={200: QueueListSerializer, **errors()})
     def get(self, request: Request) -> Response:
-        return Response({"queues": [info.as_dict() for info in list_queues(get_redis())]})
+        client = get_redis()
+        infos = list_queues(client)
+        trend = changes(client, {info.key: info.length for info in infos})
+        return Response(
+            {"queues": [{**info.as_dict(), "change": _change(trend.get(info.key))} for info in infos]}
+        )
+
+
+def _change(change: Change | None) -> dict[str, int] | None:
+    return change.as_dict() if change else None
 
 
 class FacetValueSerializer(serializers.Serializer):

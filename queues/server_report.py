@@ -37,6 +37,8 @@ HSI_CHANNELS = (keys.SECURITY_EVENTS, keys.SYSTEM_STATUS, keys.PERFORMANCE_UPDAT
 COMMAND_TEXT = 300
 CACHE_KEY = "server_report"
 HISTORY_COUNT = 2000  # stream entries read at most (an hour at one sample every 1.8 s)
+CHANGE_SECONDS = 900  # the queue list's trend: change in length over the last 15 minutes
+MIN_CHANGE_SECONDS = 60  # a sample younger than this says too little to show a trend
 HISTORY_SERIES = 8  # queues and DLQs charted, the deepest now first
 SPARK_WIDTH = 300
 SPARK_HEIGHT = 48
@@ -354,30 +356,73 @@ def sparkline(label: str, times: list[int], values: list[int], limit: int = 0) -
     )
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One of the relay's samples in ``console:live:history``: when, used memory, every queue's length."""
+
+    ms: int
+    used_memory: int
+    depths: dict[str, int]
+
+    @classmethod
+    def of(cls, entry_id: Any, fields: Any) -> Sample | None:
+        """The sample, or None when the entry is not one (the stream is Redis data: anything goes)."""
+        if entry_id is None or not fields:
+            return None
+        values = {text(k): text(v) for k, v in fields.items()}
+        try:
+            depths = json.loads(values.get("depths", "{}"))
+            used = int(values.get("used_memory", "0"))
+            ms = int(text(entry_id).split("-", 1)[0])
+        except ValueError:
+            return None
+        if not isinstance(depths, dict):
+            return None
+        lengths = {str(k): v for k, v in depths.items() if isinstance(v, int) and not isinstance(v, bool)}
+        return cls(ms, used, lengths)
+
+
+def sample_since(client: redis.Redis, seconds: int, now_ms: int | None = None) -> Sample | None:
+    """The relay's first sample of the last ``seconds`` (one XRANGE), or None if it took none."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    for entry_id, fields in client.xrange(HISTORY_KEY, f"{now_ms - seconds * 1000}", "+", count=10) or []:
+        if (sample := Sample.of(entry_id, fields)) is not None:
+            return sample
+    return None
+
+
+@dataclass(frozen=True)
+class Change:
+    """How much a queue's length changed over the last ``seconds`` (the queue list's trend)."""
+
+    entries: int
+    seconds: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"entries": self.entries, "seconds": self.seconds}
+
+
+def changes(client: redis.Redis, lengths: dict[str, int], now_ms: int | None = None) -> dict[str, Change]:
+    """Each queue's change since the relay's first sample of the last ``CHANGE_SECONDS``. A queue
+    that sample does not hold, or a sample under ``MIN_CHANGE_SECONDS`` old, says nothing: no
+    relay, no trend (the relay samples every few seconds while it runs)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    sample = sample_since(client, CHANGE_SECONDS, now_ms)
+    if sample is None or now_ms - sample.ms < MIN_CHANGE_SECONDS * 1000:
+        return {}
+    seconds = round((now_ms - sample.ms) / 1000)
+    past = sample.depths
+    return {key: Change(length - past[key], seconds) for key, length in lengths.items() if key in past}
+
+
 def read_history(client: redis.Redis, maxmemory: int, now_ms: int | None = None) -> History:
     """The last hour of ``console:live:history``: used memory and the deepest queues and DLQs."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     raw = client.xrevrange(HISTORY_KEY, "+", f"{now_ms - HISTORY_SECONDS * 1000}", count=HISTORY_COUNT)
-    times: list[int] = []
-    memory: list[int] = []
-    depths: list[dict[str, int]] = []
-    for entry_id, fields in reversed(raw or []):
-        if entry_id is None or not fields:
-            continue
-        values = {text(k): text(v) for k, v in fields.items()}
-        try:
-            sample = json.loads(values.get("depths", "{}"))
-            used = int(values.get("used_memory", "0"))
-            ms = int(text(entry_id).split("-", 1)[0])
-        except ValueError:
-            continue
-        if not isinstance(sample, dict):
-            continue
-        times.append(ms)
-        memory.append(used)
-        depths.append(
-            {str(k): v for k, v in sample.items() if isinstance(v, int) and not isinstance(v, bool)}
-        )
+    samples = [s for s in (Sample.of(entry_id, fields) for entry_id, fields in reversed(raw or [])) if s]
+    times = [sample.ms for sample in samples]
+    memory = [sample.used_memory for sample in samples]
+    depths = [sample.depths for sample in samples]
     if not times:
         return History()
     latest = depths[-1]

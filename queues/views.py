@@ -46,6 +46,7 @@ from queues.forms import (
 )
 from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
 from queues.search import Scan, search
+from queues.server_report import CHANGE_SECONDS, changes
 
 ARCHIVE_PER_PAGE = 50
 DASH = "\u2013"  # an en dash, as in "items 1\u201350"
@@ -409,8 +410,11 @@ class QueuePages:
         client = get_redis()
         discovery = inventory.discover(client)
         queues = inventory.measure(client, discovery.found)
+        trend = changes(client, {q.key: q.length for q in queues})
         context = {
             "queues": queues,
+            "rows": [(q, trend.get(q.key)) for q in queues],
+            "change_seconds": CHANGE_SECONDS,
             "alerts": inventory.alerts(queues),
             "idle_limit": conf("CONSUMER_IDLE_SECONDS"),
             "discovery": discovery,

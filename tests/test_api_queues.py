@@ -105,6 +105,7 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "groups",
         "level",
         "alert",
+        "change",
     }
     assert queues[DLQ] | {"oldest_age_seconds": None} == {
         "key": DLQ,
@@ -118,6 +119,7 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "groups": [],
         "level": "ok",
         "alert": None,
+        "change": None,  # no relay sample: no trend
     }
     assert queues[DLQ]["oldest_age_seconds"] > 0
     assert (queues[TARGET]["kind"], queues[TARGET]["length"], queues[TARGET]["source"]) == ("queue", 1, None)

@@ -92,3 +92,46 @@ def test_sparkline_scales_memory_from_zero_to_maxmemory() -> None:
 
 def test_history_covers_an_hour() -> None:
     assert history_maxlen(2.0) == 1800 and history_maxlen(0.5) == 7200 and history_maxlen(120) == 60
+
+
+# --- The queue list's trend: change in length over the last 15 minutes -------------------------------
+
+
+def test_queue_list_and_api_show_how_much_each_queue_changed(
+    viewer_client: Client,
+    r: redis.Redis,  # noqa: F811 - fixture
+) -> None:
+    now = int(time.time() * 1000)
+    add(r, now - 20 * 60_000, 1, {"dlq:detection_queue": 1, "detection_queue": 1})  # before the window
+    add(r, now - 10 * 60_000, 1, {"dlq:detection_queue": 100, "detection_queue": 50})  # the first in it
+    add(r, now - 5 * 60_000, 1, {"dlq:detection_queue": 120, "detection_queue": 40})
+    r.rpush("dlq:detection_queue", *[b"{}"] * 130)
+    r.rpush("detection_queue", *[b"{}"] * 20)
+    r.rpush("analysis_queue", b"{}")  # not in the samples: no trend
+    html = viewer_client.get("/queues/").content.decode()
+    cells = dict(re.findall(r'<tr data-key="([^"]+)".*?data-testid="change">(.*?)</td>', html, re.S))
+    assert re.fullmatch(
+        r'<span class="console-warn" title="since 10m ago \(the relay.s sample\)">\+30 in 10m</span>',
+        cells["dlq:detection_queue"],
+    )
+    assert ">-30 in 10m</span>" in cells["detection_queue"] and "console-warn" not in cells["detection_queue"]
+    assert ">—</span>" in cells["analysis_queue"]
+    queues = {q["key"]: q["change"] for q in viewer_client.get("/api/queues/").json()["queues"]}
+    assert (
+        queues["dlq:detection_queue"]["entries"] == 30
+        and 599 <= queues["dlq:detection_queue"]["seconds"] <= 610
+    )
+    assert queues["analysis_queue"] is None
+
+
+def test_no_trend_without_a_sample_of_more_than_a_minute_ago(
+    viewer_client: Client,
+    r: redis.Redis,  # noqa: F811 - fixture
+) -> None:
+    r.rpush("dlq:detection_queue", b"{}")
+    assert viewer_client.get("/api/queues/").json()["queues"][0]["change"] is None, "no relay: no trend"
+    add(r, int(time.time() * 1000) - 20_000, 1, {"dlq:detection_queue": 0})  # 20 s ago: too recent
+    assert viewer_client.get("/api/queues/").json()["queues"][0]["change"] is None
+    r.xadd(HISTORY_KEY, {"depths": "not json"}, id="*")
+    html = viewer_client.get("/queues/").content.decode()
+    assert 'data-testid="change"><span class="console-muted"' in html
