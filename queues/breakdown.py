@@ -143,7 +143,7 @@ FACETS = (  # name, label, the filter parameter that finds a value, the longest 
 
 
 def of_list(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
-    seen: dict[str, int] = {}
+    seen = {"total": 0}  # search.read sets it as it reads
     entries = search.read(client, key, newest_first=True, max_examined=max_examined, seen=seen)
     return _tally(key, (_list_failure(entry) for entry in entries), lambda: seen["total"])
 

@@ -208,7 +208,7 @@ def search(
 
     With ``limit`` it stops after that many matches (the item browser); without, it only counts.
     """
-    seen: dict[str, Any] = {}
+    seen: dict[str, Any] = {"last": None, "end": False}  # scan sets them as it reads
     entries = scan(client, key, after=after, newest_first=newest_first, max_examined=max_examined, seen=seen)
     total = length(client, key)
     walked = walk(entries, select, limit)
