@@ -151,7 +151,8 @@ def of_list(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMIN
 def of_stream(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
     total = streams.length(client, key)
     entries = streams.scan(client, key, newest_first=True, max_examined=max_examined)
-    return _tally(key, (_stream_failure(entry) for entry in entries), lambda: total)
+    failures = (_stream_failure(entry) for entry in entries)
+    return _tally(key, failures, lambda: total, labels={"error": "Reason (dlq_reason)"})
 
 
 def _list_failure(entry: dlq.Entry) -> Failure:
@@ -190,7 +191,9 @@ def _first_line(value: Any) -> str | None:
     return first[:ERROR_CHARS] or None
 
 
-def _tally(key: str, failures: Iterable[Failure], total: Callable[[], int]) -> Breakdown:
+def _tally(
+    key: str, failures: Iterable[Failure], total: Callable[[], int], labels: dict[str, str] | None = None
+) -> Breakdown:
     """Count the failures; ``total`` is asked once they are all read (the list's length as last seen)."""
     counts: dict[str, Counter[str]] = {name: Counter() for name, *_ in FACETS}
     missing: Counter[str] = Counter()
@@ -209,6 +212,7 @@ def _tally(key: str, failures: Iterable[Failure], total: Callable[[], int]) -> B
                 counts[name][value] += 1
     facets = []
     for name, label, param, longest in FACETS:
+        label = (labels or {}).get(name, label)
         top = counts[name].most_common(TOP)
         values = [Value(text, count, _filter(param, text, longest)) for text, count in top]
         listed = sum(count for _, count in top)

@@ -175,6 +175,7 @@ def test_stream_dlqs_are_broken_down_by_reason_and_camera(
     assert body["error_type"] == {"values": [], "others": 0, "distinct": 0, "missing": 9}
     html = " ".join(unescape(viewer_client.get(page_url(STREAM_DLQ)).content.decode()).split())
     assert "All 9 entries of detections:stream:dlq" in html and "poison_message" in html
+    assert "Reason (dlq_reason): 2 different" in html and "Error type" not in html
 
 
 def test_empty_dlqs_work_queues_and_strangers(
