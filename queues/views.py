@@ -578,7 +578,7 @@ class QueuePages:
         state = Progress(target, verb, chunk, tally, kept, back, after=position)
         if as_json:
             return JsonResponse(state.as_json())
-        if state.finished:
+        if state.ends(request):
             report(request, tally.outcome(chunk), verb, tally.run)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": stream_back(data)}
@@ -855,7 +855,7 @@ class QueuePages:
         state = Progress(target, verb, chunk, tally, position, back)
         if wants_json(request):
             return JsonResponse(state.as_json())
-        if state.finished:
+        if state.ends(request):
             report(request, tally.outcome(chunk), verb, tally.run)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": back_query(data)}
@@ -1007,7 +1007,7 @@ class QueuePages:
         state = RestoreProgress(target, "restore", chunk, before.add(chunk, kept), kept, back, str(run.after))
         if as_json:
             return JsonResponse(state.as_json())
-        if state.finished:
+        if state.ends(request):
             (messages.success if state.clean else messages.warning)(request, state.summary)
             return HttpResponseRedirect(back)
         context = {
@@ -1049,6 +1049,16 @@ class Progress:
         return not self.chunk.remaining or self.chunk.full or self.handled >= self.tally.planned
 
     @property
+    def room_later(self) -> bool:
+        """Stopped because the target is full, with entries of the action still to go."""
+        return self.chunk.full and self.handled < self.tally.planned and bool(self.chunk.remaining)
+
+    def ends(self, request: HttpRequest) -> bool:
+        """Whether a page (not bulk.js) shows the outcome now: finished, unless the operator asked to
+        wait for room (``wait``) and it stopped for want of it."""
+        return self.finished and not (request.POST.get("wait") and self.room_later)
+
+    @property
     def summary(self) -> str:
         return self.tally.outcome(self.chunk).summary(VERBS[self.verb][1])
 
@@ -1073,6 +1083,7 @@ class Progress:
     def as_json(self) -> dict[str, Any]:
         return {
             "finished": self.finished,
+            "room_later": self.room_later,  # bulk.js pauses here, or waits for room and goes on
             "summary": self.summary,
             "level": "success" if self.clean else "warning",
             "done": self.tally.done,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -829,4 +830,96 @@ def test_operator_finds_why_a_dlq_grows_and_retries_that_failure(
             n for n in range(400) if n % 4 < 3
         ]
         assert live_redis.lrange(key, 0, -1) == raws[3::4]
+        assert not problems, problems
+
+
+def test_retry_all_waits_for_room_as_hsi_empties_a_full_queue(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_console: LiveConsole,
+    live_redis: redis.Redis,
+) -> None:
+    """A retry of 300 entries into a queue with room for 100: with "wait for room" ticked the page
+    goes on by itself while HSI's workers (a thread here) take entries; the queue never holds more
+    than QUEUE_MAX_SIZE, and every job arrives exactly once."""
+    key, source, limit = "dlq:browser_wait_queue", "browser_wait_queue", 10_000
+    live_redis.delete(key, source)
+    live_redis.rpush(source, *[b"filler"] * (limit - 100))
+    live_redis.rpush(
+        key,
+        *[encode_payload({"original_job": {"camera_id": "yard", "n": n}, "error": "x"}) for n in range(300)],
+    )
+    taken: list[bytes] = []
+    longest = [0]
+    draining = threading.Event()
+    worker_client = redis.Redis.from_url(live_console.env["REDIS_URL"])  # its own connection
+
+    def hsi_worker() -> None:
+        while not draining.wait(0.5):
+            longest[0] = max(longest[0], worker_client.llen(source))
+            popped: Any = worker_client.lpop(source, 50)
+            taken.extend(popped or [])
+
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/matching/retry/")
+        login(page, base_url, "operator")
+        expect(page.get_by_test_id("confirm-room")).to_contain_text(
+            "room for 100 more, so it stops after 100"
+        )
+        page.get_by_test_id("wait-for-room").locator("input").check()
+        page.get_by_role("button", name="Yes, retry up to 100 of 300 entries").click()
+        expect(page.locator("[data-bulk-wait]")).to_be_checked()
+        expect(page.get_by_test_id("bulk-status")).to_contain_text("Waiting for room.")
+        worker = threading.Thread(target=hsi_worker, daemon=True)
+        worker.start()
+        try:
+            expect(page.get_by_test_id("bulk-status")).to_have_text(
+                f"Retried 300 of {key} to {source}.", timeout=60_000
+            )
+        finally:
+            draining.set()
+            worker.join(5)
+            worker_client.close()
+        assert not problems, problems
+    arrived = [
+        decode(raw).value["n"] for raw in [*taken, *live_redis.lrange(source, 0, -1)] if raw != b"filler"
+    ]
+    assert arrived == list(range(300)), "every job once, in order"
+    assert live_redis.llen(key) == 0 and longest[0] <= limit
+
+
+def test_a_run_that_fills_its_target_pauses_and_continue_can_wait_for_room(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Unticking "wait for room" while a run waits makes it pause at the next full step (Continue
+    shown); ticking it again and pressing Continue waits again, and it finishes once there is room."""
+    key, source, limit = "dlq:browser_pause_queue", "browser_pause_queue", 10_000
+    live_redis.delete(key, source)
+    live_redis.rpush(source, *[b"filler"] * (limit - 600))
+    jobs = [
+        encode_payload({"original_job": {"camera_id": "yard", "n": n}, "error": "x"}) for n in range(1_000)
+    ]
+    live_redis.rpush(key, *jobs)
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/matching/retry/")
+        login(page, base_url, "operator")
+        page.get_by_test_id("wait-for-room").locator("input").check()
+        page.get_by_role("button", name="Yes, retry up to 600 of 1,000 entries").click()
+        page.locator("[data-bulk-wait]").uncheck()
+        status = page.get_by_test_id("bulk-status")
+        expect(status).to_contain_text(f"Paused. Retried 600 of {key} to {source}; stopped: {source} is full")
+        expect(page.locator("[data-bulk-continue]")).to_be_visible()
+        assert live_redis.llen(source) == limit and live_redis.llen(key) == 400
+
+        page.locator("[data-bulk-wait]").check()
+        page.locator("[data-bulk-continue]").click()
+        expect(status).to_contain_text("Waiting for room.")
+        live_redis.ltrim(source, limit, -1)  # HSI's workers took every filler and the 600 retried
+        expect(status).to_have_text(f"Retried 1,000 of {key} to {source}.", timeout=60_000)
+        assert [decode(raw).value["n"] for raw in live_redis.lrange(source, 0, -1)] == list(range(600, 1_000))
+        assert live_redis.llen(key) == 0
         assert not problems, problems

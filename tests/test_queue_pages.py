@@ -677,6 +677,47 @@ def test_retry_confirm_pages_say_how_much_room_the_source_has(
     assert room.findall(html) == [("", "custom_work holds 0 of 25 entries: room for 25 more.")]
 
 
+def test_a_run_asked_to_wait_for_room_stays_on_its_progress_page_when_the_target_fills(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 25}
+    seed(redis_client, 30)
+    redis_client.rpush(TARGET, *[b"{}"] * 5)
+    client = logged_in(operator)
+    confirm = client.get(url("queue_matching", DLQ, "retry")).content.decode()
+    assert 'data-testid="wait-for-room"><input type="checkbox" name="wait" value="1">' in confirm
+    assert "When detection_queue is full, wait for room and go on: all 30" in confirm
+    assert (
+        'data-testid="wait-for-room"' not in client.get(url("queue_matching", DLQ, "delete")).content.decode()
+    )
+
+    waiting = post(client, url("queue_matching", DLQ, "retry"), start="0", wait="1")
+    html = unescape(waiting.content.decode())
+    assert waiting.status_code == 200, "the progress page, not the outcome"
+    assert 'name="wait" value="1" data-bulk-wait checked' in html
+    assert "Retried 20 of dlq:detection_queue to detection_queue; stopped: detection_queue is full" in html
+    assert (redis_client.llen(TARGET), redis_client.llen(DLQ)) == (25, 10)
+    step = client.post(
+        url("queue_matching", DLQ, "retry"),
+        {
+            "start": "0",
+            "nonce": views.new_nonce(),
+            "wait": "1",
+            "tally": waiting.context["state"].tally.dumps(),
+        },
+        HTTP_ACCEPT="application/json",
+    ).json()
+    assert (step["finished"], step["room_later"], step["done"]) == (True, True, 20), (
+        "full again: bulk.js waits"
+    )
+
+    stopped = post(client, url("queue_matching", DLQ, "retry"), start="0")
+    assert stopped.status_code == 302, "without wait, a full target ends the run as before"
+    redis_client.delete(TARGET)
+    done = post(client, url("queue_matching", DLQ, "retry"), start="0", wait="1")
+    assert done.status_code == 302 and redis_client.llen(DLQ) == 0, "room enough: it finishes"
+
+
 @pytest.mark.parametrize("verb", ["delete", "retry"])
 def test_a_filtered_run_reaches_every_match_when_another_operator_deletes_what_it_passed(
     redis_client: redis.Redis, operator: User, settings: Any, verb: str

@@ -2,7 +2,12 @@
 // time, each with the next start position and a fresh nonce from the server. Without this script
 // the page's Continue button posts the same form and gets the next progress page. Stop ends the
 // run after the step under way; the form then holds where it stopped, and Continue goes on.
+// When the queue a retry or restore moves to is full, the run pauses there; with "wait for room"
+// ticked it tries again by itself, 2 s later, then less often (up to a minute) while nothing fits.
 import { postForm } from "./post.js";
+
+const FIRST_WAIT_MS = 2000;
+const LONGEST_WAIT_MS = 60000;
 
 const form = document.querySelector("form[data-bulk]");
 if (form) {
@@ -13,7 +18,11 @@ async function run(form) {
   const continueButton = form.querySelector("[data-bulk-continue]");
   const stopButton = form.querySelector("[data-bulk-stop]");
   const hint = form.querySelector("[data-bulk-hint]");
+  const wait = form.querySelector("[data-bulk-wait]");
   let stopAsked = false;
+  let wakeUp = () => {};
+  let delay = FIRST_WAIT_MS;
+  let doneBefore = null;
   continueButton.hidden = true;
   hint.hidden = true;
   stopButton.hidden = false;
@@ -21,6 +30,7 @@ async function run(form) {
     stopAsked = true;
     stopButton.disabled = true;
     stopButton.textContent = "Stopping after this step…";
+    wakeUp();
   });
   const pause = () => {
     stopButton.hidden = true;
@@ -36,7 +46,8 @@ async function run(form) {
       return;
     }
     showProgress(reply);
-    if (reply.finished) {
+    const roomLater = reply.room_later;
+    if (reply.finished && !roomLater) {
       showStatus(reply.summary, reply.level);
       showUndo(reply.undo);
       showStage("finished");
@@ -49,6 +60,28 @@ async function run(form) {
     if (stopAsked) {
       showStatus(`Stopped. ${reply.summary} Continue goes on from here.`, "warning");
       showUndo(reply.undo);
+      showStage("stopped");
+      pause();
+      return;
+    }
+    if (!roomLater) {
+      continue;
+    }
+    if (!wait || !wait.checked) {
+      showStatus(`Paused. ${reply.summary} Continue tries again; tick “wait for room” to go on by itself.`, "warning");
+      showStage("paused");
+      pause();
+      return;
+    }
+    delay = doneBefore === null || reply.done > doneBefore ? FIRST_WAIT_MS : Math.min(delay * 2, LONGEST_WAIT_MS);
+    doneBefore = reply.done;
+    showStatus(`Waiting for room. ${reply.summary} Trying again in ${delay / 1000} s.`, "warning");
+    await new Promise((resolve) => {
+      wakeUp = resolve;
+      setTimeout(resolve, delay);
+    });
+    if (stopAsked) {
+      showStatus(`Stopped while waiting for room. ${reply.summary} Continue goes on from here.`, "warning");
       showStage("stopped");
       pause();
       return;
