@@ -27,6 +27,11 @@ MAX_BUCKETS = 24  # the timeline's stretches: minutes to weeks, whichever keeps 
 STRETCHES = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
 
+def browse_query(filter_: dict[str, str]) -> str:
+    """The item browser's query string for a filter, newest first like the breakdown's sample."""
+    return urlencode({**filter_, "order": "newest"})
+
+
 @dataclass(frozen=True)
 class Value:
     text: str
@@ -35,8 +40,8 @@ class Value:
 
     @property
     def query(self) -> str:
-        """The item browser's query string that lists these entries, newest first ("" if none can)."""
-        return urlencode({**self.filter, "order": "newest"}) if self.filter else ""
+        """The item browser's query string that lists these entries ("" if none can)."""
+        return browse_query(self.filter) if self.filter else ""
 
     def as_json(self) -> dict[str, Any]:
         return {"value": self.text, "count": self.count, "filter": self.filter}
@@ -76,7 +81,7 @@ class Bucket:
 
     @property
     def query(self) -> str:
-        return urlencode({**self.filter, "order": "newest"})
+        return browse_query(self.filter)
 
     def as_json(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "count": self.count, "filter": self.filter}
