@@ -197,6 +197,25 @@ def test_empty_dlqs_work_queues_and_strangers(
     assert viewer_client.post(page_url(DLQ)).status_code == 405
 
 
+def test_one_entry_and_one_unreadable_entry_are_counted_in_the_singular(
+    redis_client: redis.Redis, viewer_client: Client
+) -> None:
+    redis_client.rpush(DLQ, failure(5))
+    html = " ".join(unescape(viewer_client.get(page_url(DLQ)).content.decode()).split())
+    assert f"The only entry of {DLQ}, which failed at 2026-02-11 22:05:00 UTC." in html
+    redis_client.rpush(DLQ, b"\xff not json", json.dumps({"error": "no camera, no type"}).encode())
+    html = " ".join(unescape(viewer_client.get(page_url(DLQ)).content.decode()).split())
+    assert f"All 3 entries of {DLQ}, which failed at 2026-02-11 22:05:00 UTC." in html
+    assert "1 of them is not a JSON object" in html
+    assert "Error: 2 different; 1 entry without one" in html, "the unreadable one"
+    assert "Error type: 1 different; 2 entries without one" in html
+    redis_client.delete(DLQ)
+    redis_client.rpush(DLQ, b"<not json>")
+    html = " ".join(unescape(viewer_client.get(page_url(DLQ)).content.decode()).split())
+    unreadable = '<strong data-testid="unreadable">It is not a JSON object</strong>'
+    assert f"The only entry of {DLQ}. {unreadable}" in html
+
+
 @hypothesis_settings(
     max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
