@@ -280,7 +280,7 @@ def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: i
     def matching(act: dlq.Act, keep: dlq.Keep) -> Callable[[], object]:
         return lambda: dlq.sweep(client, DLQ, act, keep, budget_seconds=3600)
 
-    in_cam0 = dlq.retry_keep(lambda entry: entry.matches(camera="cam0"))
+    in_cam0 = dlq.retry_keep(lambda entry: entry.matches(dlq.Criteria(camera="cam0")))
     cases: list[tuple[str, Shape, Callable[[], object], int]] = [
         ("floor (LPOP + RPUSH script, no checks)", failure, floor_run, 0),
         ("retry-all", failure, retry_all, 0),

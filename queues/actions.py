@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from console import audit
 from queues import archive, dlq, keys, selection, streams, validation
-from queues.forms import new_nonce
+from queues.forms import FILTER_CHARS, new_nonce
 
 SNAPSHOT_ENTRIES = 5
 AUDITED_FINGERPRINTS = 1000
@@ -25,32 +25,34 @@ class BadFilter(ValueError):
 
 
 @dataclass(frozen=True)
-class Filters:
-    text: str = ""
-    camera: str = ""
-    since: float | None = None
-    until: float | None = None
+class Filters(dlq.Criteria):
+    """A DLQ filter as the pages, the API and the commands take it (``FILTER_NAMES``)."""
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> Filters:
+        def text(name: str) -> str:
+            return str(query.get(name, "")).strip()[: FILTER_CHARS[name]]
+
         return cls(
-            text=str(query.get("q", "")).strip()[:200],
-            camera=str(query.get("camera", "")).strip()[:64],
+            text=text("q"),
+            camera=text("camera"),
             since=_moment(query.get("since"), "since"),
             until=_moment(query.get("until"), "until"),
+            error_type=text("type"),
+            error=text("error"),
         )
 
     @property
     def active(self) -> bool:
-        return bool(self.text or self.camera or self.since is not None or self.until is not None)
+        return any(value not in ("", None) for value in asdict(self).values())
 
     def select(self, entry: dlq.Entry | streams.StreamEntry) -> bool:
         """A list DLQ entry (error text or type, job's camera) or a stream DLQ entry (reason, camera_id)."""
-        return entry.matches(self.text, self.camera, self.since, self.until)
+        return entry.matches(self)
 
     def as_query(self) -> dict[str, str]:
-        values = asdict(self)
-        return {("q" if k == "text" else k): _show(v) for k, v in values.items() if v not in ("", None)}
+        names = {"text": "q", "error_type": "type"}
+        return {names.get(k, k): _show(v) for k, v in asdict(self).items() if v not in ("", None)}
 
 
 def _moment(value: Any, name: str) -> float | None:

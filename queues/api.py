@@ -328,7 +328,20 @@ class FilterSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         allow_null=True,
-        help_text="Error text or type (a stream DLQ: its dlq_reason).",
+        help_text="Error text or type contains this, in any case (a stream DLQ: its dlq_reason).",
+    )
+    type = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The error type is exactly this (a stream DLQ has none: nothing matches).",
+    )
+    error = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The error's first line (cut at 120 characters) is exactly this "
+        "(a stream DLQ: its dlq_reason's).",
     )
     camera = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     since = serializers.CharField(
@@ -480,6 +493,10 @@ class ArchiveQuerySerializer(serializers.Serializer):
         min_value=1, max_value=MAX_ARCHIVE_ID, required=False, help_text="Only rows older than this id."
     )
     q = serializers.CharField(required=False, help_text="A DLQ filter: error text or type (stream: reason).")
+    type = serializers.CharField(required=False, help_text="A DLQ filter: the error type, exactly.")
+    error = serializers.CharField(
+        required=False, help_text="A DLQ filter: the error's first line, exactly (stream: the reason's)."
+    )
     camera = serializers.CharField(required=False, help_text="A DLQ filter: the job's camera_id.")
     since = serializers.CharField(required=False, help_text="A DLQ filter: failed at or after (ISO time).")
     until = serializers.CharField(required=False, help_text="A DLQ filter: failed at or before (ISO time).")
@@ -559,8 +576,9 @@ class FacetValueSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Entries examined with this value.")
     filter = FilterSerializer(
         allow_null=True,
-        help_text="The filter (q or camera) that picks these entries: send it with all: true to retry or "
-        "delete them. Null when no filter can (a camera id over 64 characters, or with spaces around it).",
+        help_text="The filter (type, error or camera) that picks exactly these entries: send it with "
+        "all: true to retry or delete them. Null when no filter can (a value longer than the filter "
+        "takes, e.g. a camera id over 64 characters, or one with spaces around it).",
     )
 
 
@@ -780,8 +798,10 @@ class DlqActionView(ConsoleAPIView):
 
 ACTION_NOTES = """
 Body: either `{"ids": [...]}` with refs from the items endpoint (`"<index>:<id>"`, or a bare `"<id>"`;
-at most 1000), or `{"all": true, "filter": {"q", "camera", "since", "until"}, "start": 0}` for every
-matching entry. Optional `"nonce"`: a value unique to this request; sending it again answers 409
+at most 1000), or `{"all": true, "filter": {"q", "type", "error", "camera", "since", "until"},
+"start": 0}` for every matching entry (`q`: error text or type contains it; `type` and `error`: the
+error type and the error's first line are exactly it, as the breakdown's values give them).
+Optional `"nonce"`: a value unique to this request; sending it again answers 409
 `duplicate_submission` and does nothing.
 
 With `all`, one request handles one time-boxed chunk (`HSI_BULK_CHUNK_SECONDS`, 3 seconds by
@@ -795,7 +815,8 @@ see the README); without `unexamined`, someone deleting some of those meanwhile 
 that many entries early.
 
 Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
-(or, with `filter`, those matching it: `q` is looked for in `dlq_reason`, `camera` is `camera_id`, and
+(or, with `filter`, those matching it: `q` is looked for in `dlq_reason`, `error` is its first line,
+`camera` is `camera_id`, and
 `since`/`until` compare `dlq_timestamp`), and its `position` is an entry id: send it back as `"after"`.
 """
 
@@ -885,8 +906,8 @@ class RestoreAllView(ConsoleAPIView):
 
 class ArchiveListView(ConsoleAPIView):
     """Archived (deleted) entries, newest first, at most 100 a request; without their bytes. With a
-    DLQ filter (``q``, ``camera``, ``since``, ``until``) a request examines at most 5,000 rows, as
-    the archive page does; ``next_before`` continues either way."""
+    DLQ filter (``q``, ``type``, ``error``, ``camera``, ``since``, ``until``) a request examines at
+    most 5,000 rows, as the archive page does; ``next_before`` continues either way."""
 
     @extend_schema(parameters=[ArchiveQuerySerializer], responses={200: ArchiveListSerializer, **errors(400)})
     def get(self, request: Request) -> Response:

@@ -3,8 +3,8 @@
 The on-call questions are "what is failing, is it one thing, and since when?". One request reads
 at most ``MAX_EXAMINED`` entries (newest first: what is failing now), like the item browser's
 search, and each value or stretch of time it shows comes with the DLQ filter that picks those
-entries, from which "Retry all matching" retries them. An error type's filter is the error text
-filter, which also finds the type's name inside an error message, so it can pick a few more.
+entries, from which "Retry all matching" retries them: exactly those, since each value's filter
+compares the value the breakdown counted (an error's first line, cut at ``dlq.ERROR_CHARS``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 import redis
 
 from queues import dlq, search, streams
+from queues.forms import FILTER_CHARS
 
 TOP = 10  # values listed per facet; the rest are counted as "others"
-ERROR_CHARS = 120  # an error is grouped by its first line, cut here (a prefix the text filter finds)
-CAMERA_CHARS = 64  # the camera filter's own limit: a longer id cannot be filtered on
 MAX_BUCKETS = 24  # the timeline's stretches: minutes to weeks, whichever keeps it this short
 STRETCHES = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
@@ -140,10 +139,10 @@ class Failure:
     readable: bool
 
 
-FACETS = (  # name, label, the filter parameter that finds a value, the longest value it can take
-    ("error_type", "Error type", "q", None),
-    ("error", "Error", "q", None),
-    ("camera", "Camera", "camera", CAMERA_CHARS),
+FACETS = (  # name, label, the filter parameter that finds exactly a value's entries
+    ("error_type", "Error type", "type"),
+    ("error", "Error", "error"),
+    ("camera", "Camera", "camera"),
 )
 
 
@@ -163,9 +162,9 @@ def of_stream(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAM
 def _list_failure(entry: dlq.Entry) -> Failure:
     job = entry.job or {}
     return Failure(
-        error_type=_text(entry.field("error_type")),
-        error=_first_line(entry.field("error")),
-        camera=_text(job.get("camera_id")),
+        error_type=dlq.as_text(entry.field("error_type")),
+        error=dlq.first_line(entry.field("error")),
+        camera=dlq.as_text(job.get("camera_id")),
         failed_at=dlq.parse_time(entry.field("last_failed_at")),
         readable=entry.decoded.is_structured and isinstance(entry.payload, dict),
     )
@@ -175,25 +174,11 @@ def _stream_failure(entry: streams.StreamEntry) -> Failure:
     """A stream DLQ entry has a reason (``dlq_reason``) where a list entry has an error and its type."""
     return Failure(
         error_type=None,
-        error=_first_line(entry.fields.get("dlq_reason")),
-        camera=_text(entry.fields.get("camera_id")),
+        error=dlq.first_line(entry.fields.get("dlq_reason")),
+        camera=dlq.as_text(entry.fields.get("camera_id")),
         failed_at=entry.failed_at,
         readable=True,
     )
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else repr(value)
-
-
-def _first_line(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    first = text.strip().split("\n", 1)[0].strip()
-    return first[:ERROR_CHARS] or None
 
 
 def _tally(
@@ -216,10 +201,10 @@ def _tally(
             else:
                 counts[name][value] += 1
     facets = []
-    for name, label, param, longest in FACETS:
+    for name, label, param in FACETS:
         label = (labels or {}).get(name, label)
         top = counts[name].most_common(TOP)
-        values = [Value(text, count, _filter(param, text, longest)) for text, count in top]
+        values = [Value(text, count, _filter(param, text)) for text, count in top]
         listed = sum(count for _, count in top)
         others = examined - missing[name] - listed
         facets.append(Facet(name, label, values, others, len(counts[name]), missing[name]))
@@ -251,7 +236,7 @@ def timeline(times: list[float]) -> tuple[list[Bucket], int]:
     return buckets, sum(count for index, count in counts.items() if index < oldest)
 
 
-def _filter(param: str, text: str, longest: int | None) -> dict[str, str] | None:
-    if (longest is not None and len(text) > longest) or text != text.strip():
+def _filter(param: str, text: str) -> dict[str, str] | None:
+    if len(text) > FILTER_CHARS[param] or text != text.strip():
         return None  # the filter would not find it: too long for it, or it strips the spaces
     return {param: text}

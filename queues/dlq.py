@@ -25,6 +25,7 @@ BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command
 SEARCH_WINDOW = 500
 SCRIPT_RUN = 32  # entries in a row worth handing back to retry_run.lua's own decoding
 MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
+ERROR_CHARS = 120  # an error is known by its first line, cut here (breakdown groups, exact filter)
 REQUIRED_FIELDS = (
     "original_job",
     "error",
@@ -76,6 +77,18 @@ def job_span(raw: bytes) -> bytes | None:
 def fingerprint(raw: bytes) -> str:
     """A stable id for an entry's exact bytes (identical entries share it, which is harmless)."""
     return hashlib.blake2b(raw, digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a DLQ filter asks of an entry, list or stream (``actions.Filters`` reads it from a query)."""
+
+    text: str = ""  # in the error or its type (a stream entry: its reason), in any case
+    camera: str = ""
+    since: float | None = None  # failed at or after (epoch seconds)
+    until: float | None = None
+    error_type: str = ""  # exactly (the breakdown's links; the text filter also finds it inside another)
+    error: str = ""  # the error's first line exactly (a stream DLQ: its reason's)
 
 
 @dataclass(frozen=True)
@@ -163,20 +176,40 @@ class Entry:
             raise NotRetryable(self.problem or "no original_job")
         return encode_payload(job)
 
-    def matches(
-        self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None
-    ) -> bool:
-        """The DLQ filters: error text or type, camera, failure time window (epoch seconds)."""
+    def matches(self, criteria: Criteria) -> bool:
+        """The DLQ filters: error text or type, camera, failure time window (epoch seconds), and the
+        exact ones the breakdown links with: error type, error (its first line)."""
+        text, camera, since, until = criteria.text, criteria.camera, criteria.since, criteria.until
         if text:
             haystack = f"{self.field('error') or ''} {self.field('error_type') or ''}".lower()
             if text.lower() not in haystack:
                 return False
+        if criteria.error_type and as_text(self.field("error_type")) != criteria.error_type:
+            return False
+        if criteria.error and first_line(self.field("error")) != criteria.error:
+            return False
         if camera and (self.job or {}).get("camera_id") != camera:
             return False
         failed = parse_time(self.field("last_failed_at"))
         if since is not None and (failed is None or failed < since):
             return False
         return not (until is not None and (failed is None or failed > until))
+
+
+def as_text(value: Any) -> str | None:
+    """A field's value as text (a non-string as its repr); None when it is missing or empty."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else repr(value)
+
+
+def first_line(value: Any) -> str | None:
+    """An error's first line, cut at ``ERROR_CHARS``: what the breakdown counts as one error, and what
+    the exact error filter compares."""
+    text = as_text(value)
+    if text is None:
+        return None
+    return text.strip().split("\n", 1)[0][:ERROR_CHARS].strip() or None
 
 
 def parse_time(value: Any) -> float | None:

@@ -19,7 +19,11 @@ DEFAULT_SIZE = 50
 MAX_OFFSET = 10**15
 MAX_SELECTED = 100
 # The browser's state that a confirmation page carries back (paging, order and the DLQ filters).
-FILTER_NAMES = ("q", "camera", "since", "until")  # a DLQ's (and the archive's) filter, as query names
+# A DLQ's (and the archive's) filter, as query names: error text or type (contains), error type and
+# error (the exact values the breakdown links with), camera, failure time; the text ones with the
+# longest value each takes.
+FILTER_NAMES = ("q", "type", "error", "camera", "since", "until")
+FILTER_CHARS = {"q": 200, "type": 200, "error": dlq.ERROR_CHARS, "camera": 64}
 BACK_PARAMS = ("size", "order", "offset", *FILTER_NAMES)
 
 

@@ -85,14 +85,18 @@ class StreamEntry:
     def failed(self) -> datetime | None:
         return dlq.utc(self.failed_at)
 
-    def matches(
-        self, text: str = "", camera: str = "", since: float | None = None, until: float | None = None
-    ) -> bool:
-        """The DLQ filters on a stream DLQ entry: reason text, camera, failure time window."""
-        if text and text.lower() not in self.fields.get("dlq_reason", "").lower():
+    def matches(self, criteria: dlq.Criteria) -> bool:
+        """The DLQ filters on a stream DLQ entry: reason text, camera, failure time window, and the
+        reason's first line exactly (``error``). It has no error type, so that filter finds none."""
+        if criteria.error_type:
             return False
-        if camera and self.fields.get("camera_id") != camera:
+        if criteria.text and criteria.text.lower() not in self.fields.get("dlq_reason", "").lower():
             return False
+        if criteria.error and dlq.first_line(self.fields.get("dlq_reason")) != criteria.error:
+            return False
+        if criteria.camera and self.fields.get("camera_id") != criteria.camera:
+            return False
+        since, until = criteria.since, criteria.until
         failed = self.failed_at
         return not ((since is not None and failed < since) or (until is not None and failed > until))
 

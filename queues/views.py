@@ -1234,9 +1234,16 @@ def selected_sentence(target: Target, verb: str, count: int) -> str:
 
 
 def describe(filters: Filters, *, stream: bool = False) -> str:
-    names = {"q": "error text or type", "camera": "camera", "since": "failed since", "until": "failed until"}
+    names = {
+        "q": "error text or type",
+        "type": "error type exactly",
+        "error": "error exactly",
+        "camera": "camera",
+        "since": "failed since",
+        "until": "failed until",
+    }
     if stream:
-        names["q"] = "reason"
+        names |= {"q": "reason", "error": "reason exactly"}
     return ", ".join(f"{names[name]} “{value}”" for name, value in filters.as_query().items())
 
 

@@ -84,7 +84,8 @@ def test_counts_error_types_errors_and_cameras_of_compressed_and_plain_entries(
     }
     assert counts(body["camera"]) == {"cam0": 40, "cam1": 40, "cam2": 40}
     assert body["camera"]["missing"] == 2 and body["camera"]["others"] == 0
-    assert body["error_type"]["values"][0]["filter"] == {"q": "DetectorUnavailableError"}
+    assert body["error_type"]["values"][0]["filter"] == {"type": "DetectorUnavailableError"}
+    assert body["error"]["values"][0]["filter"] == {"error": "Detector unavailable: ConnectError"}
     assert body["camera"]["values"][0]["filter"] in (
         {"camera": "cam0"},
         {"camera": "cam1"},
@@ -97,8 +98,15 @@ def test_counts_error_types_errors_and_cameras_of_compressed_and_plain_entries(
 
 
 def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.Redis, operator: User) -> None:
-    """For every value linked, "Retry all matching" with its filter counts what the breakdown counted."""
+    """For every value linked, "Retry all matching" with its filter counts what the breakdown counted,
+    also where one value's text is part of another's (an error type inside another type or error)."""
     redis_client.rpush(DLQ, *[failure(n, trace=n % 3 == 0) for n in range(300)])
+    longer = {  # no failure time: the timeline below is unchanged
+        "original_job": {"camera_id": "cam0"},
+        "error": "Detection request timed out after 30.0s (TimeoutError while reading)",
+        "error_type": "ReadTimeoutError",
+    }
+    redis_client.rpush(DLQ, *[json.dumps(longer).encode()] * 20)
     client = logged_in(operator)
     found = breakdown.of_list(redis_client, DLQ)
     checked = 0
@@ -108,7 +116,9 @@ def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.R
             confirm = client.get(reverse("admin:queue_matching", args=[DLQ, "retry"]), value.filter)
             assert (confirm.context["count"], confirm.context["exact"]) == (value.count, True), value.text
             checked += 1
-    assert checked == 3 + 3 + 3
+    assert checked == 4 + 4 + 3
+    contains = client.get(reverse("admin:queue_matching", args=[DLQ, "retry"]), {"q": "TimeoutError"})
+    assert contains.context["count"] == 75 + 20, "the text filter finds the name inside the others"
     assert [(f"{b.start:%H:%M}", b.seconds, b.count) for b in found.timeline] == [
         (f"22:{minute:02d}", 300, 25) for minute in range(0, 60, 5)
     ], "times 22:00 to 22:59: twelve stretches of 5 minutes, 25 entries each"
@@ -145,7 +155,7 @@ def test_the_page_shows_the_newest_entries_and_links_each_value(
     error_types = response.context["breakdown"].facets[0].top
     assert [(v.text, v.count) for v in error_types] == newest.most_common()
     items = reverse("admin:queue_items", args=[DLQ])
-    assert f'href="{items}?q=TimeoutError&order=newest"' in html
+    assert f'href="{items}?type=TimeoutError&order=newest"' in html
     assert f'href="{items}?camera=cam2&order=newest"' in html
     assert "When they failed: entries per 5m" in html
     assert f'href="{items}?since=2026-02-11T22%3A55%3A00&until=2026-02-11T22%3A59%3A59&order=newest"' in html
@@ -176,6 +186,47 @@ def test_stream_dlqs_are_broken_down_by_reason_and_camera(
     html = " ".join(unescape(viewer_client.get(page_url(STREAM_DLQ)).content.decode()).split())
     assert "All 9 entries of detections:stream:dlq" in html and "poison_message" in html
     assert "Reason (dlq_reason): 2 different" in html and "Error type" not in html
+    assert body["error"]["values"][1]["filter"] == {"error": "max_retries"}
+
+
+def test_the_exact_filters_show_on_the_page_and_act_through_the_api(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    redis_client.rpush(DLQ, *[failure(n) for n in range(8)])
+    longer = {
+        "original_job": {"camera_id": "cam0"},
+        "error": "Detection request timed out",
+        "error_type": "X",
+    }
+    redis_client.rpush(DLQ, json.dumps(longer).encode())  # its error is the start of a timeout's
+    client = logged_in(operator)
+    listing = client.get(
+        reverse("admin:queue_items", args=[DLQ]), {"type": "TimeoutError", "order": "newest"}
+    )
+    html = unescape(listing.content.decode())
+    assert 'name="type" value="TimeoutError"' in html, "the exact filter stays in the form"
+    rows = listing.context["listing"].rows
+    assert [json.loads(row.entry.raw)["original_job"]["n"] for row in rows] == [6, 2]
+    matching = reverse("admin:queue_matching", args=[DLQ, "retry"])
+    assert f'href="{matching}?type=TimeoutError"' in html, "Retry all matching… carries it"
+    confirm = client.get(matching, {"error": "Detection request timed out"})
+    assert confirm.context["count"] == 1, (
+        "the error's first line exactly, not the timeouts that start with it"
+    )
+    assert "error exactly “Detection request timed out”" in unescape(confirm.content.decode())
+    api = f"/api/dlq/{quote(DLQ, safe='')}/retry/"
+    body = {"all": True, "filter": {"type": "TimeoutError"}}
+    answer = client.post(api, json.dumps(body), content_type="application/json").json()
+    assert (answer["retried"], answer["unmatched"]) == (2, 7)
+    assert [json.loads(raw)["n"] for raw in redis_client.lrange("detection_queue", 0, -1)] == [2, 6]
+    for n in range(3):
+        redis_client.xadd(STREAM_DLQ, {"camera_id": "cam0", "dlq_reason": f"max_retries{'!' * n}\ndetail"})
+    stream_api = f"/api/dlq/{quote(STREAM_DLQ, safe='')}/retry/"
+    for filter_, retried in (({"type": "max_retries"}, 0), ({"error": "max_retries!"}, 1)):
+        answer = client.post(
+            stream_api, json.dumps({"all": True, "filter": filter_}), content_type="application/json"
+        )
+        assert answer.json()["retried"] == retried, filter_
 
 
 def test_empty_dlqs_work_queues_and_strangers(
@@ -255,8 +306,8 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
     lines = run("breakdown", DLQ).splitlines()
     assert lines[0] == f"{DLQ}: all 9 entries, failed 2026-02-11 22:00:00 to 2026-02-11 22:07:00 UTC."
     assert lines[1] == "Error type (3 different; 1 without one):"
-    assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--q", "DetectorUnavailableError"]
-    assert "--q 'Detector unavailable: ConnectError'" in lines[6]
+    assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--type", "DetectorUnavailableError"]
+    assert "--error 'Detector unavailable: ConnectError'" in lines[6]
     assert lines[-1] == "1 entry is not a JSON object (see 'show')."
     assert lines[-10:-1] == [
         "When they failed, per 1m (UTC):",
@@ -266,8 +317,8 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
             for m in range(8)
         ),
     ]
-    option = lines[6].split("--q ", 1)[1]
-    retried = run("retry", DLQ, "--all", "--q", shlex.split(option)[0])
+    option = lines[6].split("--error ", 1)[1]
+    retried = run("retry", DLQ, "--all", "--error", shlex.split(option)[0])
     assert retried.startswith(f"Retried 4 of {DLQ} to detection_queue;")
     redis_client.rpush("dlq:hostile", json.dumps({"original_job": {}, "error": "\x1b[2J wiped"}).encode())
     assert "\x1b" not in run("breakdown", "dlq:hostile") and "?[2J wiped" in run("breakdown", "dlq:hostile")

@@ -791,7 +791,8 @@ def test_operator_finds_why_a_dlq_grows_and_retries_that_failure(
     """The on-call story: the DLQ page → "Why did they fail?" → the most common error → the item
     browser filtered to it → "Retry all matching" moves exactly those entries."""
     key, source = "dlq:browser_why_queue", "browser_why_queue"
-    errors = ["Detector unavailable: ConnectError"] * 3 + ["Invalid image: truncated JPEG"]
+    # the fourth error starts like the others: "exactly those" must not mean "those containing it"
+    errors = ["Detector unavailable: ConnectError"] * 3 + ["Detector unavailable: ConnectError (pool)"]
     raws = [
         encode_payload(
             {
@@ -814,9 +815,10 @@ def test_operator_finds_why_a_dlq_grows_and_retries_that_failure(
         expect(errors_table.locator("tbody tr").first).to_contain_text(
             "Detector unavailable: ConnectError 300 75%"
         )
-        errors_table.get_by_role("link", name="Detector unavailable: ConnectError").click()
+        errors_table.get_by_role("link", name="Detector unavailable: ConnectError", exact=True).click()
 
         expect(page.locator("[data-testid=scan-note]")).to_contain_text("50 match; showing the first 50")
+        expect(page.get_by_test_id("exact-error")).to_have_value("Detector unavailable: ConnectError")
         assert "order=newest" in page.url
         for text in page.locator("[data-testid=entries] tbody tr").all_inner_texts():
             assert "Detector unavailable: ConnectError" in text

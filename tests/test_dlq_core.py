@@ -130,7 +130,7 @@ def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis)
 
 def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, *[failure(n) for n in range(1500)])
-    only_odd = dlq.retry_keep(lambda e: e.matches(text="detector unavailable"))
+    only_odd = dlq.retry_keep(lambda e: e.matches(dlq.Criteria(text="detector unavailable")))
     first, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, only_odd, budget_seconds=0)
     half = dlq.BATCH_SIZE // 2  # a spent budget still examines one batch: every step makes progress
     assert (first.done, position, first.remaining) == (half, half, 1500 - dlq.BATCH_SIZE)
@@ -171,7 +171,7 @@ def test_sweep_after_a_full_target_resumes_without_skipping_anything(
 ) -> None:
     settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 40}
     redis_client.rpush(DLQ, *[failure(n) for n in range(200)])
-    odd = dlq.retry_keep(lambda e: e.matches(text="detector unavailable"))
+    odd = dlq.retry_keep(lambda e: e.matches(dlq.Criteria(text="detector unavailable")))
     retried: list[int] = []
     position = 0
     for _ in range(10):

@@ -27,7 +27,7 @@ def window(client: redis.Redis, keep: dlq.Keep, size: int = dlq.BATCH_SIZE) -> d
 
 
 def odd_only(entry: dlq.Entry) -> bool:
-    return entry.matches(text=ODD)
+    return entry.matches(dlq.Criteria(text=ODD))
 
 
 def test_filtered_retry_moves_matches_and_keeps_the_rest_in_order_without_scanning(

@@ -71,6 +71,10 @@ def add_filters(parser: CommandParser, scope: str) -> None:
     parser.add_argument(
         "--q", default="", help=f"{scope}error text or type (stream DLQ: reason) contains this."
     )
+    parser.add_argument("--type", default="", help=f"{scope}error type is exactly this.")
+    parser.add_argument(
+        "--error", default="", help=f"{scope}error's first line (stream DLQ: reason's) is exactly this."
+    )
     parser.add_argument("--camera", default="", help=f"{scope}camera is this one.")
     parser.add_argument("--since", default="", help=f"{scope}failure is at or after this ISO time.")
     parser.add_argument("--until", default="", help=f"{scope}failure is at or before this ISO time.")
