@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -52,26 +53,65 @@ class Filters(dlq.Criteria):
 
     def as_query(self) -> dict[str, str]:
         names = {"text": "q", "error_type": "type"}
-        return {names.get(k, k): _show(v) for k, v in asdict(self).items() if v not in ("", None)}
+        values = asdict(self) | {"since": _show_since(self.since), "until": _show_until(self.until)}
+        return {names.get(k, k): str(v) for k, v in values.items() if v not in ("", None)}
+
+
+ISO_PARTS = re.compile(r"\d{4}-?\d{2}-?\d{2}(?:[T ](\d{2})(:?\d{2})?(:?\d{2})?([.,]\d+)?)?")
+INSTANT = timedelta(microseconds=1)
 
 
 def _moment(value: Any, name: str) -> float | None:
+    """``since`` from the instant it names; ``until`` to the end of the day, hour, minute or second
+    it names ("until 22:04" takes 22:04:59.7 too: HSI's times have microseconds), or to the very
+    instant when it has a fraction of a second."""
     if value in (None, ""):
         return None
+    text = str(value).strip()
     try:
-        return datetime.fromisoformat(str(value)).timestamp()
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise BadFilter(
-            f"'{name}' must be a date and time like 2026-02-11T22:04, not {str(value)[:40]!r}."
+            f"'{name}' must be a date and time like 2026-02-11T22:04, not {text[:40]!r}."
         ) from None
+    if name == "until":
+        moment += _named_span(text) - INSTANT
+    return moment.timestamp()
 
 
-def _show(value: Any) -> str:
-    return (
-        datetime.fromtimestamp(value).isoformat(timespec="minutes")
-        if isinstance(value, float)
-        else str(value)
-    )
+def _named_span(text: str) -> timedelta:
+    """How long the time ``text`` names: a day, an hour, a minute, a second, or an instant."""
+    parts = ISO_PARTS.match(text)
+    if parts is None:
+        return INSTANT
+    hour, minute, second, fraction = parts.groups()
+    if fraction:
+        return INSTANT
+    if second:
+        return timedelta(seconds=1)
+    if minute:
+        return timedelta(minutes=1)
+    return timedelta(hours=1) if hour else timedelta(days=1)
+
+
+def _show_since(moment: float | None) -> str | None:
+    """A ``since`` as short as it says the same: minutes, seconds, else to the microsecond."""
+    if moment is None:
+        return None
+    start = datetime.fromtimestamp(moment)
+    if start.microsecond:
+        return start.isoformat()
+    return start.isoformat(timespec="seconds" if start.second else "minutes")
+
+
+def _show_until(moment: float | None) -> str | None:
+    """An ``until`` by the minute or second it ends, as typed ("22:04" and "22:04:59" alike)."""
+    if moment is None:
+        return None
+    end = datetime.fromtimestamp(moment)
+    if end.microsecond != 999_999:
+        return end.isoformat()
+    return end.isoformat(timespec="seconds" if end.second != 59 else "minutes")
 
 
 def first_submission(client: redis.Redis, nonce: str) -> bool:

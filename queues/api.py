@@ -347,7 +347,13 @@ class FilterSerializer(serializers.Serializer):
     since = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text="ISO time, e.g. 2026-02-11T22:04."
     )
-    until = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    until = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="ISO time; to the end of the minute (or second, hour, day) it names, e.g. "
+        "2026-02-11T22:04 takes 22:04:59.7 too; with a fraction of a second, to that instant.",
+    )
 
 
 class ActionSerializer(serializers.Serializer):
@@ -499,7 +505,9 @@ class ArchiveQuerySerializer(serializers.Serializer):
     )
     camera = serializers.CharField(required=False, help_text="A DLQ filter: the job's camera_id.")
     since = serializers.CharField(required=False, help_text="A DLQ filter: failed at or after (ISO time).")
-    until = serializers.CharField(required=False, help_text="A DLQ filter: failed at or before (ISO time).")
+    until = serializers.CharField(
+        required=False, help_text="A DLQ filter: failed by the end of the minute (or second, day) it names."
+    )
 
 
 class ArchivedRowSerializer(serializers.Serializer):
@@ -592,7 +600,7 @@ class FacetSerializer(serializers.Serializer):
 class BucketSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     count = serializers.IntegerField()
-    filter = FilterSerializer(help_text="since and until (UTC, both inclusive) that pick these entries.")
+    filter = FilterSerializer(help_text="since and until (UTC, whole minutes) that pick these entries.")
 
 
 class TimelineSerializer(serializers.Serializer):

@@ -23,7 +23,7 @@ from queues.forms import FILTER_CHARS
 
 TOP = 10  # values listed per facet; the rest are counted as "others"
 MAX_BUCKETS = 24  # the timeline's stretches: minutes to weeks, whichever keeps it this short
-STRETCHES = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+STRETCHES = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)  # whole minutes
 
 
 def browse_query(filter_: dict[str, str]) -> str:
@@ -74,9 +74,10 @@ class Bucket:
 
     @property
     def filter(self) -> dict[str, str]:
-        """since and until (both inclusive, UTC like the filter form), to the second."""
-        until = self.start + timedelta(seconds=self.seconds - 1)
-        return {"since": f"{self.start:%Y-%m-%dT%H:%M:%S}", "until": f"{until:%Y-%m-%dT%H:%M:%S}"}
+        """since its first minute and until its last one (which the filter takes to its end), UTC
+        like the filter form: every stretch is whole minutes."""
+        last = self.start + timedelta(seconds=self.seconds - 60)
+        return {"since": f"{self.start:%Y-%m-%dT%H:%M}", "until": f"{last:%Y-%m-%dT%H:%M}"}
 
     @property
     def query(self) -> str:

@@ -127,6 +127,49 @@ def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.R
         assert confirm.context["count"] == bucket.count, bucket.filter
 
 
+def test_a_stretch_lists_the_entries_of_its_last_second_and_until_covers_what_it_names(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    """HSI's failure times have microseconds: an entry at 22:04:59.73 is in the 22:04 stretch, and its
+    link must list it; "until 22:04" means to the end of that minute, as a person means it."""
+    times = ["22:00:00.000001", "22:02:30.5", "22:04:59.731204", "22:05:00", "22:05:59.999999"]
+    redis_client.rpush(
+        DLQ,
+        *[
+            json.dumps({"original_job": {}, "error": "x", "last_failed_at": f"2026-02-11T{t}+00:00"}).encode()
+            for t in times
+        ],
+    )
+    found = breakdown.of_list(redis_client, DLQ)
+    assert [(f"{b.start:%H:%M}", b.count) for b in found.timeline] == [
+        ("22:00", 1),
+        ("22:01", 0),
+        ("22:02", 1),
+        ("22:03", 0),
+        ("22:04", 1),
+        ("22:05", 2),
+    ]
+    assert found.timeline[4].filter == {"since": "2026-02-11T22:04", "until": "2026-02-11T22:04"}
+    client = logged_in(operator)
+    matching = reverse("admin:queue_matching", args=[DLQ, "retry"])
+    for bucket in found.timeline:
+        assert client.get(matching, bucket.filter).context["count"] == bucket.count, bucket.filter
+    for since, until, count in (
+        ("2026-02-11T22:00", "2026-02-11T22:04", 3),  # the whole minute 22:04
+        ("2026-02-11T22:00", "2026-02-11T22:04:59", 3),  # the whole second
+        ("2026-02-11T22:00", "2026-02-11T22:04:59.5", 2),  # an instant: as typed
+        ("2026-02-11T22:02:30.5", "2026-02-11T22", 4),  # from that very instant; the whole hour
+        ("2026-02-11", "2026-02-11", 5),  # the whole day
+        ("2026-02-11T22:05", "2026-02-11T22:05", 2),
+    ):
+        confirm = client.get(matching, {"since": since, "until": until})
+        assert confirm.context["count"] == count, (since, until)
+    described = unescape(client.get(matching, {"until": "2026-02-11T22:04:59"}).content.decode())
+    assert "failed until “2026-02-11T22:04”" in described, "the same span as the second it names"
+    described = unescape(client.get(matching, {"until": "2026-02-11T22:04:30"}).content.decode())
+    assert "failed until “2026-02-11T22:04:30”" in described
+
+
 def test_the_timeline_ends_at_the_newest_failure_and_an_odd_time_cannot_flatten_it() -> None:
     now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC).timestamp()
     times = [now + second * 36 for second in range(200)] + [now - 25 * 365 * 86400]  # 2 h, and 2001
@@ -134,7 +177,7 @@ def test_the_timeline_ends_at_the_newest_failure_and_an_odd_time_cannot_flatten_
     assert (len(buckets), buckets[0].seconds, earlier) == (24, 300, 1)
     assert f"{buckets[0].start:%Y-%m-%d %H:%M}" == "2026-11-30 14:00"
     assert sum(b.count for b in buckets) == 200
-    assert buckets[0].filter == {"since": "2026-11-30T14:00:00", "until": "2026-11-30T14:04:59"}
+    assert buckets[0].filter == {"since": "2026-11-30T14:00", "until": "2026-11-30T14:04"}
     assert breakdown.timeline([]) == ([], 0)
     weeks, earlier = breakdown.timeline([now - 400 * 86400, now])  # too few entries to call one odd
     assert (weeks[0].seconds, len(weeks), earlier) == (7 * 86400, 24, 1), "the newest 24 weeks, 1 before"
@@ -158,7 +201,7 @@ def test_the_page_shows_the_newest_entries_and_links_each_value(
     assert f'href="{items}?type=TimeoutError&order=newest"' in html
     assert f'href="{items}?camera=cam2&order=newest"' in html
     assert "When they failed: entries per 5m" in html
-    assert f'href="{items}?since=2026-02-11T22%3A55%3A00&until=2026-02-11T22%3A59%3A59&order=newest"' in html
+    assert f'href="{items}?since=2026-02-11T22%3A55&until=2026-02-11T22%3A59&order=newest"' in html
     listing = logged_in(viewer).get(reverse("admin:queue_items", args=[DLQ])).content.decode()
     assert f'href="{page_url(DLQ)}"' in listing, "the DLQ page links to its breakdown"
     queues = logged_in(viewer).get(reverse("admin:queue_list")).content.decode()
@@ -312,8 +355,7 @@ def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_cli
     assert lines[-10:-1] == [
         "When they failed, per 1m (UTC):",
         *(
-            f"  2026-02-11 22:{m:02d}          1  "
-            f"--since 2026-02-11T22:{m:02d}:00 --until 2026-02-11T22:{m:02d}:59"
+            f"  2026-02-11 22:{m:02d}          1  --since 2026-02-11T22:{m:02d} --until 2026-02-11T22:{m:02d}"
             for m in range(8)
         ),
     ]

@@ -77,7 +77,9 @@ def add_filters(parser: CommandParser, scope: str) -> None:
     )
     parser.add_argument("--camera", default="", help=f"{scope}camera is this one.")
     parser.add_argument("--since", default="", help=f"{scope}failure is at or after this ISO time.")
-    parser.add_argument("--until", default="", help=f"{scope}failure is at or before this ISO time.")
+    parser.add_argument(
+        "--until", default="", help=f"{scope}failure is by the end of the minute (second, day) it names."
+    )
 
 
 class Command(BaseCommand):
@@ -237,7 +239,7 @@ class Command(BaseCommand):
         key = api.dlq_key(options["key"], verb)
         filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
         if options["ids"] and filters.active:
-            raise CommandError("--q, --camera, --since and --until only apply with --all.")
+            raise CommandError("--q, --type, --error, --camera, --since and --until only apply with --all.")
         deletion = new_nonce()
         undo = f"Undo: manage.py dlq restore {shlex.quote(key)} --deletion {deletion}"
         try:
