@@ -615,6 +615,10 @@ class BreakdownSerializer(serializers.Serializer):
     key = serializers.CharField()
     total = serializers.IntegerField(help_text="Entries in the DLQ.")
     examined = serializers.IntegerField(help_text="The newest entries read: at most 5,000 per request.")
+    filter = FilterSerializer(help_text="The filter asked for: only the entries it picks are counted.")
+    matched = serializers.IntegerField(
+        help_text="Of the entries examined, those the filter picks (all of them without a filter)."
+    )
     complete = serializers.BooleanField(help_text="Every entry was examined.")
     unreadable = serializers.IntegerField(
         help_text="Entries that are not a JSON object (not JSON, binary, a broken Z: value)."
@@ -632,14 +636,19 @@ class BreakdownSerializer(serializers.Serializer):
 class BreakdownView(ConsoleAPIView):
     """Why a DLQ's newest entries failed: their error types, errors and cameras, counted, and when.
 
-    Reads at most 5,000 entries, newest first (what is failing now). Each value's `filter` picks
-    those entries: the `filter` of a retry or delete with `all`, or the item browser's query."""
+    Reads at most 5,000 entries, newest first (what is failing now); with a DLQ filter (`q`, `type`,
+    `error`, `camera`, `since`, `until`) counts only those it picks, to drill down. Each value's
+    `filter` picks those entries: the `filter` of a retry or delete with `all`, or the item
+    browser's query."""
 
-    @extend_schema(parameters=[KEY], responses={200: BreakdownSerializer, **errors(400, 404)})
+    @extend_schema(
+        parameters=[KEY, FilterSerializer], responses={200: BreakdownSerializer, **errors(400, 404)}
+    )
     def get(self, request: Request, key: str) -> Response:
         any_dlq_key(key, "only DLQ entries say why they failed")
+        query = validated(FilterSerializer, request.query_params)
         read = breakdown.of_stream if is_stream(key) else breakdown.of_list
-        return Response(read(get_redis(), key).as_json())
+        return Response(read(get_redis(), key, filters_of({"filter": query})).as_json())
 
 
 class QueueItemsView(ConsoleAPIView):

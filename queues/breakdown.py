@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import redis
 
 from queues import dlq, search, streams
+from queues.actions import Filters
 from queues.forms import FILTER_CHARS
 
 TOP = 10  # values listed per facet; the rest are counted as "others"
@@ -71,13 +72,21 @@ class Bucket:
     start: datetime
     seconds: int
     count: int
+    within: Filters = field(default_factory=Filters)  # the breakdown's own filter, which it narrows
 
     @property
     def filter(self) -> dict[str, str]:
         """since its first minute and until its last one (which the filter takes to its end), UTC
-        like the filter form: every stretch is whole minutes."""
+        like the filter form: every stretch is whole minutes. Within a filter with its own time
+        range, the later start and the earlier end."""
         last = self.start + timedelta(seconds=self.seconds - 60)
-        return {"since": f"{self.start:%Y-%m-%dT%H:%M}", "until": f"{last:%Y-%m-%dT%H:%M}"}
+        stretch = {"since": f"{self.start:%Y-%m-%dT%H:%M}", "until": f"{last:%Y-%m-%dT%H:%M}"}
+        own = self.within.as_query()
+        if self.within.since is not None and self.within.since > self.start.timestamp():
+            stretch["since"] = own["since"]
+        if self.within.until is not None and self.within.until < self.start.timestamp() + self.seconds:
+            stretch["until"] = own["until"]
+        return own | stretch
 
     @property
     def query(self) -> str:
@@ -92,6 +101,8 @@ class Breakdown:
     key: str
     total: int
     examined: int
+    matched: int  # of the entries examined, those the filter picks (all of them without one)
+    filters: Filters
     facets: list[Facet]
     unreadable: int  # entries that are not a JSON object (not JSON, binary, broken Z:, …)
     first_failed: datetime | None
@@ -116,6 +127,8 @@ class Breakdown:
             "key": self.key,
             "total": self.total,
             "examined": self.examined,
+            "filter": self.filters.as_query(),
+            "matched": self.matched,
             "complete": self.complete,
             "unreadable": self.unreadable,
             "first_failed": self.first_failed.isoformat() if self.first_failed else None,
@@ -147,17 +160,26 @@ FACETS = (  # name, label, the filter parameter that finds exactly a value's ent
 )
 
 
-def of_list(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
+def of_list(
+    client: redis.Redis, key: str, filters: Filters | None = None, max_examined: int = search.MAX_EXAMINED
+) -> Breakdown:
+    """The newest entries of a list DLQ; with ``filters``, only those it picks are counted (and each
+    value's filter is that filter narrowed to the value)."""
+    filters = filters or Filters()
     seen = {"total": 0}  # search.read sets it as it reads
     entries = search.read(client, key, newest_first=True, max_examined=max_examined, seen=seen)
-    return _tally(key, (_list_failure(entry) for entry in entries), lambda: seen["total"])
+    failures = (_list_failure(entry) if filters.select(entry) else None for entry in entries)
+    return _tally(key, failures, lambda: seen["total"], filters)
 
 
-def of_stream(client: redis.Redis, key: str, max_examined: int = search.MAX_EXAMINED) -> Breakdown:
+def of_stream(
+    client: redis.Redis, key: str, filters: Filters | None = None, max_examined: int = search.MAX_EXAMINED
+) -> Breakdown:
+    filters = filters or Filters()
     total = streams.length(client, key)
     entries = streams.scan(client, key, newest_first=True, max_examined=max_examined)
-    failures = (_stream_failure(entry) for entry in entries)
-    return _tally(key, failures, lambda: total, labels={"error": "Reason (dlq_reason)"})
+    failures = (_stream_failure(entry) if filters.select(entry) else None for entry in entries)
+    return _tally(key, failures, lambda: total, filters, labels={"error": "Reason (dlq_reason)"})
 
 
 def _list_failure(entry: dlq.Entry) -> Failure:
@@ -183,15 +205,23 @@ def _stream_failure(entry: streams.StreamEntry) -> Failure:
 
 
 def _tally(
-    key: str, failures: Iterable[Failure], total: Callable[[], int], labels: dict[str, str] | None = None
+    key: str,
+    failures: Iterable[Failure | None],
+    total: Callable[[], int],
+    filters: Filters,
+    labels: dict[str, str] | None = None,
 ) -> Breakdown:
-    """Count the failures; ``total`` is asked once they are all read (the list's length as last seen)."""
+    """Count the failures (None: an entry read that the filter does not pick); ``total`` is asked once
+    they are all read (the list's length as last seen)."""
     counts: dict[str, Counter[str]] = {name: Counter() for name, *_ in FACETS}
     missing: Counter[str] = Counter()
-    examined = unreadable = 0
+    examined = matched = unreadable = 0
     times: list[float] = []
     for failure in failures:
         examined += 1
+        if failure is None:
+            continue
+        matched += 1
         unreadable += not failure.readable
         if failure.failed_at is not None:
             times.append(failure.failed_at)
@@ -205,17 +235,19 @@ def _tally(
     for name, label, param in FACETS:
         label = (labels or {}).get(name, label)
         top = counts[name].most_common(TOP)
-        values = [Value(text, count, _filter(param, text)) for text, count in top]
+        values = [Value(text, count, _filter(filters, param, text)) for text, count in top]
         listed = sum(count for _, count in top)
-        others = examined - missing[name] - listed
+        others = matched - missing[name] - listed
         facets.append(Facet(name, label, values, others, len(counts[name]), missing[name]))
     first = dlq.utc(min(times)) if times else None
     last = dlq.utc(max(times)) if times else None
-    buckets, earlier = timeline(times)
-    return Breakdown(key, total(), examined, facets, unreadable, first, last, buckets, earlier)
+    buckets, earlier = timeline(times, filters)
+    return Breakdown(
+        key, total(), examined, matched, filters, facets, unreadable, first, last, buckets, earlier
+    )
 
 
-def timeline(times: list[float]) -> tuple[list[Bucket], int]:
+def timeline(times: list[float], within: Filters | None = None) -> tuple[list[Bucket], int]:
     """Failures per stretch, up to the newest failure, and how many failed before the first one.
 
     The stretch is the shortest of ``STRETCHES`` that covers the newest 99 % of the times in
@@ -233,11 +265,12 @@ def timeline(times: list[float]) -> tuple[list[Bucket], int]:
     for index in range(oldest, newest + 1):
         start = dlq.utc(index * seconds)
         if start is not None:
-            buckets.append(Bucket(start, seconds, counts[index]))
+            buckets.append(Bucket(start, seconds, counts[index], within or Filters()))
     return buckets, sum(count for index, count in counts.items() if index < oldest)
 
 
-def _filter(param: str, text: str) -> dict[str, str] | None:
+def _filter(within: Filters, param: str, text: str) -> dict[str, str] | None:
+    """The breakdown's own filter narrowed to one value, or None if no filter can pick it."""
     if len(text) > FILTER_CHARS[param] or text != text.strip():
         return None  # the filter would not find it: too long for it, or it strips the spaces
-    return {param: text}
+    return within.as_query() | {param: text}

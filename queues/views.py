@@ -449,8 +449,17 @@ class QueuePages:
         target = queue_target(key)
         if not target.is_dlq:
             raise Http404(f"{key} is a work queue: only dead-letter queues say why their entries failed.")
+        context: dict[str, Any] = {"target": target}
+        try:
+            filters = Filters.from_query(request.GET)
+        except BadFilter as exc:
+            context["filter_error"], filters = str(exc), Filters()
         read = breakdown.of_stream if target.is_stream else breakdown.of_list
-        context = {"target": target, "breakdown": read(get_redis(), key)}
+        context |= {
+            "breakdown": read(get_redis(), key, filters),
+            "filter_text": describe(filters, stream=target.is_stream),
+            "filter_query": filter_query(request.GET) if filters.active else "",
+        }
         return self.render(request, "breakdown.html", f"Why entries of {key} failed", context)
 
     def _stream_items(

@@ -127,6 +127,56 @@ def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.R
         assert confirm.context["count"] == bucket.count, bucket.filter
 
 
+def test_a_filtered_breakdown_counts_the_matching_entries_and_each_link_narrows_the_filter(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    """Drill down: why did cam1's entries fail since 22:07? Each value and stretch lists exactly the
+    entries counted, inside the filter (a stretch that starts before 22:07 starts at 22:07)."""
+    redis_client.rpush(DLQ, *[failure(n, trace=n % 3 == 0) for n in range(300)])
+    client = logged_in(operator)
+    query = {"camera": "cam1", "since": "2026-02-11T22:07"}
+    response = client.get(page_url(DLQ), query)
+    found = response.context["breakdown"]
+    picked = [n for n in range(300) if n % 3 == 1 and n % 60 >= 7]
+    assert len(picked) == 90 and (found.examined, found.matched) == (300, 90)
+    html = " ".join(unescape(response.content.decode()).split())
+    assert (
+        f"Of all 300 entries of {DLQ}, 90 match camera “cam1”, failed since “2026-02-11T22:07”, which" in html
+    )
+    assert counts(found.facets[2].as_json()) == {"cam1": 90}
+    assert dict(Counter(ERRORS[n % 4][1] for n in picked)) == {v.text: v.count for v in found.facets[0].top}
+    matching = reverse("admin:queue_matching", args=[DLQ, "retry"])
+    for facet in found.facets:
+        for value in facet.top:
+            assert value.filter is not None and value.filter.items() >= query.items(), value.filter
+            assert client.get(matching, value.filter).context["count"] == value.count, value.filter
+    assert found.timeline[0].filter == {**query, "until": "2026-02-11T22:09"}, "the stretch 22:05 to 22:09"
+    assert sum(bucket.count for bucket in found.timeline) == 90
+    for bucket in found.timeline:
+        assert client.get(matching, bucket.filter).context["count"] == bucket.count, bucket.filter
+    items = reverse("admin:queue_items", args=[DLQ])
+    assert f'href="{items}?camera=cam1&amp;since=2026-02-11T22%3A07"' in response.content.decode()
+    listing = client.get(items, query).content.decode()
+    assert (
+        f'href="{page_url(DLQ)}?camera=cam1&amp;since=2026-02-11T22%3A07" data-testid="breakdown-link"'
+        in listing
+    )
+    body = client.get(api_url(DLQ), query).json()
+    assert (body["examined"], body["matched"], body["filter"]) == (300, 90, query)
+    assert body["camera"]["values"] == [{"value": "cam1", "count": 90, "filter": query}]
+    lines = run("breakdown", DLQ, "--camera", "cam1", "--since", "2026-02-11T22:07").splitlines()
+    assert lines[0].startswith(f"{DLQ}: all 300 entries, 90 matching, failed 2026-02-11 22:07:00 to ")
+    assert "--camera cam1 --since 2026-02-11T22:07 --type TimeoutError" in "\n".join(lines)
+    none = " ".join(unescape(client.get(page_url(DLQ), {"camera": "nobody"}).content.decode()).split())
+    assert f"Of all 300 entries of {DLQ}, none match camera “nobody”." in none
+    bad = client.get(page_url(DLQ), {"until": "soon"})
+    assert bad.status_code == 200 and bad.context["breakdown"].matched == 300
+    assert "'until' must be a date and time like 2026-02-11T22:04, not 'soon'." in unescape(
+        bad.content.decode()
+    )
+    assert client.get(api_url(DLQ), {"until": "soon"}).status_code == 400
+
+
 def test_a_stretch_lists_the_entries_of_its_last_second_and_until_covers_what_it_names(
     redis_client: redis.Redis, operator: User
 ) -> None:

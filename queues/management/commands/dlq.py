@@ -66,6 +66,12 @@ def list_only(key: str) -> str:
     return key
 
 
+def options_of(filter_: dict[str, str]) -> str:
+    """A filter as this command's options (a value with a control character is left out: it must not
+    reach the terminal)."""
+    return " ".join(f"--{name} {shlex.quote(text)}" for name, text in filter_.items() if text.isprintable())
+
+
 def add_filters(parser: CommandParser, scope: str) -> None:
     """The DLQ filters (``FILTER_NAMES``), for a retry, delete or restore of everything matching."""
     parser.add_argument(
@@ -97,6 +103,7 @@ class Command(BaseCommand):
             "breakdown", help="Why a DLQ's newest 5,000 entries failed: error types, errors, cameras."
         )
         why.add_argument("key")
+        add_filters(why, "Only entries whose ")
         for verb in ("retry", "delete"):
             act = commands.add_parser(verb, help=f"{verb.capitalize()} chosen or all (matching) entries.")
             act.add_argument("key")
@@ -195,24 +202,24 @@ class Command(BaseCommand):
         """Each facet's most common values with their count, share and the option that picks them
         (for ``retry --all`` or ``delete --all``)."""
         key = api.any_dlq_key(options["key"], "only DLQ entries say why they failed")
-        found = (breakdown.of_stream if api.is_stream(key) else breakdown.of_list)(client, key)
+        filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
+        read = breakdown.of_stream if api.is_stream(key) else breakdown.of_list
+        found = read(client, key, filters)
         if not found.examined:
             self.stdout.write(f"{printable(key)} is empty: nothing has failed.")
             return
         scope = "all" if found.complete else f"the newest {found.examined:,} of"
+        picked = f", {found.matched:,} matching" if filters.active else ""
         span, moment = "", "%Y-%m-%d %H:%M:%S"
         if found.first_failed and found.last_failed:
             span = f", failed {found.first_failed:{moment}} to {found.last_failed:{moment}} UTC"
-        self.stdout.write(f"{printable(key)}: {scope} {found.total:,} entries{span}.")
+        self.stdout.write(f"{printable(key)}: {scope} {found.total:,} entries{picked}{span}.")
         for facet in (facet for facet in found.facets if facet.top):
             without = f"; {facet.missing:,} without one" if facet.missing else ""
             self.stdout.write(f"{facet.label} ({facet.distinct:,} different{without}):")
             for value in facet.top:
-                share = f"{value.count / found.examined:.0%}"
-                picks = (value.filter or {}).items()  # a control character must not reach the terminal
-                option = " ".join(
-                    f"--{name} {shlex.quote(text)}" for name, text in picks if text.isprintable()
-                )
+                share = f"{value.count / found.matched:.0%}"
+                option = options_of(value.filter or {})
                 self.stdout.write(
                     f"  {value.count:>9,}  {share:>4}  {printable(value.text, 70):<70}  {option}"
                 )
@@ -223,7 +230,7 @@ class Command(BaseCommand):
             if found.earlier:
                 self.stdout.write(f"  {'earlier':<16}  {found.earlier:>9,}")
             for bucket in found.timeline:
-                stretch = f"--since {bucket.filter['since']} --until {bucket.filter['until']}"
+                stretch = options_of(bucket.filter)
                 self.stdout.write(f"  {bucket.start:%Y-%m-%d %H:%M}  {bucket.count:>9,}  {stretch}")
         if found.unreadable:
             some = "1 entry is" if found.unreadable == 1 else f"{found.unreadable:,} entries are"
