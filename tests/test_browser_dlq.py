@@ -835,6 +835,48 @@ def test_operator_finds_why_a_dlq_grows_and_retries_that_failure(
         assert not problems, problems
 
 
+def test_operator_drills_down_from_one_camera_to_its_error_and_retries_only_those(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """A camera filter → "Why did they fail?" breaks down that camera only → its top error → the
+    item browser filtered to both → "Retry all matching" moves exactly those."""
+    key, source = "dlq:browser_drill_queue", "browser_drill_queue"
+
+    def error(n: int) -> str:  # three in five entries: the detector
+        return (
+            "Invalid image: truncated JPEG" if n % 2 and n % 5 != 1 else "Detector unavailable: ConnectError"
+        )
+
+    raws = [
+        encode_payload({"original_job": {"camera_id": f"cam{n % 3}", "n": n}, "error": error(n)})
+        for n in range(300)
+    ]
+    live_redis.delete(key, source)
+    live_redis.rpush(key, *raws)
+    wanted = [n for n in range(300) if n % 3 == 1 and error(n) == error(0)]
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/?camera=cam1")
+        login(page, base_url, "operator")
+        page.get_by_test_id("breakdown-link").click()
+        expect(page.get_by_test_id("breakdown-scope")).to_contain_text(
+            f"Of all 300 entries of {key}, 100 match camera “cam1”"
+        )
+        errors_table = page.get_by_test_id("facet-error")
+        expect(errors_table.locator("tbody tr").first).to_contain_text(f"{error(0)} {len(wanted)}")
+        errors_table.get_by_role("link", name=error(0)).click()
+        expect(page.get_by_test_id("exact-error")).to_have_value(error(0))
+        expect(page.locator("input[name=camera]")).to_have_value("cam1")
+        page.get_by_role("link", name="Retry all matching…").click()
+        page.get_by_role("button", name=f"Yes, retry {len(wanted)} entries").click()
+        expect(finished(page)).to_contain_text(f"Retried {len(wanted)} of {key} to {source}", timeout=60_000)
+        assert [decode(raw).value["n"] for raw in live_redis.lrange(source, 0, -1)] == wanted
+        assert live_redis.llen(key) == 300 - len(wanted)
+        assert not problems, problems
+
+
 def test_retry_all_waits_for_room_as_hsi_empties_a_full_queue(
     browser: Browser,  # noqa: F811 - fixture
     base_url: str,  # noqa: F811 - fixture
