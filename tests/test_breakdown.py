@@ -280,6 +280,9 @@ def test_stream_dlqs_are_broken_down_by_reason_and_camera(
     assert "All 9 entries of detections:stream:dlq" in html and "poison_message" in html
     assert "Reason (dlq_reason): 2 different" in html and "Error type" not in html
     assert body["error"]["values"][1]["filter"] == {"error": "max_retries"}
+    cam0 = viewer_client.get(api_url(STREAM_DLQ), {"camera": "cam0"}).json()
+    assert (cam0["matched"], counts(cam0["error"])) == (3, {"max_retries": 3})
+    assert cam0["error"]["values"][0]["filter"] == {"camera": "cam0", "error": "max_retries"}
 
 
 def test_the_exact_filters_show_on_the_page_and_act_through_the_api(
