@@ -611,10 +611,24 @@ class TimelineSerializer(serializers.Serializer):
     earlier = serializers.IntegerField(help_text="Entries that failed before the first bucket.")
 
 
+class BreakdownQuerySerializer(FilterSerializer):
+    older = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="A previous answer's `older`: break down the entries before those it read.",
+    )
+
+
 class BreakdownSerializer(serializers.Serializer):
     key = serializers.CharField()
     total = serializers.IntegerField(help_text="Entries in the DLQ.")
     examined = serializers.IntegerField(help_text="The newest entries read: at most 5,000 per request.")
+    older = serializers.CharField(
+        allow_null=True,
+        help_text="Send as ?older= for the entries before these (null: there are none). A list's is a "
+        "count of newest entries to pass over, a stream's an entry id.",
+    )
     filter = FilterSerializer(help_text="The filter asked for: only the entries it picks are counted.")
     matched = serializers.IntegerField(
         help_text="Of the entries examined, those the filter picks (all of them without a filter)."
@@ -636,19 +650,21 @@ class BreakdownSerializer(serializers.Serializer):
 class BreakdownView(ConsoleAPIView):
     """Why a DLQ's newest entries failed: their error types, errors and cameras, counted, and when.
 
-    Reads at most 5,000 entries, newest first (what is failing now); with a DLQ filter (`q`, `type`,
-    `error`, `camera`, `since`, `until`) counts only those it picks, to drill down. Each value's
+    Reads at most 5,000 entries, newest first (what is failing now; `older` goes further back); with
+    a DLQ filter (`q`, `type`, `error`, `camera`, `since`, `until`) counts only those it picks, to
+    drill down. Each value's
     `filter` picks those entries: the `filter` of a retry or delete with `all`, or the item
     browser's query."""
 
     @extend_schema(
-        parameters=[KEY, FilterSerializer], responses={200: BreakdownSerializer, **errors(400, 404)}
+        parameters=[KEY, BreakdownQuerySerializer], responses={200: BreakdownSerializer, **errors(400, 404)}
     )
     def get(self, request: Request, key: str) -> Response:
         any_dlq_key(key, "only DLQ entries say why they failed")
-        query = validated(FilterSerializer, request.query_params)
+        query = validated(BreakdownQuerySerializer, request.query_params)
+        older = query.pop("older", None) or ""
         read = breakdown.of_stream if is_stream(key) else breakdown.of_list
-        return Response(read(get_redis(), key, filters_of({"filter": query})).as_json())
+        return Response(read(get_redis(), key, filters_of({"filter": query}), older).as_json())
 
 
 class QueueItemsView(ConsoleAPIView):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +20,7 @@ import redis
 
 from queues import dlq, search, streams
 from queues.actions import Filters
-from queues.forms import FILTER_CHARS
+from queues.forms import FILTER_CHARS, number
 
 TOP = 10  # values listed per facet; the rest are counted as "others"
 MAX_BUCKETS = 24  # the timeline's stretches: minutes to weeks, whichever keeps it this short
@@ -109,6 +109,9 @@ class Breakdown:
     last_failed: datetime | None
     timeline: list[Bucket]  # failures per stretch of time, oldest first, empty stretches included
     earlier: int  # entries that failed before the timeline's first stretch
+    window: str = ""  # which entries were read, e.g. "the newest 5,000 of 120,000 entries of dlq:x"
+    older: str | None = None  # what to send as ``older`` to break down the entries before these
+    newest: bool = True  # the window starts at the newest entry
 
     @property
     def bucket_seconds(self) -> int | None:
@@ -127,6 +130,7 @@ class Breakdown:
             "key": self.key,
             "total": self.total,
             "examined": self.examined,
+            "older": self.older,
             "filter": self.filters.as_query(),
             "matched": self.matched,
             "complete": self.complete,
@@ -161,25 +165,58 @@ FACETS = (  # name, label, the filter parameter that finds exactly a value's ent
 
 
 def of_list(
-    client: redis.Redis, key: str, filters: Filters | None = None, max_examined: int = search.MAX_EXAMINED
+    client: redis.Redis,
+    key: str,
+    filters: Filters | None = None,
+    older: str = "",
+    max_examined: int = search.MAX_EXAMINED,
 ) -> Breakdown:
-    """The newest entries of a list DLQ; with ``filters``, only those it picks are counted (and each
-    value's filter is that filter narrowed to the value)."""
-    filters = filters or Filters()
+    """The newest entries of a list DLQ, or with ``older`` (how many newest ones to pass over, as a
+    breakdown's ``older`` gives it) the ones before them; with ``filters``, only those it picks are
+    counted (and each value's filter is that filter narrowed to the value)."""
+    filters, skip = filters or Filters(), number(older, 0)
     seen = {"total": 0}  # search.read sets it as it reads
-    entries = search.read(client, key, newest_first=True, max_examined=max_examined, seen=seen)
+    entries = search.read(client, key, start=skip, newest_first=True, max_examined=max_examined, seen=seen)
     failures = (_list_failure(entry) if filters.select(entry) else None for entry in entries)
-    return _tally(key, failures, lambda: seen["total"], filters)
+    found = _tally(key, failures, lambda: seen["total"], filters)
+    end, before = skip + found.examined, f"{key} before its newest {skip:,} ({found.total:,} in all)"
+    if not skip:
+        window = _newest(found)
+    elif found.examined:
+        window = f"the {found.examined:,} entries of {before}"
+    else:
+        window = f"no entries of {before}"
+    return replace(found, window=window, older=str(end) if end < found.total else None, newest=not skip)
 
 
 def of_stream(
-    client: redis.Redis, key: str, filters: Filters | None = None, max_examined: int = search.MAX_EXAMINED
+    client: redis.Redis,
+    key: str,
+    filters: Filters | None = None,
+    older: str = "",
+    max_examined: int = search.MAX_EXAMINED,
 ) -> Breakdown:
+    """As ``of_list``, for a stream DLQ: ``older`` is the entry id to read back from."""
     filters = filters or Filters()
-    total = streams.length(client, key)
-    entries = streams.scan(client, key, newest_first=True, max_examined=max_examined)
+    after = older if streams.is_entry_id(older) else "-"
+    total, seen = streams.length(client, key), {"last": None, "end": False}
+    entries = streams.scan(client, key, after=after, newest_first=True, max_examined=max_examined, seen=seen)
     failures = (_stream_failure(entry) if filters.select(entry) else None for entry in entries)
-    return _tally(key, failures, lambda: total, filters, labels={"error": "Reason (dlq_reason)"})
+    found = _tally(key, failures, lambda: total, filters, labels={"error": "Reason (dlq_reason)"})
+    more = not seen["end"] and found.examined >= max_examined and seen["last"] is not None
+    if after == "-":
+        window = _newest(found)
+    else:
+        window = f"the {found.examined:,} entries of {key} before entry {after} ({total:,} in all)"
+    return replace(found, window=window, older=str(seen["last"]) if more else None, newest=after == "-")
+
+
+def _newest(found: Breakdown) -> str:
+    if found.complete:
+        some = "the only entry" if found.examined == 1 else f"all {found.examined:,} entries"
+    else:
+        some = f"the newest {found.examined:,} of {found.total:,} entries"
+    return f"{some} of {found.key}"
 
 
 def _list_failure(entry: dlq.Entry) -> Failure:

@@ -45,7 +45,7 @@ from queues.forms import (
     selected_refs,
 )
 from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
-from queues.search import Scan, search
+from queues.search import MAX_EXAMINED, Scan, search
 from queues.server_report import CHANGE_SECONDS, changes
 
 ARCHIVE_PER_PAGE = 50
@@ -456,7 +456,8 @@ class QueuePages:
             context["filter_error"], filters = str(exc), Filters()
         read = breakdown.of_stream if target.is_stream else breakdown.of_list
         context |= {
-            "breakdown": read(get_redis(), key, filters),
+            "breakdown": read(get_redis(), key, filters, request.GET.get("older", "")),
+            "read_limit": MAX_EXAMINED,
             "filter_text": describe(filters, stream=target.is_stream),
             "filter_query": filter_query(request.GET) if filters.active else "",
         }

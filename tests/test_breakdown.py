@@ -165,7 +165,7 @@ def test_a_filtered_breakdown_counts_the_matching_entries_and_each_link_narrows_
     assert (body["examined"], body["matched"], body["filter"]) == (300, 90, query)
     assert body["camera"]["values"] == [{"value": "cam1", "count": 90, "filter": query}]
     lines = run("breakdown", DLQ, "--camera", "cam1", "--since", "2026-02-11T22:07").splitlines()
-    assert lines[0].startswith(f"{DLQ}: all 300 entries, 90 matching, failed 2026-02-11 22:07:00 to ")
+    assert lines[0].startswith(f"All 300 entries of {DLQ}, 90 matching, failed 2026-02-11 22:07:00 to ")
     assert "--camera cam1 --since 2026-02-11T22:07 --type TimeoutError" in "\n".join(lines)
     none = " ".join(unescape(client.get(page_url(DLQ), {"camera": "nobody"}).content.decode()).split())
     assert f"Of all 300 entries of {DLQ}, none match camera “nobody”." in none
@@ -261,6 +261,48 @@ def test_the_page_shows_the_newest_entries_and_links_each_value(
     assert 'data-key="detection_queue"' in queues and queues.count('data-testid="why"') == 1, (
         "not a work queue"
     )
+
+
+def test_older_entries_are_broken_down_window_by_window(
+    redis_client: redis.Redis, viewer_client: Client
+) -> None:
+    """Past the newest 5,000: "Older entries →" reads the 5,000 before them, and so on to the oldest,
+    in a list and in a stream DLQ alike; every entry is counted in exactly one window."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(2 * search.MAX_EXAMINED + 300)])
+    seen: Counter[str] = Counter()
+    older, windows = "", []
+    while True:
+        body = viewer_client.get(api_url(DLQ), {"older": older} if older else {}).json()
+        seen.update({value["value"]: value["count"] for value in body["camera"]["values"]})
+        windows.append(body["examined"])
+        if body["older"] is None:
+            break
+        older = body["older"]
+    assert windows == [5_000, 5_000, 300] and seen.total() == 10_300
+    assert seen == Counter(f"cam{n % 3}" for n in range(10_300))
+    html = " ".join(unescape(viewer_client.get(page_url(DLQ), {"older": "5000"}).content.decode()).split())
+    assert f"The 5,000 entries of {DLQ} before its newest 5,000 (10,300 in all), which failed" in html
+    assert "← The newest entries" in html and 'href="?older=10000" data-testid="older"' in html
+    filtered = viewer_client.get(page_url(DLQ), {"camera": "cam0", "older": "10000"}).content.decode()
+    assert "Of the 300 entries of" in unescape(filtered) and 'href="?camera=cam0"' in filtered
+    assert 'data-testid="older"' not in filtered, "nothing older than the oldest"
+    beyond = unescape(viewer_client.get(page_url(DLQ), {"older": "20000"}).content.decode())
+    assert f"No entries of {DLQ} before its newest 20,000 (10,300 in all)." in beyond
+    assert (
+        run("breakdown", DLQ, "--older", "10000")
+        .splitlines()[0]
+        .startswith(f"The 300 entries of {DLQ} before its newest 10,000 (10,300 in all), failed")
+    )
+    assert run("breakdown", DLQ).splitlines()[-1] == "Older entries: --older 5000"
+    ids = [
+        redis_client.xadd(STREAM_DLQ, {"camera_id": f"cam{n % 3}", "dlq_reason": "x"}) for n in range(5_100)
+    ]
+    first = viewer_client.get(api_url(STREAM_DLQ)).json()
+    assert (first["examined"], first["older"]) == (5_000, ids[100].decode())
+    second = viewer_client.get(api_url(STREAM_DLQ), {"older": first["older"]}).json()
+    assert (second["examined"], second["older"], second["total"]) == (100, None, 5_100)
+    html = unescape(viewer_client.get(page_url(STREAM_DLQ), {"older": first["older"]}).content.decode())
+    assert f"The 100 entries of {STREAM_DLQ} before entry {ids[100].decode()} (5,100 in all)" in html
 
 
 def test_stream_dlqs_are_broken_down_by_reason_and_camera(
@@ -400,7 +442,7 @@ def run(*args: str) -> str:
 def test_the_command_prints_each_value_with_the_option_that_retries_it(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, *[failure(n, trace=n % 2 == 0) for n in range(8)], b"\xff")
     lines = run("breakdown", DLQ).splitlines()
-    assert lines[0] == f"{DLQ}: all 9 entries, failed 2026-02-11 22:00:00 to 2026-02-11 22:07:00 UTC."
+    assert lines[0] == f"All 9 entries of {DLQ}, failed 2026-02-11 22:00:00 to 2026-02-11 22:07:00 UTC."
     assert lines[1] == "Error type (3 different; 1 without one):"
     assert lines[2].split() == ["4", "44%", "DetectorUnavailableError", "--type", "DetectorUnavailableError"]
     assert "--error 'Detector unavailable: ConnectError'" in lines[6]

@@ -66,6 +66,10 @@ def list_only(key: str) -> str:
     return key
 
 
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def options_of(filter_: dict[str, str]) -> str:
     """A filter as this command's options (a value with a control character is left out: it must not
     reach the terminal)."""
@@ -104,6 +108,9 @@ class Command(BaseCommand):
         )
         why.add_argument("key")
         add_filters(why, "Only entries whose ")
+        why.add_argument(
+            "--older", default="", help="The entries before those a previous breakdown read (it prints this)."
+        )
         for verb in ("retry", "delete"):
             act = commands.add_parser(verb, help=f"{verb.capitalize()} chosen or all (matching) entries.")
             act.add_argument("key")
@@ -204,16 +211,16 @@ class Command(BaseCommand):
         key = api.any_dlq_key(options["key"], "only DLQ entries say why they failed")
         filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
         read = breakdown.of_stream if api.is_stream(key) else breakdown.of_list
-        found = read(client, key, filters)
+        found = read(client, key, filters, options["older"])
         if not found.examined:
-            self.stdout.write(f"{printable(key)} is empty: nothing has failed.")
+            empty = f"{printable(key)} is empty: nothing has failed."
+            self.stdout.write(empty if found.newest else f"{upper_first(printable(found.window))}.")
             return
-        scope = "all" if found.complete else f"the newest {found.examined:,} of"
         picked = f", {found.matched:,} matching" if filters.active else ""
         span, moment = "", "%Y-%m-%d %H:%M:%S"
         if found.first_failed and found.last_failed:
             span = f", failed {found.first_failed:{moment}} to {found.last_failed:{moment}} UTC"
-        self.stdout.write(f"{printable(key)}: {scope} {found.total:,} entries{picked}{span}.")
+        self.stdout.write(f"{upper_first(printable(found.window))}{picked}{span}.")
         for facet in (facet for facet in found.facets if facet.top):
             without = f"; {facet.missing:,} without one" if facet.missing else ""
             self.stdout.write(f"{facet.label} ({facet.distinct:,} different{without}):")
@@ -235,6 +242,8 @@ class Command(BaseCommand):
         if found.unreadable:
             some = "1 entry is" if found.unreadable == 1 else f"{found.unreadable:,} entries are"
             self.stdout.write(f"{some} not a JSON object (see 'show').")
+        if found.older:
+            self.stdout.write(f"Older entries: --older {found.older}")
 
     def do_retry(self, client: redis.Redis, options: dict[str, Any]) -> None:
         self._act(client, "retry", options)
