@@ -663,6 +663,8 @@ class BreakdownView(ConsoleAPIView):
         any_dlq_key(key, "only DLQ entries say why they failed")
         query = validated(BreakdownQuerySerializer, request.query_params)
         older = query.pop("older", None) or ""
+        if problem := breakdown.bad_older(older, is_stream(key)):
+            raise Problem(problem, code="bad_older")
         read = breakdown.of_stream if is_stream(key) else breakdown.of_list
         return Response(read(get_redis(), key, filters_of({"filter": query}), older).as_json())
 

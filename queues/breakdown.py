@@ -211,6 +211,14 @@ def of_stream(
     return replace(found, window=window, older=str(seen["last"]) if more else None, newest=after == "-")
 
 
+def bad_older(older: str, stream: bool) -> str:
+    """Why ``older`` cannot say where to read back from ("" when it can, or is not given)."""
+    if not older or (streams.is_entry_id(older) if stream else number(older, -1) >= 0):
+        return ""
+    what = "an entry id like 1700000000000-0" if stream else "a number of entries"
+    return f"'older' must be {what}, as the 'Older entries' link gives it, not {older[:40]!r}."
+
+
 def _newest(found: Breakdown) -> str:
     if found.complete:
         some = "the only entry" if found.examined == 1 else f"all {found.examined:,} entries"

@@ -454,9 +454,12 @@ class QueuePages:
             filters = Filters.from_query(request.GET)
         except BadFilter as exc:
             context["filter_error"], filters = str(exc), Filters()
+        older = request.GET.get("older", "")
+        if problem := breakdown.bad_older(older, target.is_stream):
+            context["filter_error"], older = problem, ""
         read = breakdown.of_stream if target.is_stream else breakdown.of_list
         context |= {
-            "breakdown": read(get_redis(), key, filters, request.GET.get("older", "")),
+            "breakdown": read(get_redis(), key, filters, older),
             "read_limit": MAX_EXAMINED,
             "filter_text": describe(filters, stream=target.is_stream),
             "filter_query": filter_query(request.GET) if filters.active else "",

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from queues import breakdown, search
+from queues import breakdown, dlq, search
 from queues.codec import encode_payload
 from tests.conftest import logged_in
 
@@ -294,13 +294,27 @@ def test_older_entries_are_broken_down_window_by_window(
         .startswith(f"The 300 entries of {DLQ} before its newest 10,000 (10,300 in all), failed")
     )
     assert run("breakdown", DLQ).splitlines()[-1] == "Older entries: --older 5000"
+    refused = viewer_client.get(api_url(DLQ), {"older": "1-0"})
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "bad_older",
+        "detail": "'older' must be a number of entries, as the 'Older entries' link gives it, not '1-0'.",
+    }
+    page = unescape(viewer_client.get(page_url(DLQ), {"older": "-5"}).content.decode())
+    assert (
+        "'older' must be a number of entries" in page
+        and f"The newest 5,000 of 10,300 entries of {DLQ}" in page
+    )
+    with pytest.raises(CommandError, match="--older must be a number of entries"):
+        run("breakdown", DLQ, "--older", "x")
     ids = [
-        redis_client.xadd(STREAM_DLQ, {"camera_id": f"cam{n % 3}", "dlq_reason": "x"}) for n in range(5_100)
+        dlq.as_bytes(redis_client.xadd(STREAM_DLQ, {"camera_id": f"cam{n % 3}", "dlq_reason": "x"}))
+        for n in range(5_100)
     ]
     first = viewer_client.get(api_url(STREAM_DLQ)).json()
     assert (first["examined"], first["older"]) == (5_000, ids[100].decode())
     second = viewer_client.get(api_url(STREAM_DLQ), {"older": first["older"]}).json()
     assert (second["examined"], second["older"], second["total"]) == (100, None, 5_100)
+    assert "an entry id like" in viewer_client.get(api_url(STREAM_DLQ), {"older": "5000"}).json()["detail"]
     html = unescape(viewer_client.get(page_url(STREAM_DLQ), {"older": first["older"]}).content.decode())
     assert f"The 100 entries of {STREAM_DLQ} before entry {ids[100].decode()} (5,100 in all)" in html
 

@@ -210,6 +210,8 @@ class Command(BaseCommand):
         (for ``retry --all`` or ``delete --all``)."""
         key = api.any_dlq_key(options["key"], "only DLQ entries say why they failed")
         filters = actions.Filters.from_query({name: options[name] for name in FILTER_NAMES})
+        if problem := breakdown.bad_older(options["older"], api.is_stream(key)):
+            raise CommandError(problem.replace("'older'", "--older").replace("link", "line"))
         read = breakdown.of_stream if api.is_stream(key) else breakdown.of_list
         found = read(client, key, filters, options["older"])
         if not found.examined:
