@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections import Counter
 from datetime import UTC, datetime
@@ -128,7 +129,7 @@ def test_each_value_retries_exactly_the_entries_it_counted(redis_client: redis.R
 
 
 def test_a_filtered_breakdown_counts_the_matching_entries_and_each_link_narrows_the_filter(
-    redis_client: redis.Redis, operator: User
+    redis_client: redis.Redis, operator: User, viewer: User
 ) -> None:
     """Drill down: why did cam1's entries fail since 22:07? Each value and stretch lists exactly the
     entries counted, inside the filter (a stretch that starts before 22:07 starts at 22:07)."""
@@ -155,7 +156,13 @@ def test_a_filtered_breakdown_counts_the_matching_entries_and_each_link_narrows_
     for bucket in found.timeline:
         assert client.get(matching, bucket.filter).context["count"] == bucket.count, bucket.filter
     items = reverse("admin:queue_items", args=[DLQ])
-    assert f'href="{items}?camera=cam1&amp;since=2026-02-11T22%3A07"' in response.content.decode()
+    assert (
+        f'href="{items}?camera=cam1&amp;since=2026-02-11T22%3A07&amp;order=newest"'
+        in response.content.decode()
+    )
+    retry_all = f'href="{matching}?camera=cam1&amp;since=2026-02-11T22%3A07" data-testid="breakdown-retry"'
+    assert retry_all in response.content.decode(), "an Operator retries them from here"
+    assert 'data-testid="breakdown-retry"' not in logged_in(viewer).get(page_url(DLQ), query).content.decode()
     listing = client.get(items, query).content.decode()
     assert (
         f'href="{page_url(DLQ)}?camera=cam1&amp;since=2026-02-11T22%3A07" data-testid="breakdown-link"'
@@ -320,7 +327,7 @@ def test_older_entries_are_broken_down_window_by_window(
 
 
 def test_stream_dlqs_are_broken_down_by_reason_and_camera(
-    redis_client: redis.Redis, viewer_client: Client
+    redis_client: redis.Redis, viewer_client: Client, operator: User
 ) -> None:
     for n in range(9):
         fields: dict[Any, Any] = {
@@ -339,6 +346,11 @@ def test_stream_dlqs_are_broken_down_by_reason_and_camera(
     cam0 = viewer_client.get(api_url(STREAM_DLQ), {"camera": "cam0"}).json()
     assert (cam0["matched"], counts(cam0["error"])) == (3, {"max_retries": 3})
     assert cam0["error"]["values"][0]["filter"] == {"camera": "cam0", "error": "max_retries"}
+    html = logged_in(operator).get(page_url(STREAM_DLQ), {"camera": "cam0"}).content.decode()
+    link = re.search(r'href="([^"]+)" data-testid="breakdown-retry"', html)
+    assert link is not None
+    confirm = logged_in(operator).get(unescape(link.group(1)))
+    assert (confirm.status_code, confirm.context["count"]) == (200, 3)
 
 
 def test_the_exact_filters_show_on_the_page_and_act_through_the_api(
