@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ConsoleConfig(AppConfig):
@@ -9,3 +10,6 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         # checks registers the system checks; signals audits sign-ins and feeds the sign-in limit.
         from console import checks, signals  # noqa: F401
+        from console.roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, sender=self, dispatch_uid="console.roles.ensure_roles")

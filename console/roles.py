@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("view_console", "Can view the console"),
     ("view_live_events", "Can view live events"),
@@ -45,3 +47,26 @@ ROLES: dict[str, tuple[str, ...]] = {"Viewer": VIEWER, "Operator": OPERATOR, "Ad
 def perm(codename: str) -> str:
     """The ``app_label.codename`` form ``user.has_perm`` expects."""
     return f"console.{codename}"
+
+
+def ensure_roles(sender: Any = None, *, apps: Any = None, using: str = "default", **kwargs: Any) -> None:
+    """Create each role's group with its permissions where the group is missing (``post_migrate``):
+    a flushed database (``manage.py flush``, a transactional test) gets its roles back, as it gets
+    its permissions back. A group that exists is left as it is, with whatever an Admin changed."""
+    from django.apps import apps as installed
+    from django.contrib.auth.management import create_permissions
+
+    apps = apps or installed  # flush sends no migration state
+    for app_config in installed.get_app_configs():  # the roles use auth's and authtoken's too
+        create_permissions(app_config, verbosity=0, using=using, apps=apps)
+    group_model, permission_model = apps.get_model("auth", "Group"), apps.get_model("auth", "Permission")
+    for name, permissions in ROLES.items():
+        group, created = group_model.objects.using(using).get_or_create(name=name)
+        if created:
+            for dotted in permissions:
+                app_label, codename = dotted.split(".")
+                group.permissions.add(
+                    permission_model.objects.using(using).get(
+                        content_type__app_label=app_label, codename=codename
+                    )
+                )

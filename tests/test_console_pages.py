@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -25,6 +26,25 @@ def test_roles_exist_with_their_permissions() -> None:
         assert granted == set(expected), name
     assert "console.retry_items" not in ROLES["Viewer"]
     assert "auth.change_user" in ROLES["Admin"] and "auth.change_user" not in ROLES["Operator"]
+
+
+def granted(name: str) -> set[str]:
+    group = Group.objects.get(name=name)
+    return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+
+
+# serialized_rollback: the flush after the test must not run post_migrate (the next serialized
+# test reloads the database as it was, ids included, which rows post_migrate recreates would block).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_flushed_database_gets_its_roles_back_and_a_changed_role_is_kept() -> None:
+    call_command("flush", interactive=False, verbosity=0)
+    assert {name: granted(name) for name in ROLES} == {name: set(perms) for name, perms in ROLES.items()}
+
+    Group.objects.get(name="Operator").permissions.remove(Permission.objects.get(codename="delete_items"))
+    Group.objects.get(name="Viewer").delete()
+    call_command("migrate", verbosity=0)  # nothing to migrate; post_migrate runs all the same
+    assert granted("Viewer") == set(ROLES["Viewer"])
+    assert granted("Operator") == set(ROLES["Operator"]) - {"console.delete_items"}
 
 
 @pytest.mark.parametrize("url", CONSOLE_URLS)
