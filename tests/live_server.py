@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from console.ratelimit import ENV_VARS
 from tests.redis_server import RedisServer, free_port
@@ -49,6 +50,22 @@ class LiveConsole:
             text=True,
             check=True,
         )
+
+    def forget_cached(self) -> None:
+        """Drop what the console cached (dashboard report, jobs summary...): a test that has just
+        written to Redis sees it on its next page load, whatever page an earlier test loaded."""
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            for key in client.scan_iter("console:cache:*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+    def reload_world(self) -> None:
+        """The demo world anew: some of its keys expire (rate-limit windows last 70 s), and the
+        session's console may have been serving for longer than that."""
+        self.manage("load_demo_world", "--force")
+        self.forget_cached()
 
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""

@@ -118,7 +118,10 @@ def expect_login_page(page: Page, base_url: str, next_path: str) -> None:
     expect(page.locator("#login-form")).to_be_visible()
 
 
-def test_anonymous_goes_to_styled_login_then_viewer_sees_dashboard(page: Page, base_url: str) -> None:
+def test_anonymous_goes_to_styled_login_then_viewer_sees_dashboard(
+    page: Page, base_url: str, live_console: LiveConsole
+) -> None:
+    live_console.reload_world()  # every family present, whenever this test runs
     page.goto(f"{base_url}/connection/")
     expect_login_page(page, base_url, "/connection/")
     page.goto(f"{base_url}/")

@@ -11,6 +11,7 @@ import redis
 from playwright.sync_api import Browser, expect
 
 from queues import keys
+from tests.live_server import LiveConsole
 from tests.test_browser import base_url, browser, login, new_page  # noqa: F401 - fixtures
 from tests.test_browser_dlq import with_csp
 from tests.test_browser_live import Relay, hsi, relay  # noqa: F401 - fixtures
@@ -38,9 +39,11 @@ def test_a_running_jobs_row_follows_its_progress(
     base_url: str,  # noqa: F811 - fixture
     relay: Relay,  # noqa: F811 - fixture
     hsi: redis.Redis,  # noqa: F811 - fixture
+    live_console: LiveConsole,
 ) -> None:
     job_id = f"live-{uuid.uuid4().hex[:8]}"
     put_job(hsi, job_id, 10, "Exported 100/1000 events")
+    live_console.forget_cached()  # the jobs list's summary, should an earlier test have loaded it
     with new_page(browser) as page:
         problems = with_csp(page)
         # Navigate as people do (login redirect, links): Chromium's local-network checks refuse a

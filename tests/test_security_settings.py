@@ -133,6 +133,7 @@ def test_plain_http_install_logs_the_warning_when_the_server_loads() -> None:
         ("django-insecure-" + secrets.token_urlsafe(50), "DJANGO_SECRET_KEY is a published example value"),
         ("insecure-development-key-only-used-when-DJANGO_DEBUG-is-true", "a published example value"),
     ],
+    ids=["short", "few-characters", "django-insecure-prefix", "development-key"],  # one key is random
 )
 def test_weak_secret_keys_are_refused_outside_debug(key: str, sentence: str) -> None:
     result = manage("check", DJANGO_SECRET_KEY=key)
