@@ -32,8 +32,11 @@ format: $(VENV)/.dev
 types: $(VENV)/.dev
 	DJANGO_ENV_FILE= DJANGO_DEBUG=true $(VENV)/bin/mypy .
 
+# Two pytest-xdist workers by default (one per core of the CI machine); each starts its own Redis
+# servers, consoles and browsers. PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 pytest: $(VENV)/.dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 # The database-backed tests once more on PostgreSQL (pytest-django creates and drops test_<name>);
 # the archive's crash-safe claims and settles depend on the database's locking.

@@ -7,6 +7,7 @@ It also proves that no secret reaches a log: every log record of the run goes to
 file, and at the end that file, the files in ``LOG_FILES`` and every ``*.log`` under the run's
 temporary folders (daphne, relays, redis-servers) are searched for the secrets the tests use
 (``SECRETS``, plus every API token created). A hit fails the session, naming file and secret.
+Under pytest-xdist each worker scans its own logs and the controller reports what they found.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.secrets_scan import report, scan
 STATE: dict[str, Any] = {}
 LOG_FILES: list[Path] = []  # fixtures whose subprocesses log outside the tmp_path folders add theirs
 SECRETS: dict[str, str] = {}  # label -> value; tests that invent a secret may add theirs
+WORKER_FINDINGS = "hsi_secret_findings"  # what an xdist worker's scan hands its controller
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -113,12 +115,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(handler)
     handler.close()
     findings = scan(session_logs(), known_secrets())
-    if findings:
+    reports = [report(findings)] if findings else []
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker: its controller reports and fails the run
+        worker_output[WORKER_FINDINGS] = reports
+        return
+    reports += STATE.pop("worker_reports", [])
+    if reports:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.ensure_newline()
-            reporter.write_line(report(findings), red=True, bold=True)
+            for text in reports:
+                reporter.write_line(text, red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: keep what a worker's own scan found (each worker has its own
+    Redis, console processes, logs and tokens, so only the worker can scan them)."""
+    reports = getattr(node, "workeroutput", {}).get(WORKER_FINDINGS, [])
+    STATE.setdefault("worker_reports", []).extend(reports)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

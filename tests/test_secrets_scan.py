@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
@@ -54,3 +58,41 @@ def test_the_session_log_records_every_log_record_and_its_files_are_scanned(tmp_
 def test_created_api_tokens_become_secrets(viewer: User) -> None:
     token = Token.objects.create(user=viewer)
     assert plugin.known_secrets()[f"API token of user {token.user_id}"] == token.key
+
+
+LEAKY_TEST = """
+import logging
+import os
+
+from tests import plugin
+
+
+def test_logs_a_secret():
+    plugin.SECRETS["the planted secret"] = os.environ["PLANTED_SECRET"]
+    logging.getLogger("tests.leaky").warning("leaking %s", os.environ["PLANTED_SECRET"])
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_secret_logged_in_any_worker_fails_the_whole_run(tmp_path: Path, workers: str) -> None:
+    """`make test` runs the suite under pytest-xdist: a worker's findings reach the controller,
+    which names them (not their values) and fails, as a run without workers does."""
+    value = "planted-" + secrets.token_hex(12)
+    leaky = tmp_path / "test_leaky.py"
+    leaky.write_text(LEAKY_TEST)
+    root = Path(__file__).resolve().parent.parent
+    config = ["-c", str(root / "pyproject.toml"), "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *config, "-n", workers, "-q", str(leaky)],
+        cwd=root,
+        env=os.environ | {"PLANTED_SECRET": value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert "1 passed" in output, output
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert "Secrets were written to the logs of this test run" in output
+    assert "session.log: contains the planted secret" in output
+    assert value not in output
