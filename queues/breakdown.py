@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import redis
+from django.core.cache import cache
 
 from queues import dlq, search, streams
 from queues.actions import Filters
@@ -209,6 +210,73 @@ def of_stream(
     else:
         window = f"the {found.examined:,} entries of {key} before entry {after} ({total:,} in all)"
     return replace(found, window=window, older=str(seen["last"]) if more else None, newest=after == "-")
+
+
+HEADLINE_EXAMINED = 500  # entries the DLQ page's headline reads: what is failing right now
+HEADLINE_SECONDS = 600  # kept while the DLQ's length and newest entry stay as they were
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The item browser's one line about a DLQ: its newest entries' most common error."""
+
+    examined: int
+    total: int
+    top: Value  # the error (a stream DLQ: the reason), its count and the filter that lists them
+    distinct: int  # different errors among the entries examined
+    noun: str  # "error" or "reason"
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.top.count / self.examined)
+
+    @property
+    def scope(self) -> str:
+        if self.examined == 1:
+            return "The only entry"
+        if self.examined >= self.total:
+            return f"Of all {self.examined:,} entries"
+        return f"Of the newest {self.examined:,}"
+
+
+def headline(client: redis.Redis, key: str, *, stream: bool) -> Headline | None:
+    """The newest ``HEADLINE_EXAMINED`` entries' most common error, or None when none says one
+    (or the DLQ is empty). Cached until the DLQ's length or newest entry changes, so a page view
+    costs two small reads, not a breakdown."""
+    signature = _signature(client, key, stream)
+    if signature is None:
+        return None
+    cache_key = f"dlq:headline:{dlq.fingerprint(key.encode())}"
+    cached = cache.get(cache_key)
+    if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == signature:
+        return cached[1] if isinstance(cached[1], Headline) else None
+    read = of_stream if stream else of_list
+    found = read(client, key, max_examined=HEADLINE_EXAMINED)
+    errors = next(facet for facet in found.facets if facet.name == "error")
+    line = None
+    if errors.top and found.examined:
+        noun = "reason" if stream else "error"
+        line = Headline(found.examined, found.total, errors.top[0], errors.distinct, noun)
+    cache.set(cache_key, (signature, line), HEADLINE_SECONDS)
+    return line
+
+
+def _signature(client: redis.Redis, key: str, stream: bool) -> tuple[int, str] | None:
+    """The DLQ's length and newest entry (its id, or its bytes' fingerprint); None when empty."""
+    pipe = client.pipeline(transaction=False)
+    if stream:
+        pipe.xlen(key)
+        pipe.xrevrange(key, count=1)
+    else:
+        pipe.llen(key)
+        pipe.lindex(key, -1)
+    length, newest = pipe.execute()
+    if not length or not newest:
+        return None
+    if stream:
+        entry_id = newest[0][0]
+        return int(length), entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return int(length), dlq.fingerprint(dlq.as_bytes(newest))
 
 
 def bad_older(older: str, stream: bool) -> str:

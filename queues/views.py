@@ -440,6 +440,8 @@ class QueuePages:
         shown = listing(request, target, browse, filters)
         capacity = inventory.of_length(target.key, shown.total)
         context |= {"listing": shown, "filters": filters, "alerts": [capacity] if capacity.warning else []}
+        if target.is_dlq and not filters.active:
+            context["headline"] = breakdown.headline(get_redis(), target.key, stream=False)
         if context["selection"] is not None:
             context["selected_here"] = sum(row.entry.id in context["selection"] for row in shown.rows)
         return self.render(request, "items.html", key, context)
@@ -501,6 +503,8 @@ class QueuePages:
             )
             entries, total = page.entries, page.total
             more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
+            if target.is_dlq:
+                context["headline"] = breakdown.headline(client, target.key, stream=True)
         context |= {"stream_rows": stream_rows(entries), "stream_total": total, "more_url": more}
         context |= {"first_url": "?" + with_query(request.GET, after=None), "nonce": new_nonce()}
         context["back"] = stream_back(request.GET)

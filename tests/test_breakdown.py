@@ -459,6 +459,74 @@ def test_any_value_is_counted_and_escaped(
     )
 
 
+def headline_of(client: Client, key: str, **query: str) -> str:
+    html = client.get(reverse("admin:queue_items", args=[key]), query).content.decode()
+    found = re.search(r'<p class="queues-headline" data-testid="headline">(.*?)</p>', html, re.S)
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", found.group(1))).split()) if found else ""
+
+
+def test_the_dlq_page_says_what_the_newest_entries_mostly_failed_with(
+    redis_client: redis.Redis, viewer_client: Client, operator: User
+) -> None:
+    assert headline_of(viewer_client, DLQ) == "", "an empty DLQ says nothing"
+    redis_client.rpush(DLQ, failure(2))
+    assert headline_of(viewer_client, DLQ) == (
+        "The only entry failed with “Detection request timed out after 30.0s”."
+    )
+    older = [failure(2) for _ in range(breakdown.HEADLINE_EXAMINED)]
+    newest = [failure(n, trace=n % 2 == 0) for n in range(400)] + [b"\xff not json"] * 100
+    redis_client.delete(DLQ)
+    redis_client.rpush(DLQ, *older, *newest)
+    assert headline_of(viewer_client, DLQ) == (
+        "Of the newest 500, 40% (200) failed with “Detector unavailable: ConnectError”, "
+        "the most common of 3 different errors."
+    ), "only the newest entries count: the timeouts before them do not"
+    html = viewer_client.get(reverse("admin:queue_items", args=[DLQ])).content.decode()
+    link = re.search(r'href="([^"]+)" data-testid="headline-top"', html)
+    assert link is not None
+    listed = viewer_client.get(unescape(link.group(1)))
+    assert listed.context["filters"].error == "Detector unavailable: ConnectError"
+    jobs = [row.entry.job for row in listed.context["listing"].rows]
+    assert len(jobs) == 50 and all(job is not None and job["n"] % 4 < 2 for job in jobs)
+    assert headline_of(viewer_client, DLQ, camera="cam1") == "", "a filtered page has its own breakdown"
+    assert "Error types, errors, cameras" in html, "the breakdown is a click away"
+
+
+def test_the_headline_follows_every_change_of_the_dlq(redis_client: redis.Redis, operator: User) -> None:
+    client = logged_in(operator)
+    redis_client.rpush(DLQ, *[failure(3) for _ in range(3)])
+    assert headline_of(client, DLQ).startswith("Of all 3 entries, 100% (3) failed with “Invalid image")
+    redis_client.rpush(DLQ, *[failure(2) for _ in range(4)])  # HSI adds entries
+    assert headline_of(client, DLQ).startswith("Of all 7 entries, 57% (4) failed with “Detection request")
+    api = f"/api/dlq/{quote(DLQ, safe='')}/retry/"
+    answer = client.post(
+        api, json.dumps({"all": True, "filter": {"type": "TimeoutError"}}), "application/json"
+    )
+    assert answer.json()["retried"] == 4
+    assert headline_of(client, DLQ).startswith("Of all 3 entries, 100% (3) failed with “Invalid image")
+    redis_client.lset(DLQ, -1, failure(2))  # type: ignore[arg-type]  # same length, another newest entry
+    assert headline_of(client, DLQ).startswith("Of all 3 entries, 67% (2) failed with “Invalid image")
+    redis_client.lset(DLQ, 0, failure(2))  # type: ignore[arg-type]  # nothing HSI or the console does: only the cache shows it
+    assert headline_of(client, DLQ).startswith("Of all 3 entries, 67% (2) failed with “Invalid image"), (
+        "a page view reads the DLQ's length and newest entry, not the newest 500 again"
+    )
+    redis_client.delete(DLQ)
+    assert headline_of(client, DLQ) == ""
+
+
+def test_a_stream_dlq_says_its_most_common_reason(redis_client: redis.Redis, viewer_client: Client) -> None:
+    for n in range(5):
+        redis_client.xadd(
+            STREAM_DLQ, {"camera_id": "cam0", "dlq_reason": "poison_message" if n % 2 else "<b>x"}
+        )
+    assert headline_of(viewer_client, STREAM_DLQ) == (
+        "Of all 5 entries, 60% (3) failed with “<b>x”, the most common of 2 different reasons."
+    )
+    html = viewer_client.get(reverse("admin:queue_items", args=[STREAM_DLQ])).content.decode()
+    assert "“&lt;b&gt;x”" in html and "<b>x" not in html
+    assert headline_of(viewer_client, "detections:stream") == "", "a work stream has no headline"
+
+
 def run(*args: str) -> str:
     out = StringIO()
     call_command("dlq", *args, stdout=out, stderr=StringIO())
