@@ -5,7 +5,8 @@ Run on demand: ``.venv/bin/python bench/dlq.py`` (smaller: ``--page-entries 1000
 measures each console operation next to its raw floor from the same run:
 
 - a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
-- the failure breakdown of the newest 5,000 entries (``breakdown.of_list``) against reading them raw;
+- the failure breakdown of the newest 5,000 entries (``breakdown.of_list``) against reading them raw,
+  and the DLQ page's headline (``breakdown.headline``: the newest 500, then its cached check);
 - retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
   and RPUSHes them per call, and against a naive LPOP + RPUSH loop (two round trips per entry);
   for each shape of entry in ``SHAPES``: HSI's plain JSON (the script decodes them), ``Z:`` with a
@@ -23,10 +24,9 @@ measures each console operation next to its raw floor from the same run:
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,23 +35,21 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "DJANGO_DEBUG": "true",
-        "DJANGO_ENV_FILE": "",
-        "QUEUE_MAX_SIZE": "1000000000",  # retry-all must not stop at the default 10,000
-    }
-)
+
+from bench.console_env import private_console  # noqa: E402
+
+# The settings (and the cache the DLQ page's headline uses) point at the bench's own redis-server.
+FOLDER, SERVER = private_console("hsi-bench-dlq-", QUEUE_MAX_SIZE="1000000000")  # no stop at 10,000
 
 import django  # noqa: E402
 import redis  # noqa: E402
 
 django.setup()
 
+from django.core.cache import cache  # noqa: E402
+
 from queues import breakdown, dlq, search  # noqa: E402
 from tests.factories import failure  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
 PAGE_TARGET = (5.0, 0.020)  # page <= 5 x raw LRANGE + 20 ms
@@ -153,6 +151,32 @@ def bench_breakdown(client: redis.Redis, entries: int, runs: int) -> None:
             f"  {label}: median {ms(median)} (best {ms(min(took)).strip()}), raw LRANGE {ms(raw_median)}, "
             f"ratio {median / raw_median:.1f}x"
         )
+        bench_headline(client, runs * 3)
+
+
+def bench_headline(client: redis.Redis, runs: int) -> None:
+    """The DLQ page's headline: the newest ``HEADLINE_EXAMINED`` entries counted on a page view
+    after the DLQ changed, and a page view after that (the cache's signature check), against the
+    two reads that check costs raw."""
+
+    def fresh() -> None:
+        cache.delete(breakdown.headline_cache_key(DLQ))
+        breakdown.headline(client, DLQ, stream=False)
+
+    def signature() -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.llen(DLQ)
+        pipe.lindex(DLQ, -1)
+        pipe.execute()
+
+    changed = statistics.median([timed(fresh) for _ in range(runs)])
+    same = statistics.median(
+        [timed(lambda: breakdown.headline(client, DLQ, stream=False)) for _ in range(runs)]
+    )
+    floor = statistics.median([timed(signature) for _ in range(runs)])
+    shown = [ms(seconds).strip() for seconds in (changed, same, floor)]
+    print(f"    headline of the newest {breakdown.HEADLINE_EXAMINED}: after a change median {shown[0]},")
+    print(f"      unchanged median {shown[1]}, raw LLEN + LINDEX {shown[2]}")
 
 
 def redis_usec(client: redis.Redis, *names: str) -> int:
@@ -346,20 +370,20 @@ def main() -> None:
     parser.add_argument("--slowlog-threshold-us", type=int, default=100)
     parser.add_argument("--stale", type=int, default=20, help="entries in the stale-batch probe")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
-        client = server.client(socket_timeout=120)
-        try:
-            print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
-            bench_page(client, args.page_entries, args.runs * 10)
-            bench_breakdown(client, args.page_entries, args.runs * 3)
-            bench_retry(client, args.retry_entries, args.runs, "plain")
-            bench_retry(client, args.retry_entries, args.runs, "mixed")
-            bench_retry(client, args.retry_entries // 5, args.runs, "traced")
-            bench_retry(client, args.retry_entries // 5, args.runs, "big")
-            bench_slowlog(client, args.slowlog_entries, args.slowlog_threshold_us, args.stale)
-        finally:
-            server.stop()
+    server = SERVER.start()
+    client = server.client(socket_timeout=120)
+    try:
+        print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
+        bench_page(client, args.page_entries, args.runs * 10)
+        bench_breakdown(client, args.page_entries, args.runs * 3)
+        bench_retry(client, args.retry_entries, args.runs, "plain")
+        bench_retry(client, args.retry_entries, args.runs, "mixed")
+        bench_retry(client, args.retry_entries // 5, args.runs, "traced")
+        bench_retry(client, args.retry_entries // 5, args.runs, "big")
+        bench_slowlog(client, args.slowlog_entries, args.slowlog_threshold_us, args.stale)
+    finally:
+        server.stop()
+        shutil.rmtree(FOLDER, ignore_errors=True)
 
 
 if __name__ == "__main__":

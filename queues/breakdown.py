@@ -246,7 +246,7 @@ def headline(client: redis.Redis, key: str, *, stream: bool) -> Headline | None:
     signature = _signature(client, key, stream)
     if signature is None:
         return None
-    cache_key = f"dlq:headline:{dlq.fingerprint(key.encode())}"
+    cache_key = headline_cache_key(key)
     cached = cache.get(cache_key)
     if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == signature:
         return cached[1] if isinstance(cached[1], Headline) else None
@@ -259,6 +259,10 @@ def headline(client: redis.Redis, key: str, *, stream: bool) -> Headline | None:
         line = Headline(found.examined, found.total, errors.top[0], errors.distinct, noun)
     cache.set(cache_key, (signature, line), HEADLINE_SECONDS)
     return line
+
+
+def headline_cache_key(key: str) -> str:
+    return f"dlq:headline:{dlq.fingerprint(key.encode())}"
 
 
 def _signature(client: redis.Redis, key: str, stream: bool) -> tuple[int, str] | None:
