@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -874,6 +875,21 @@ def test_operator_drills_down_from_one_camera_to_its_error_and_retries_only_thos
         expect(finished(page)).to_contain_text(f"Retried {len(wanted)} of {key} to {source}", timeout=60_000)
         assert [decode(raw).value["n"] for raw in live_redis.lrange(source, 0, -1)] == wanted
         assert live_redis.llen(key) == 300 - len(wanted)
+
+        # Back on the DLQ's own page (HSI has added 10 failures since), its headline counts them.
+        live_redis.rpush(
+            key, *[encode_payload({"original_job": {"n": n}, "error": error(0)}) for n in range(10)]
+        )
+        left = Counter([error(n) for n in range(300) if n not in wanted] + [error(0)] * 10)
+        (top, count), total = left.most_common(1)[0], left.total()
+        assert (total, count) == (250, 130)
+        page.goto(f"{base_url}/queues/{key}/")
+        expect(page.get_by_test_id("headline")).to_have_text(
+            f"Of all 250 entries, 52% (130) failed with “{top}”, the most common of 2 different errors."
+        )
+        page.get_by_test_id("headline-top").click()
+        expect(page.get_by_test_id("exact-error")).to_have_value(top)
+        expect(page.locator("[data-testid=entries] tbody tr")).to_have_count(50)
         assert not problems, problems
 
 
