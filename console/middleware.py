@@ -1,8 +1,9 @@
 """Console-wide middleware.
 
 RedisUnavailableMiddleware turns a Redis failure inside any page into a 503 page with the sentence
-that says what to fix. ContentSecurityPolicyMiddleware sends the console's CSP on every response
-(Django 5.2 has none built in). RequestLimitsMiddleware answers an oversized body with a sentence.
+that says what to fix (a command refused because its key holds another type: a 409, Redis is
+fine). ContentSecurityPolicyMiddleware sends the console's CSP on every response (Django 5.2 has
+none built in). RequestLimitsMiddleware answers an oversized body with a sentence.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
 from console.checks import PLAIN_HTTP_WARNING
-from console.redis import explain
+from console.redis import explain, wrong_type
 from console.views import refuse, wants_json
 
 logger = logging.getLogger("console.redis")
@@ -48,6 +49,9 @@ class RedisUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, redis.RedisError):
             return None
+        if mismatch := wrong_type(exception):
+            logger.warning("Page %s refused: %s", request.path, mismatch)
+            return refuse(request, 409, "wrong_type", "Key of another type", mismatch)
         message = explain(exception, settings.HSI_REDIS)
         logger.warning("Page %s failed: %s", request.path, message)
         if wants_json(request):

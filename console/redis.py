@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 import types
@@ -299,6 +300,10 @@ def noperm_message(text: str) -> str:
 
 def explain(exc: BaseException, config: RedisConfig) -> str:
     """One sentence that says what is wrong and what to fix; never contains the password."""
+    return wrong_type(exc) or _explain_failure(exc, config)
+
+
+def _explain_failure(exc: BaseException, config: RedisConfig) -> str:
     code = str(getattr(exc, "status_code", None) or "")
     text = " ".join([code, *map(str, exc.args)]).strip() or str(exc)
     cause = exc.__cause__ or exc.__context__
@@ -348,6 +353,25 @@ def explain(exc: BaseException, config: RedisConfig) -> str:
     if isinstance(exc, redis.ConnectionError):
         return f"Cannot connect to Redis at {config.address}: is Redis running, and is REDIS_URL right?"
     return f"Redis at {config.address} answered with an error: {text[:200]}"
+
+
+_PIPELINE_COMMAND = re.compile(r"Command # \d+ \((\w+) ([^\s)]{1,200})")
+
+
+def wrong_type(exc: BaseException) -> str | None:
+    """The sentence for a command Redis refused because its key holds another type (WRONGTYPE):
+    Redis is fine, so this is no outage to report; None for any other error."""
+    text = str(exc)
+    if not isinstance(exc, redis.ResponseError) or "WRONGTYPE" not in text:
+        return None
+    command = _PIPELINE_COMMAND.search(text)
+    key = command.group(2) if command else "<key>"
+    refused = f" ({command.group(1)} {key})" if command else ""
+    return (
+        f"The key {key if command else 'this page reads'} holds another kind of value than HSI writes "
+        f"under its name, so Redis refused the command{refused}. Redis itself is fine and nothing was "
+        f"changed; redis-cli TYPE {key} says what the key holds."
+    )
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,11 @@ class QueueInfoSerializer(serializers.Serializer):
     )
     alert = serializers.CharField(allow_null=True, help_text="What level means for HSI and what to do.")
     oldest_age_seconds = serializers.FloatField(allow_null=True)
+    stored_type = serializers.CharField(
+        allow_null=True,
+        help_text='What the key holds when it is not the list or stream its name says ("string", '
+        '"hash"...; HSI never writes one there): its length reads 0 and its pages answer 409. Else null.',
+    )
     groups = StreamGroupSerializer(many=True, help_text="Consumer groups of a stream (empty for a list).")
     change = ChangeSerializer(
         allow_null=True,
@@ -539,7 +544,9 @@ class ArchiveListSerializer(serializers.Serializer):
 
 
 def errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
-    return dict.fromkeys((401, 403, *statuses, 503), ErrorSerializer)
+    """The error answers, each ``{"error", "detail"}``: 409 ``wrong_type`` when a key the request
+    reads holds another type than HSI writes there, 503 when Redis does not answer."""
+    return dict.fromkeys((401, 403, *statuses, 409, 503), ErrorSerializer)
 
 
 KEY = OpenApiParameter(

@@ -64,6 +64,7 @@ class QueueInfo:
     groups: list[dict[str, Any]] = field(default_factory=list)
     first_id: str | None = None  # a stream's oldest entry, the next one XADD MAXLEN trims
     stream_room: int | None = None  # see ``stream_room``: what a stream can take, when measured
+    stored_type: str | None = None  # what the key holds when it is not a list or stream as named
 
     @property
     def fill_ratio(self) -> float | None:
@@ -348,9 +349,12 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
             pipe.xrange(info.key, count=1)
     replies = iter(pipe.execute(raise_on_error=False))
     now = time.time()
+    refused = []  # keys of another type: Redis refused the length
     for info in infos:
         length, extra = next(replies), next(replies)
         info.length = length if isinstance(length, int) else 0
+        if isinstance(length, redis.ResponseError):
+            refused.append(info)
         if info.type == "list":
             info.oldest_age_seconds = oldest_age(extra if isinstance(extra, bytes) else None, now)
             continue
@@ -360,8 +364,21 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
         if isinstance(first, list) and first:
             info.first_id = _text(first[0][0])
             info.oldest_age_seconds = max(now - entry_ms(info.first_id) / 1000, 0.0)
+    _add_stored_types(client, refused)
     _add_group_facts(client, infos)
     return infos
+
+
+def _add_stored_types(client: redis.Redis, infos: list[QueueInfo]) -> None:
+    """What the keys whose length Redis refused hold instead (one more round trip, only for them)."""
+    if not infos:
+        return
+    pipe = client.pipeline(transaction=False)
+    for info in infos:
+        pipe.type(info.key)
+    for info, stored in zip(infos, pipe.execute(), strict=True):
+        text = str(_text(stored))
+        info.stored_type = None if text == "none" else text  # "none": deleted meanwhile
 
 
 def entry_ms(entry_id: str) -> int:

@@ -106,6 +106,7 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "level",
         "alert",
         "change",
+        "stored_type",
     }
     assert queues[DLQ] | {"oldest_age_seconds": None} == {
         "key": DLQ,
@@ -120,6 +121,7 @@ def test_queue_list_shape(viewer_client: Client, redis_client: redis.Redis) -> N
         "level": "ok",
         "alert": None,
         "change": None,  # no relay sample: no trend
+        "stored_type": None,
     }
     assert queues[DLQ]["oldest_age_seconds"] > 0
     assert (queues[TARGET]["kind"], queues[TARGET]["length"], queues[TARGET]["source"]) == ("queue", 1, None)

@@ -6,6 +6,7 @@ import json
 import re
 from collections import Counter
 from html import unescape
+from io import StringIO
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -1183,3 +1185,49 @@ def test_edit_and_retry_page_previews_rules_and_diff_then_retries(
 def test_viewer_cannot_edit_and_retry(viewer: User, redis_client: redis.Redis) -> None:
     response = logged_in(viewer).post("/queues/dlq%3Adetection_queue/entry/0/abcd/edit/", {"confirm": "yes"})
     assert response.status_code == 403
+
+
+def test_a_queue_name_holding_another_type_is_named_not_taken_for_an_outage(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    """HSI writes its queues as lists or streams; a key under such a name holding something else
+    makes Redis refuse the console's commands (WRONGTYPE). That is no outage: the list says what the
+    key holds, and its pages answer 409 with a sentence, changing nothing."""
+    weird, stream = "dlq:weird_queue", "detections:stream:dlq"
+    redis_client.set(weird, "not a list")
+    redis_client.rpush(stream, b"a list where a stream belongs")
+    client = logged_in(operator)
+    html = " ".join(unescape(client.get(reverse("admin:queue_list")).content.decode()).split())
+    assert "holds a string, not a list: HSI never writes one under this name" in html
+    assert "holds a list, not a stream" in html
+    rows = {row["key"]: row for row in client.get("/api/queues/").json()["queues"]}
+    assert (rows[weird]["stored_type"], rows[stream]["stored_type"]) == ("string", "list")
+    assert rows["dlq:detection_queue"]["stored_type"] is None
+
+    sentence = (
+        f"The key {weird} holds another kind of value than HSI writes under its name, so Redis refused "
+        f"the command (LLEN {weird}). Redis itself is fine and nothing was changed; "
+        f"redis-cli TYPE {weird} says what the key holds."
+    )
+    for url in (reverse("admin:queue_items", args=[weird]), reverse("admin:queue_breakdown", args=[weird])):
+        page = client.get(url)
+        assert page.status_code == 409, url
+        text = " ".join(unescape(page.content.decode()).split())
+        assert "Key of another type" in text and "Redis unavailable" not in text
+        assert "holds another kind of value than HSI writes under its name" in text
+    assert sentence in " ".join(
+        unescape(client.get(reverse("admin:queue_items", args=[weird])).content.decode()).split()
+    )
+    api = client.get(f"/api/queues/{quote(weird, safe='')}/items/")
+    assert (api.status_code, api.json()) == (409, {"error": "wrong_type", "detail": sentence})
+    assert client.get(reverse("admin:queue_items", args=[stream])).status_code == 409
+    retry = client.post(
+        f"/api/dlq/{quote(weird, safe='')}/retry/", json.dumps({"all": True}), content_type="application/json"
+    )
+    assert (retry.status_code, retry.json()["error"]) == (409, "wrong_type")
+    assert redis_client.get(weird) == b"not a list" and redis_client.lrange(stream, 0, -1) == [
+        b"a list where a stream belongs"
+    ]
+    assert not redis_client.exists("weird_queue")
+    with pytest.raises(CommandError, match=r"holds another kind of value than HSI writes under its name"):
+        call_command("dlq", "retry", weird, "--all", stdout=StringIO(), stderr=StringIO())
