@@ -99,7 +99,8 @@ class RelayProcess:
             self.process.wait(10)
 
     def stop(self) -> int | None:
-        """SIGTERM (a clean exit); the exit status."""
+        """SIGTERM (a clean exit); the exit status. A relay that has not exited 15 s later writes
+        its threads' stacks to its log (SIGUSR1), then is killed (-9)."""
         if self.alive():
             assert self.process is not None
             self.process.send_signal(signal.SIGCONT)
@@ -107,6 +108,8 @@ class RelayProcess:
             try:
                 return self.process.wait(15)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR1)  # every thread's stack into the log first
+                time.sleep(1)
                 self.process.kill()
                 return self.process.wait(5)
         return self.process.returncode if self.process else None

@@ -203,7 +203,7 @@ def test_publish_reaches_stream_and_group(
     status = relay_status(redis_client)
     assert status.leader == "relay-one" and status.state == "forwarding"
     assert status.forwarded == 2 and status.heartbeat_age_seconds is not None
-    assert relay.stop() == 0
+    assert relay.stop() == 0, relay.output()
     assert redis_client.get(LEADER_KEY) is None  # a clean exit releases the lock
     assert relay_status(redis_client).state == "stopped"
     assert "released the lock" in relay.output()
@@ -225,7 +225,7 @@ def test_the_leader_appends_samples_to_the_history(
     assert depths["detection_queue"] == 2 and depths["dlq:detection_queue"] == 0
     assert int(fields[b"used_memory"]) > 0
     assert b" " not in fields[b"depths"]  # compact JSON
-    assert relay.stop() == 0
+    assert relay.stop() == 0, relay.output()
 
 
 def test_the_leader_goes_on_with_the_dashboards_key_count(
@@ -242,7 +242,7 @@ def test_the_leader_goes_on_with_the_dashboards_key_count(
     run = cache.get(CENSUS_RUN)
     assert isinstance(run, CensusRun) and 500 <= run.examined < 3000 and run.steps == 1
     assert sum(count for count, _ in run.tallies.values()) == run.examined, "each key counted once"
-    assert relay.stop() == 0
+    assert relay.stop() == 0, relay.output()
 
 
 def test_malformed_messages_are_counted_and_skipped(
@@ -416,3 +416,19 @@ def test_a_paused_leader_is_fenced_off(
     assert {fields["src"] for _, fields in entries[20:]} == {"relay-b"}
     assert first.alive() and second.alive()
     assert leader_of(client) == "relay-b"
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_relay_goes_on(
+    redis_server: RedisServer, redis_client: redis.Redis, start_relay: Callable[..., RelayProcess]
+) -> None:
+    """What an operator (and the tests' stop()) does to a relay that will not stop: its stacks."""
+    relay = start_relay("relay-stacks", redis_server)
+    relay.wait_leading(redis_client)
+    assert relay.process is not None
+    relay.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while "most recent call first" not in relay.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Current thread" in relay.output() and "relay.py" in relay.output(), relay.output()
+    assert relay.alive()
+    assert relay.stop() == 0, relay.output()
