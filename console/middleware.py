@@ -49,15 +49,19 @@ class RedisUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, redis.RedisError):
             return None
+        from console.admin import console_site
+
         if mismatch := wrong_type(exception):
             logger.warning("Page %s refused: %s", request.path, mismatch)
-            return refuse(request, 409, "wrong_type", "Key of another type", mismatch)
+            if wants_json(request):
+                return JsonResponse({"error": "wrong_type", "detail": mismatch}, status=409)
+            facts = {"detail": mismatch, "title": "Key of another type"}
+            context = {**console_site.each_context(request), **facts}
+            return TemplateResponse(request, "console/wrong_type.html", context, status=409).render()
         message = explain(exception, settings.HSI_REDIS)
         logger.warning("Page %s failed: %s", request.path, message)
         if wants_json(request):
             return JsonResponse({"error": "redis_unavailable", "detail": message}, status=503)
-        from console.admin import console_site
-
         context = {**console_site.each_context(request), "redis_error": message, "title": "Redis unavailable"}
         response = TemplateResponse(request, "console/redis_unavailable.html", context, status=503)
         return response.render()

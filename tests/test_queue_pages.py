@@ -1200,6 +1200,8 @@ def test_a_queue_name_holding_another_type_is_named_not_taken_for_an_outage(
     html = " ".join(unescape(client.get(reverse("admin:queue_list")).content.decode()).split())
     assert "holds a string, not a list: HSI never writes one under this name" in html
     assert "holds a list, not a stream" in html
+    row = re.search(rf'<tr data-key="{weird}".*?</tr>', html, re.S)
+    assert row is not None and "0% of" not in row.group(0), "no fill for a key that is no list"
     rows = {row["key"]: row for row in client.get("/api/queues/").json()["queues"]}
     assert (rows[weird]["stored_type"], rows[stream]["stored_type"]) == ("string", "list")
     assert rows["dlq:detection_queue"]["stored_type"] is None
@@ -1213,7 +1215,8 @@ def test_a_queue_name_holding_another_type_is_named_not_taken_for_an_outage(
         page = client.get(url)
         assert page.status_code == 409, url
         text = " ".join(unescape(page.content.decode()).split())
-        assert "Key of another type" in text and "Redis unavailable" not in text
+        assert text.count("<h1>Key of another type</h1>") == 1 and "Redis unavailable" not in text
+        assert 'href="/queues/"' in text and "Back to the queues" in text, "in the console, not a bare page"
         assert "holds another kind of value than HSI writes under its name" in text
     assert sentence in " ".join(
         unescape(client.get(reverse("admin:queue_items", args=[weird])).content.decode()).split()

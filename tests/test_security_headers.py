@@ -168,6 +168,7 @@ def test_console_post_without_csrf_token_gets_the_sentence(redis_client: redis.R
     response = client.post(reverse("admin:queue_selected", args=[DLQ, "retry"]), {"ref": entry.ref})
     assert response.status_code == 403
     assert CSRF_SENTENCE in response.content.decode()
+    assert response.content.decode().count("<h1>Form expired</h1>") == 1, "one heading, not two"
     assert_security_headers(response, connect="ws://testserver")
     assert redis_client.llen(DLQ) == before  # nothing was retried
 
