@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.live_server import PASSWORD, ROOT, LiveConsole
 
@@ -66,10 +68,32 @@ def new_page(browser: Browser, **options: object) -> Iterator[Page]:
     """A page in its own fresh browser context (no cookies), closed afterwards."""
     context = browser.new_context(**options)  # type: ignore[arg-type]
     context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
     try:
-        yield context.new_page()
+        yield page
+    except BaseException:
+        keep_evidence(page)
+        raise
     finally:
         context.close()
+
+
+def keep_evidence(page: Page) -> None:
+    """What the browser showed when a test failed: its address and text in the test's output (CI
+    prints it), a screenshot and the HTML in test-artifacts/. A timeout waiting for a button says
+    only that the button is missing; the page says what is there instead."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "browser").split(" ")[0]
+    name = re.sub(r"[^\w.-]+", "_", test)[-120:]
+    try:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5_000)
+        (ARTIFACTS / f"{name}.html").write_text(page.content())
+        text = page.inner_text("body", timeout=5_000)
+    except PlaywrightError as exc:  # the page itself may be what broke
+        print(f"The failed test's page could not be kept: {exc}")
+        return
+    print(f"The failed test's page was {page.url}; screenshot and HTML in {ARTIFACTS}/{name}.*")
+    print(text[:3_000])
 
 
 @pytest.fixture
