@@ -90,7 +90,7 @@ READ_TIMEOUT_SECONDS = 0.5
 PING_IDLE_SECONDS = 5.0  # PING the subscription after this much silence; no PONG in time = lost
 DISCOVER_SECONDS = 30.0
 # What a depth sample tells the live page of each queue.
-DEPTH_FIELDS = frozenset({"key", "kind", "type", "length", "max_size", "fill_ratio", "level"})
+DEPTH_FIELDS = frozenset({"key", "kind", "type", "length", "max_size", "fill_ratio", "level", "stored_type"})
 MALFORMED_LOG_SECONDS = 60.0
 RECENT_MAX = 5000  # messages a relay remembers for a takeover…
 RECENT_LOCKS = 3  # …received within this many lock TTLs (the longest a takeover can need)

@@ -256,6 +256,38 @@ def test_queue_depth_tiles_follow_the_samples_and_warn_at_80_percent(
         restore()
 
 
+def test_a_tile_says_when_a_queue_name_holds_another_type(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    relay: Relay,
+    hsi: redis.Redis,
+) -> None:
+    """Redis refuses LLEN of a string: the tile says what the key holds instead of showing an empty
+    queue, and goes back to a length once the list is back."""
+    dead = "dlq:analysis_queue"
+    saved = hsi.dump(dead)
+    try:
+        hsi.delete(dead)
+        hsi.set(dead, "written by hand")
+        with new_page(browser, viewport=DESKTOP) as page:
+            open_live(page, base_url)
+            tile = page.locator(f'[data-testid=live-tiles] li[data-key="{dead}"]')
+            fill = tile.locator(".live-tile-fill")
+            expect(fill).to_have_text("dead-letter list · holds a string, not a list")
+            expect(tile.locator(".live-tile-length")).to_have_text("—")
+            expect(tile).to_have_class("live-tile live-tile-warn")
+            expect(tile.locator("meter")).to_be_hidden()
+            hsi.delete(dead)
+            hsi.rpush(dead, encode_payload({"n": 1}))
+            expect(tile.locator(".live-tile-length")).to_have_text("1")
+            expect(tile).to_have_class("live-tile")
+            expect(fill).to_have_text("dead-letter list · 0% of 10,000")
+    finally:
+        hsi.delete(dead)
+        if saved:
+            hsi.restore(dead, 0, saved)
+
+
 def test_console_actions_reach_the_page(
     browser: Browser,  # noqa: F811 - fixture
     base_url: str,  # noqa: F811 - fixture

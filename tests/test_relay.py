@@ -162,6 +162,7 @@ def test_publish_reaches_stream_and_group(
     redis_server: RedisServer, redis_client: redis.Redis, start_relay: Callable[..., RelayProcess]
 ) -> None:
     redis_client.rpush("detection_queue", b"a", b"b", b"c")
+    redis_client.set("dlq:detection_queue", "not a list")  # sampled, and said to be what it is
     relay = start_relay("relay-one", redis_server)
     relay.wait_leading(redis_client)
 
@@ -198,7 +199,9 @@ def test_publish_reaches_stream_and_group(
     assert second["message"]["type"] == "system_status"
     queues = {q["key"]: q for q in sample["message"]["data"]["queues"]}
     assert queues["detection_queue"]["length"] == 3
+    assert queues["detection_queue"]["stored_type"] is None
     assert queues["dlq:detection_queue"]["kind"] == "dlq"
+    assert queues["dlq:detection_queue"]["stored_type"] == "string"
     assert json.loads(redis_client.get(DEPTHS_KEY) or b"{}")["type"] == "queue_depths"
     status = relay_status(redis_client)
     assert status.leader == "relay-one" and status.state == "forwarding"

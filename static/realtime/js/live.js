@@ -421,21 +421,26 @@ class LivePage {
     const isList = queue.type !== "stream";
     const limited = isList && Number(queue.max_size) > 0; // HSI appends to an overflow DLQ without a limit
     const level = LEVEL_NOTES[queue.level] === undefined ? "ok" : queue.level;
+    // Another kind of value under the queue's name: Redis refused its length, so there is none to show.
+    const stored = queue.stored_type ? String(queue.stored_type) : "";
     tile.dataset.kind = queue.kind === "dlq" ? "dlq" : "queue";
-    tile.dataset.level = level;
-    tile.classList.toggle("live-tile-warn", level !== "ok");
-    tile.classList.toggle("live-tile-full", level === "full");
-    tile.querySelector(".live-tile-length").textContent = length.toLocaleString("en-US");
+    tile.dataset.level = stored ? "wrong-type" : level;
+    tile.classList.toggle("live-tile-warn", Boolean(stored) || level !== "ok");
+    tile.classList.toggle("live-tile-full", !stored && level === "full");
+    tile.querySelector(".live-tile-length").textContent = stored ? "—" : length.toLocaleString("en-US");
     const meter = tile.querySelector("meter");
-    meter.hidden = !limited;
+    meter.hidden = !limited || Boolean(stored);
     meter.value = Math.min(ratio, 1);
     meter.textContent = percent(ratio);
-    const kind = `${queue.kind === "dlq" ? "dead-letter" : "work"} ${isList ? "list" : "stream"}`;
+    const shape = isList ? "list" : "stream";
+    const kind = `${queue.kind === "dlq" ? "dead-letter" : "work"} ${shape}`;
     const max = (Number(queue.max_size) || 0).toLocaleString("en-US");
     const size = limited ? `${percent(ratio)} of ${max}${LEVEL_NOTES[level]}` : "no limit";
     const notes = queue.kind === "dlq" ? STREAM_DLQ_NOTES : STREAM_NOTES;
     const fill = isList ? size : `${length.toLocaleString("en-US")} of MAXLEN ${max}${notes[level]}`;
-    tile.querySelector(".live-tile-fill").textContent = `${kind} · ${fill}`;
+    tile.querySelector(".live-tile-fill").textContent = stored
+      ? `${kind} · holds a ${stored}, not a ${shape}`
+      : `${kind} · ${fill}`;
     return tile;
   }
 
