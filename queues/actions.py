@@ -213,16 +213,23 @@ def act_on_matching(
     budget_seconds: float = 3.0,
     deletion: str = "",
     unexamined: int | None = None,
+    end: bool = False,
 ) -> tuple[dlq.Outcome, int, int]:
     """Retry or delete everything matching (or all), one time-boxed chunk; continue from ``position``.
 
     Every chunk of one delete passes the same ``deletion``, so the whole action is undone as one;
-    ``unexamined`` is the caller's own count of entries not examined yet (``dlq.sweep``).
+    ``unexamined`` is the caller's own count of entries not examined yet (``dlq.sweep``). With
+    ``end`` the run ends instead: its chunks act on nothing and put the DLQ back in its old order
+    (``dlq.put_back``).
     """
     _check_verb(verb)
     deletion = deletion or new_nonce()
     select = filters.select if filters.active else None
-    if verb == "retry" and select is None:
+    if end:
+        outcome, position = dlq.put_back(
+            client, key, budget_seconds=budget_seconds, start=start, unexamined=unexamined
+        )
+    elif verb == "retry" and select is None:
         outcome, position = dlq.retry_all(
             client, key, budget_seconds=budget_seconds, start=start, unexamined=unexamined
         )
@@ -247,7 +254,7 @@ def act_on_matching(
             unexamined=unexamined,
         )
     outcome.target = keys.source_queue(key) if verb == "retry" else None
-    extra = _deletion(verb, deletion)
+    extra = _deletion(verb, deletion) | ({"ended": True} if end else {})
     audit_id = _record(
         request, f"dlq.{verb}_all", key, outcome, filters=filters.as_query(), start=start, **extra
     )

@@ -382,6 +382,13 @@ class ActionSerializer(serializers.Serializer):
         help_text="List DLQs, with all: true and start: the previous answer's remaining. The step then "
         "examines at least that many entries, even if someone deleted entries the run left at the tail.",
     )
+    end = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="List DLQs, with all: true, start and unexamined: end the run instead of going on. The "
+        "steps act on nothing and move the entries not examined yet behind those the run left at the "
+        "tail, so the DLQ is back in its old order; repeat while remaining is above 0.",
+    )
     after = serializers.RegexField(
         rf"^(-|{streams.ENTRY_ID.pattern})$",
         required=False,
@@ -408,8 +415,10 @@ class ActionSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("ids")) == bool(attrs["all"]):
             raise serializers.ValidationError("Send either ids or all: true (not both, not neither).")
-        if attrs.get("ids") and ("filter" in attrs or attrs["start"] or "unexamined" in attrs):
-            raise serializers.ValidationError("filter, start and unexamined only apply with all: true.")
+        if attrs.get("ids") and (
+            "filter" in attrs or attrs["start"] or "unexamined" in attrs or attrs["end"]
+        ):
+            raise serializers.ValidationError("filter, start, unexamined and end only apply with all: true.")
         if attrs.get("ids") and "after" in attrs:
             raise serializers.ValidationError("after only applies with all: true.")
         if "after" in attrs and not (attrs["after"] == "-" or streams.is_entry_id(attrs["after"])):
@@ -432,6 +441,9 @@ class ActionResultSerializer(serializers.Serializer):
         help_text="With all and a filter: entries this call examined that did not match, left in place."
     )
     remaining = serializers.IntegerField(help_text="With all: entries still to look at; else 0.")
+    put_back = serializers.IntegerField(
+        help_text="With end: entries this call moved, unexamined, behind those the run left; else 0."
+    )
     position = PositionField(
         help_text="With all: send it back as start (a list DLQ) or as after (a stream DLQ: an entry id)."
     )
@@ -728,6 +740,7 @@ def action_result(
         "skipped_reasons": dict(outcome.skipped),
         "unmatched": outcome.unmatched,
         "remaining": outcome.remaining or 0,
+        "put_back": outcome.put_back,
         "position": position,
         "audit_id": audit_id,
         "detail": describe(verb, outcome),
@@ -781,6 +794,7 @@ class DlqActionView(ConsoleAPIView):
                 budget_seconds=conf("BULK_CHUNK_SECONDS"),
                 deletion=deletion,
                 unexamined=body.get("unexamined"),
+                end=body["end"],
             )
             return Response(action_result(self.verb, outcome, position, audit_id, deletion))
         outcome, audit_id = actions.act_on_selected(
@@ -795,6 +809,11 @@ class DlqActionView(ConsoleAPIView):
             if "after" in body:
                 raise Problem("after applies to stream DLQs only; a list DLQ continues from start.")
             return None
+        if body["end"]:
+            raise Problem(
+                "end applies to list DLQs only: a stream DLQ's run leaves its entries where they are, "
+                "so there is no order to put back; just stop sending requests."
+            )
         if body["start"]:
             raise Problem(
                 "A stream DLQ's all: true continues from after (the entry id of the previous "
@@ -854,7 +873,10 @@ that the archive holds the whole delete as one action and `/api/archive/restore-
 `deletion` undoes it. Every request writes an audit entry (`audit_id`). A list DLQ's `position`
 counts the entries looked at and left in place (with a filter: moved, in order, to the DLQ's tail;
 see the README); without `unexamined`, someone deleting some of those meanwhile makes the run end
-that many entries early.
+that many entries early. To end a list DLQ's run before it is done, send the same body with
+`"end": true` (with `start` and `unexamined` as above) until `remaining` is 0: those steps act on
+nothing and move the entries not examined yet behind the ones the run left at the tail
+(`put_back`), so the DLQ is back in its old order.
 
 Stream DLQs (`<stream>:dlq`): `ids` are entry ids (`"<ms>-<seq>"`); `{"all": true}` takes every entry
 (or, with `filter`, those matching it: `q` is looked for in `dlq_reason`, `error` is its first line,

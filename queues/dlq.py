@@ -309,6 +309,7 @@ class Outcome:
     moved: list[Entry] = field(default_factory=list)
     remaining: int | None = None
     unmatched: int = 0  # examined, not matching the action's filter, left in place
+    put_back: int = 0  # not examined: the run ended early and moved them behind the ones it left
 
     def count(self, status: str, entry: Entry | None = None) -> None:
         """Tally one script status: "ok", "full", or why the entry was left alone."""
@@ -336,6 +337,7 @@ class Outcome:
             "full": self.full,
             "remaining": self.remaining,
             "unmatched": self.unmatched,
+            "put_back": self.put_back,
         }
 
     @property
@@ -356,6 +358,11 @@ class Outcome:
             text += f"; {self.unmatched:,} did not match the filter (left in place)"
         if self.remaining:
             text += f"; {self.remaining:,} not examined yet"
+        if self.put_back:
+            text += (
+                f"; ended early: the {self.put_back:,} not examined went back behind the others, "
+                "so the DLQ is in its old order"
+            )
         return text + "."
 
 
@@ -458,6 +465,13 @@ def delete_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
     return lambda entry: "" if select is not None and not select(entry) else None
 
 
+PUT_BACK = "\x00put back"  # ``sweep``'s keep reason for entries an ended run moves unexamined
+
+
+def put_back_keep(entry: Entry) -> str:
+    return PUT_BACK
+
+
 def rotate(
     client: redis.Redis, key: str, window: Window, target: str | None, token: str | None = None
 ) -> tuple[int, Outcome]:
@@ -486,6 +500,34 @@ def delete_window(client: redis.Redis, key: str, window: Window) -> tuple[int, O
     return rotate(client, key, window, None)
 
 
+def put_back(
+    client: redis.Redis,
+    key: str,
+    *,
+    budget_seconds: float = 5.0,
+    start: int = 0,
+    unexamined: int | None = None,
+) -> tuple[Outcome, int]:
+    """End a bulk run that stopped halfway, putting the DLQ back in its old order: the entries it has
+    not examined yet go, in order and unread, to the tail, behind those it examined and left there.
+    Nothing is retried or deleted (``put_back_keep`` keeps every entry, so ``delete_window`` only
+    moves them); ``start`` and ``unexamined`` are the run's, as for ``sweep``. A run that left
+    nothing at the tail (``start`` 0) has no order to put back: nothing moves."""
+    if start <= 0:
+        return Outcome(key, None, remaining=0), 0
+    count = unexamined if unexamined is not None else max(client.llen(key) - start, 0)
+    return sweep(
+        client,
+        key,
+        delete_window,
+        put_back_keep,
+        budget_seconds=budget_seconds,
+        start=start,
+        unexamined=count,
+        exact=True,
+    )
+
+
 ScriptRun = Callable[[redis.Redis, str, int, Outcome], str]
 """Retries up to so many entries from the head inside Redis, counted in; returns why it stopped."""
 
@@ -500,6 +542,7 @@ def sweep(
     start: int = 0,
     script_run: ScriptRun | None = None,
     unexamined: int | None = None,
+    exact: bool = False,
 ) -> tuple[Outcome, int]:
     """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
     takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
@@ -514,12 +557,16 @@ def sweep(
     With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
     Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
     least ``SCRIPT_RUN`` such entries to it.
+
+    With ``exact``, ``unexamined`` alone says how many entries to examine (``put_back``: entries HSI
+    appended during the run sit among the kept ones, and must not be taken for unexamined ones).
     """
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
     kept = start
     length = client.llen(key)
-    left = min(max(length - start, unexamined or 0, 0), length)
+    wanted = (unexamined or 0) if exact else max(length - start, unexamined or 0, 0)
+    left = min(wanted, length)
     ask_script = script_run is not None
     first = True  # every chunk examines at least one batch, however short its budget
     while left > 0 and (first or time.monotonic() < deadline):
@@ -544,7 +591,9 @@ def sweep(
         for _, reason in window[:handled]:
             if reason is not None:
                 kept += 1
-                if reason:
+                if reason == PUT_BACK:
+                    outcome.put_back += 1
+                elif reason:
                     outcome.skipped[reason] += 1
                 else:
                     outcome.unmatched += 1
@@ -617,6 +666,7 @@ def merge(total: Outcome, part: Outcome) -> None:
     total.full = total.full or part.full
     total.skipped.update(part.skipped)
     total.unmatched += part.unmatched
+    total.put_back += part.put_back
     total.moved.extend(part.moved[: max(MOVED_KEPT - len(total.moved), 0)])
 
 

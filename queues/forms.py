@@ -101,6 +101,7 @@ class Tally:
     planned: int = 0
     kept: int = 0  # the last chunk's position: entries left in place before where it stopped
     unmatched: int = 0  # entries examined that did not match the filter (left in place)
+    put_back: int = 0  # entries not examined, moved behind the others when the run was ended early
     run: str = field(default_factory=new_nonce)  # the action's id: a delete's archive rows carry it
 
     @classmethod
@@ -111,8 +112,10 @@ class Tally:
             counts = (int(data["done"]), skipped, int(data["steps"]), int(data["planned"]))
             run = str(data.get("run", ""))
             run = run if RUN_ID.fullmatch(run) else new_nonce()
-            kept, unmatched = (max(int(data.get(name, 0)), 0) for name in ("kept", "unmatched"))
-            return cls(*counts, kept=kept, unmatched=unmatched, run=run)
+            kept, unmatched, put_back = (
+                max(int(data.get(name, 0)), 0) for name in ("kept", "unmatched", "put_back")
+            )
+            return cls(*counts, kept=kept, unmatched=unmatched, put_back=put_back, run=run)
         except (ValueError, TypeError, KeyError, AttributeError):
             return cls()
 
@@ -125,6 +128,7 @@ class Tally:
                 "planned": self.planned,
                 "kept": self.kept,
                 "unmatched": self.unmatched,
+                "put_back": self.put_back,
                 "run": self.run,
             }
         )
@@ -133,7 +137,13 @@ class Tally:
         """Count one chunk in; the first one fixes how many entries the action covers."""
         planned = self.planned or chunk.done + position + (chunk.remaining or 0)
         counts = (self.done + chunk.done, self.skipped + chunk.skipped, self.steps + 1, planned)
-        return Tally(*counts, kept=position, unmatched=self.unmatched + chunk.unmatched, run=self.run)
+        return Tally(
+            *counts,
+            kept=position,
+            unmatched=self.unmatched + chunk.unmatched,
+            put_back=self.put_back + chunk.put_back,
+            run=self.run,
+        )
 
     def handled(self, position: int) -> int:
         """Entries dealt with: those acted on (gone from the list) and those kept before ``position``."""
@@ -154,4 +164,5 @@ class Tally:
             skipped=Counter(self.skipped),
             remaining=last.remaining,
             unmatched=self.unmatched,
+            put_back=self.put_back,
         )

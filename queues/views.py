@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import redis
@@ -867,6 +867,7 @@ class QueuePages:
             budget_seconds=conf("BULK_CHUNK_SECONDS"),
             deletion=before.run,
             unexamined=before.unexamined(start),
+            end=ending(data),
         )
         tally = before.add(chunk, position)
         state = Progress(target, verb, chunk, tally, position, back)
@@ -876,7 +877,7 @@ class QueuePages:
             report(request, tally.outcome(chunk), verb, tally.run)
             return HttpResponseRedirect(back)
         context = {"target": target, "verb": verb, "state": state, "back": back_query(data)}
-        context["filter_fields"] = filter_fields(data)
+        context |= {"filter_fields": filter_fields(data), "ending": ending(data)}
         return self.render(request, "progress.html", f"{VERBS[verb][2]} in progress", context)
 
     def archive(self, request: HttpRequest) -> HttpResponse:
@@ -1044,9 +1045,16 @@ class QueuePages:
 # --- Bulk actions and filters ------------------------------------------------------------------------
 
 
+def ending(data: QueryDict) -> bool:
+    """Whether the progress form asks to end the run here, the DLQ put back in order (``end=1``)."""
+    return data.get("end") == "1"
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where a bulk action stands after a chunk; the page, the JSON and bulk.js all read this."""
+
+    endable: ClassVar[bool] = True  # a list DLQ's run may end early with its order put back
 
     target: Target
     verb: str
@@ -1097,9 +1105,23 @@ class Progress:
         """Where a delete is undone (the archive rows of its steps so far); empty for other actions."""
         return undo_url(self.tally.run) if self.verb == "delete" and self.tally.done else ""
 
+    @property
+    def can_end(self) -> bool:
+        """Whether ending here would reorder anything: a list DLQ's unfinished run has moved entries it
+        examined and left (``position``) to the tail, behind some it has not examined yet."""
+        return (
+            self.endable
+            and not self.target.is_stream
+            and self.position > 0
+            and bool(self.chunk.remaining)
+            and not self.finished
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "finished": self.finished,
+            "can_end": self.can_end,  # bulk.js offers "End here…" when it stops or pauses
+            "kept": self.position,
             "room_later": self.room_later,  # bulk.js pauses here, or waits for room and goes on
             "summary": self.summary,
             "level": "success" if self.clean else "warning",
@@ -1117,6 +1139,8 @@ class Progress:
 
 class RestoreProgress(Progress):
     """A restore of a DLQ's whole archive, driven by the same page and bulk.js as the DLQ actions."""
+
+    endable: ClassVar[bool] = False  # it adds to the DLQ's tail and reorders nothing
 
     @property
     def summary(self) -> str:

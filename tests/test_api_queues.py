@@ -280,6 +280,7 @@ def test_retry_by_ids_moves_exactly_those_and_is_audited(
         "target": TARGET,
         "skipped_reasons": {},
         "unmatched": 0,
+        "put_back": 0,
         "full": False,
         "remaining": 0,
         "position": None,
@@ -339,6 +340,35 @@ def test_retry_all_with_filter_stops_when_full_then_continues_from_position(
     trail = AuditEntry.objects.filter(action="dlq.retry_all").order_by("pk")
     assert [a.count for a in trail] == [40, 40, 20]
     assert trail[0].detail["filters"] == {"q": "detector unavailable"}
+
+
+def test_a_run_ended_through_the_api_puts_the_dlq_back_in_its_old_order(
+    operator_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0}
+    redis_client.rpush(DLQ, *[failure(n) for n in range(600)])
+    body: dict[str, Any] = {"all": True, "filter": {"q": "detector unavailable"}, "start": 0}
+    first = post(operator_client, url("retry"), body).json()
+    assert (first["retried"], first["position"], first["remaining"], first["put_back"]) == (125, 125, 350, 0)
+    body |= {"start": first["position"], "unexamined": first["remaining"], "end": True}
+    answers: list[dict[str, Any]] = []
+    while not answers or answers[-1]["remaining"]:
+        answers.append(post(operator_client, url("retry"), body).json())
+        body |= {"start": answers[-1]["position"], "unexamined": answers[-1]["remaining"]}
+    assert [(a["retried"], a["put_back"]) for a in answers] == [(0, 250), (0, 100)]
+    assert "ended early: the 100 not examined went back" in answers[-1]["detail"]
+    assert jobs_in(redis_client, TARGET) == list(range(1, 250, 2))
+    assert failed_in(redis_client) == [*range(0, 250, 2), *range(250, 600)]
+
+
+def test_end_applies_to_a_list_dlqs_run_only(operator_client: Client, redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, failure(1))
+    with_ids = post(operator_client, url("retry"), {"ids": ["0:" + "ab" * 10], "end": True})
+    assert with_ids.status_code == 400
+    assert "end only apply with all: true" in json.dumps(with_ids.json())
+    stream = post(operator_client, url("retry", "detections:stream:dlq"), {"all": True, "end": True})
+    assert stream.status_code == 400 and "no order to put back" in stream.json()["detail"]
+    assert redis_client.lrange(DLQ, 0, -1) == [failure(1)] and redis_client.llen(TARGET) == 0
 
 
 def test_full_target_stops_and_says_so(operator_client: Client, redis_client: redis.Redis, settings) -> None:
@@ -680,7 +710,7 @@ FP = "0:" + "a" * 20
         ({"all": False}, "Send either ids or all: true"),
         ({"ids": ["zz"]}, "ids: 'zz' is not an entry id"),
         ({"ids": FP}, "ids: Expected a list of items"),
-        ({"ids": [FP], "filter": {"q": "x"}}, "filter, start and unexamined only apply with all: true"),
+        ({"ids": [FP], "filter": {"q": "x"}}, "filter, start, unexamined and end only apply with all: true"),
         ({"all": "maybe"}, "all: Must be a valid boolean"),
         ({"all": True, "start": -1}, "start: Ensure this value is greater than or equal to 0"),
         ({"all": True, "filter": {"since": "yesterday"}}, "'since' must be a date and time"),

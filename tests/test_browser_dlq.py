@@ -217,6 +217,7 @@ def test_operator_stops_a_bulk_delete_then_continues_it(
         expect(status).to_contain_text("not examined yet. Continue goes on from here.")
         expect(page.locator("#content h1")).to_have_text("Delete stopped")
         expect(stop).to_be_hidden()
+        expect(page.locator("[data-testid=bulk-end]")).to_be_hidden()  # it kept nothing: no order to put back
         left = live_redis.llen(BULK_DLQ)
         assert 0 < left < BULK
         assert live_redis.lrange(BULK_DLQ, 0, -1) == raws[BULK - left :], "the rest is untouched, in order"
@@ -234,6 +235,54 @@ def test_operator_stops_a_bulk_delete_then_continues_it(
         expect(page.locator("[data-testid=archive-deletion]")).to_contain_text(
             f"One delete action: {BULK:,} entries of {BULK_DLQ} deleted by operator"
         )
+        assert not problems, problems
+
+
+def test_operator_ends_a_stopped_filtered_retry_and_the_dlq_is_back_in_order(
+    browser: Browser,  # noqa: F811 - fixture
+    base_url: str,  # noqa: F811 - fixture
+    live_redis: redis.Redis,
+) -> None:
+    """Stopped halfway, a filtered retry has left the entries it examined at the tail; "End here"
+    puts the ones not examined behind them, retries nothing more, and says so."""
+    key, source = "dlq:browser_end_queue", "browser_end_queue"
+    raws = [
+        encode_payload({"original_job": {"camera_id": ("porch", "yard")[n % 2], "n": n}, "error": "x"})
+        for n in range(BULK)
+    ]
+    live_redis.delete(key, source)
+    live_redis.rpush(key, *raws)
+    matching = f"**/queues/{key}/matching/retry/"
+    with new_page(browser, viewport=DESKTOP) as page:
+        problems = with_csp(page)
+        page.goto(f"{base_url}/queues/{key}/matching/retry/?camera=yard")
+        login(page, base_url, "operator")
+
+        def slowly(route: Route) -> None:
+            page.wait_for_timeout(150)
+            route.continue_()
+
+        page.route(matching, slowly)
+        page.get_by_role("button", name=re.compile(r"^Yes, retry")).click()
+        page.get_by_role("button", name="Stop").click()
+        status = page.locator("[data-testid=bulk-status]")
+        expect(status).to_contain_text("Stopped. Retried ", timeout=30_000)
+        page.unroute(matching)
+        end = page.locator("[data-testid=bulk-end]")
+        expect(end).to_be_visible()
+        retried = live_redis.llen(source)
+        left = BULK - 2 * retried
+        assert retried > 0 and left > 0
+        expect(end).to_contain_text(f"the {retried:,} entries it examined and left sit at the tail of {key}")
+        expect(end).to_contain_text(f"after the {left:,} it has not examined yet")
+        assert live_redis.lrange(key, 0, -1) == raws[2 * retried :] + raws[: 2 * retried : 2]
+
+        end.get_by_role("button", name="End here and put the DLQ back in order").click()
+        put_back = f"the {left:,} not examined went back behind the others, so the DLQ is in its old order."
+        expect(finished(page)).to_contain_text(f"ended early: {put_back}", timeout=60_000)
+        expect(finished(page)).to_contain_text(f"Retried {retried:,} of {key} to {source}")
+        assert live_redis.llen(source) == retried, "ending retried nothing"
+        assert live_redis.lrange(key, 0, -1) == raws[: 2 * retried : 2] + raws[2 * retried :]
         assert not problems, problems
 
 

@@ -105,6 +105,25 @@ def test_retry_all_stops_when_the_target_is_full(redis_client: redis.Redis, sett
     assert redis_client.llen(TARGET) == 10 and redis_client.llen(DLQ) == 16
 
 
+def test_a_filtered_retry_that_fills_its_target_puts_the_dlq_back_in_order(
+    redis_client: redis.Redis, settings: Any
+) -> None:
+    """A command cannot be continued, so one that stops early ends its run: the even n it examined
+    and left go back ahead of those it did not examine."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 10}
+    redis_client.rpush(DLQ, *[failure(n) for n in range(600)])
+    out = run("retry", DLQ, "--all", "--q", "detector unavailable")
+    assert out.strip() == (
+        f"Retried 10 of {DLQ} to {TARGET}; stopped: {TARGET} is full (QUEUE_MAX_SIZE 10); "
+        "11 did not match the filter (left in place); ended early: the 579 not examined went back "
+        "behind the others, so the DLQ is in its old order."
+    )
+    assert jobs_in(redis_client, TARGET) == list(range(1, 21, 2))
+    assert failed_in(redis_client) == [*range(0, 21, 2), *range(21, 600)]
+    ended = AuditEntry.objects.filter(action="dlq.retry_all", detail__ended=True)
+    assert sum(entry.detail["put_back"] for entry in ended) == 579
+
+
 def test_delete_all_archives_each_entry(redis_client: redis.Redis) -> None:
     raws = [failure(n) for n in range(5)] + [NOT_UTF8, HOSTILE]
     redis_client.rpush(DLQ, *raws)

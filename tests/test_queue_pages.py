@@ -795,6 +795,45 @@ def test_bulk_without_javascript_continues_through_progress_pages(
     assert redis_client.llen(DLQ) == 0 and ArchivedItem.objects.filter(state="archived").count() == 1_200
 
 
+def test_a_stopped_run_without_javascript_can_end_with_the_dlq_in_its_old_order(
+    redis_client: redis.Redis, operator: User, settings: Any
+) -> None:
+    """The progress page of an unfinished filtered retry offers to end it; its steps carry end=1
+    until the DLQ is back in order, and the message says what was done and what was put back."""
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0.001}
+    seed(redis_client, 1_000)
+    client = logged_in(operator)
+    matching = url("queue_matching", DLQ, "retry")
+    response = client.post(matching, {"q": "TimeoutError", "start": "0", "nonce": views.new_nonce()})
+    html = response.content.decode()
+    assert response.status_code == 200 and 'data-testid="bulk-end">' in html, "offered, not hidden"
+    assert "End here and put the DLQ back in order" in html and 'name="end"' in html
+    retried = jobs(redis_client)
+    assert retried == list(range(0, 250, 3)), "one step: the first batch"
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+    form = {name: unescape(value) for name, value in fields.items()} | {"end": "1"}
+    pages = 0
+    while True:
+        response = client.post(matching, form)
+        if response.status_code != 200:
+            break
+        html = response.content.decode()
+        assert 'data-testid="bulk-end"' not in html and '<input type="hidden" name="end" value="1">' in html
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+        form = {name: unescape(value) for name, value in fields.items()}
+        pages += 1
+    assert response.status_code == 302 and pages >= 1, "750 entries put back take several steps"
+    put_back = (
+        "; ended early: the 750 not examined went back behind the others, so the DLQ is in its old order"
+    )
+    expected = said("Retried", 84, unmatched=166).removesuffix(".") + put_back + "."
+    assert shown_messages(response) == [expected]
+    assert jobs(redis_client) == retried, "ending retried nothing"
+    assert dlq_jobs(redis_client) == [n for n in range(1_000) if n >= 250 or n % 3]
+    trail = AuditEntry.objects.filter(action="dlq.retry_all").order_by("pk")
+    assert [a.detail.get("ended", False) for a in trail] == [False] + [True] * (pages + 1)
+
+
 def test_bulk_retry_matching_moves_only_matches(redis_client: redis.Redis, operator: User) -> None:
     seed(redis_client, 30)
     response = post(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from console.models import ArchivedItem
-from queues import archive, dlq, scripts
+from console.models import ArchivedItem, AuditEntry
+from queues import actions, archive, dlq, scripts
 from tests.factories import failure
 from tests.test_dlq_core import DLQ, TARGET, job_numbers, jobs_in
 
@@ -162,3 +162,65 @@ def test_an_entry_that_moved_is_found_just_before_its_hint(redis_client: redis.R
     outcome = dlq.retry(redis_client, DLQ, [far])
     assert outcome.done == 0 and outcome.skipped == {dlq.STATUS_REASONS["missing"]: 1}
     assert 900 in job_numbers(redis_client, DLQ), "an entry not found is left where it is"
+
+
+def test_an_ended_run_puts_the_dlq_back_in_its_old_order(redis_client: redis.Redis, db) -> None:
+    """A filtered retry stopped after one step left the even n it examined at the tail; ending it
+    moves the ones not examined behind them, unread, and retries nothing more."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(3000)])
+    odd = actions.Filters.from_query({"q": ODD})
+    first, position, _ = actions.act_on_matching(
+        redis_client, DLQ, odd, verb="retry", request=None, budget_seconds=0
+    )
+    assert (first.done, position, first.remaining) == (125, 125, 2750)
+    assert job_numbers(redis_client, DLQ) == [*range(250, 3000), *range(0, 250, 2)]
+    redis_client.rpush(DLQ, failure(5000), failure(5002))  # HSI's new failures meanwhile
+
+    ended, position, audit_id = actions.act_on_matching(
+        redis_client,
+        DLQ,
+        odd,
+        verb="retry",
+        request=None,
+        start=position,
+        unexamined=first.remaining,
+        end=True,
+    )
+    assert (ended.done, ended.put_back, ended.remaining, ended.unmatched, position) == (0, 2750, 0, 0, 2875)
+    assert jobs_in(redis_client, TARGET) == list(range(1, 250, 2)), "ending retried nothing"
+    assert job_numbers(redis_client, DLQ) == [*range(0, 250, 2), 5000, 5002, *range(250, 3000)]
+    assert ended.summary("Retried").endswith(
+        "; ended early: the 2,750 not examined went back behind the others, so the DLQ is in its old order."
+    )
+    audited = AuditEntry.objects.get(pk=audit_id)
+    assert (audited.action, audited.count) == ("dlq.retry_all", 0)
+    assert audited.detail["ended"] is True and audited.detail["put_back"] == 2750
+
+
+def test_ending_a_run_in_steps_and_without_its_count(redis_client: redis.Redis, db) -> None:
+    """Each step puts back what its budget allows (at least one batch); an API client that did not
+    keep ``unexamined`` gets the entries ahead of those the run kept. A run that kept nothing has no
+    order to put back."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(1000)])
+    odd = actions.Filters.from_query({"q": ODD})
+    _, position, _ = actions.act_on_matching(
+        redis_client, DLQ, odd, verb="delete", request=None, budget_seconds=0
+    )
+    assert position == 125
+    steps, left = [], None
+    while left != 0:
+        outcome, position, _ = actions.act_on_matching(
+            redis_client, DLQ, odd, verb="delete", request=None, start=position, budget_seconds=0, end=True
+        )
+        steps.append(outcome.put_back)
+        left = outcome.remaining
+    assert steps == [250, 250, 250] and position == 875
+    assert job_numbers(redis_client, DLQ) == [*range(0, 250, 2), *range(250, 1000)]
+    assert ArchivedItem.objects.count() == 125, "ending deleted nothing more"
+
+    before = redis_client.lrange(DLQ, 0, -1)
+    outcome, position, _ = actions.act_on_matching(
+        redis_client, DLQ, odd, verb="delete", request=None, start=0, unexamined=500, end=True
+    )
+    assert (outcome.put_back, outcome.remaining, position) == (0, 0, 0)
+    assert redis_client.lrange(DLQ, 0, -1) == before

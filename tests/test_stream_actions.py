@@ -521,6 +521,7 @@ def test_api_deletes_and_retries_stream_entries_by_id(
     body = deleted.json()
     assert set(body) == {"deleted", "archived", "skipped", "skipped_reasons", "remaining", "position"} | {
         "unmatched",
+        "put_back",
         "audit_id",
         "detail",
         "deletion",

@@ -308,10 +308,15 @@ class Command(BaseCommand):
         self, client: redis.Redis, key: str, filters: actions.Filters, verb: str, deletion: str
     ) -> dlq.Outcome:
         """Chunk after chunk until nothing is left, the target is full, or every entry that was there
-        at the start has been looked at (jobs that fail again and come back are not chased forever)."""
+        at the start has been looked at (jobs that fail again and come back are not chased forever).
+
+        A command cannot be continued later, so one that stops early (Ctrl-C, a full target) ends the
+        run as the page's "End here" does: the entries it left at the tail go back ahead of those it
+        did not examine, and the DLQ is in its old order."""
         at_start = dlq.page(client, key, limit=1).total
         total = dlq.Outcome(key, None)
         position = seen = 0
+        end = False
         while True:
             part, next_position, _ = actions.act_on_matching(
                 client,
@@ -323,12 +328,20 @@ class Command(BaseCommand):
                 deletion=deletion,
                 unexamined=at_start - seen if seen else None,
                 budget_seconds=conf("BULK_CHUNK_SECONDS"),
+                end=end,
             )
             dlq.merge(total, part)
             seen += part.examined + next_position - position
             position = next_position
-            if not part.remaining or part.full or seen >= at_start or self.stopped():
+            if not part.remaining or seen >= at_start:
                 return total
+            if not end and (part.full or self.stopped()):
+                if not position:  # it left nothing at the tail: nothing is out of order
+                    return total
+                end = True
+                self.stderr.write(
+                    f"Putting the {part.remaining:,} entries not examined back behind the others…"
+                )
 
     def _act_on_stream(
         self,

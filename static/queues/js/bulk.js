@@ -4,6 +4,9 @@
 // run after the step under way; the form then holds where it stopped, and Continue goes on.
 // When the queue a retry or restore moves to is full, the run pauses there; with "wait for room"
 // ticked it tries again by itself, 2 s later, then less often (up to a minute) while nothing fits.
+// A list DLQ's run that stops or pauses with entries it left at the tail behind some it has not
+// examined offers "End here…", a plain submit with end=1; the page it leads to carries end=1 in
+// its form, so the steps that follow put the DLQ back in order and act on nothing.
 import { postForm } from "./post.js";
 
 const FIRST_WAIT_MS = 2000;
@@ -19,6 +22,7 @@ async function run(form) {
   const stopButton = form.querySelector("[data-bulk-stop]");
   const hint = form.querySelector("[data-bulk-hint]");
   const wait = form.querySelector("[data-bulk-wait]");
+  const end = form.querySelector("[data-bulk-end]");
   let stopAsked = false;
   let wakeUp = () => {};
   let delay = FIRST_WAIT_MS;
@@ -26,15 +30,23 @@ async function run(form) {
   continueButton.hidden = true;
   hint.hidden = true;
   stopButton.hidden = false;
+  if (end) {
+    end.hidden = true;
+  }
   stopButton.addEventListener("click", () => {
     stopAsked = true;
     stopButton.disabled = true;
     stopButton.textContent = "Stopping after this step…";
     wakeUp();
   });
-  const pause = () => {
+  const pause = (reply) => {
     stopButton.hidden = true;
     continueButton.hidden = false;
+    if (end && reply && reply.can_end) {
+      end.querySelector("[data-bulk-end-kept]").textContent = reply.kept.toLocaleString("en-US");
+      end.querySelector("[data-bulk-end-left]").textContent = reply.remaining.toLocaleString("en-US");
+      end.hidden = false;
+    }
   };
   for (;;) {
     let reply;
@@ -52,6 +64,9 @@ async function run(form) {
       showUndo(reply.undo);
       showStage("finished");
       stopButton.hidden = true;
+      if (wait) {
+        wait.closest("label").hidden = true; // nothing is left to wait for
+      }
       return;
     }
     form.elements.start.value = reply.start;
@@ -61,7 +76,7 @@ async function run(form) {
       showStatus(`Stopped. ${reply.summary} Continue goes on from here.`, "warning");
       showUndo(reply.undo);
       showStage("stopped");
-      pause();
+      pause(reply);
       return;
     }
     if (!roomLater) {
@@ -70,7 +85,7 @@ async function run(form) {
     if (!wait || !wait.checked) {
       showStatus(`Paused. ${reply.summary} Continue tries again; tick “wait for room” to go on by itself.`, "warning");
       showStage("paused");
-      pause();
+      pause(reply);
       return;
     }
     delay = doneBefore === null || reply.done > doneBefore ? FIRST_WAIT_MS : Math.min(delay * 2, LONGEST_WAIT_MS);
@@ -83,7 +98,7 @@ async function run(form) {
     if (stopAsked) {
       showStatus(`Stopped while waiting for room. ${reply.summary} Continue goes on from here.`, "warning");
       showStage("stopped");
-      pause();
+      pause(reply);
       return;
     }
   }
