@@ -16,8 +16,9 @@ measures each console operation next to its raw floor from the same run:
   run over the same list (what this machine does to any 250-entry script), from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
   per entry, millions at 1M entries) with the latency monitor as a cross-check;
-- the same for a filtered retry (every entry of one camera, 1 in 5) and for a page of 100 selected
-  entries at the head and in the middle of the DLQ;
+- the same for a filtered retry (every entry of one camera, 1 in 5), for putting a stopped run's
+  DLQ back in order (``dlq.put_back``: every entry moves, none is acted on) and for a page of 100
+  selected entries at the head and in the middle of the DLQ;
 - one stale script call: entries another operator already retried, as the loser of a race sends.
 """
 
@@ -304,6 +305,9 @@ def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: i
     def matching(act: dlq.Act, keep: dlq.Keep) -> Callable[[], object]:
         return lambda: dlq.sweep(client, DLQ, act, keep, budget_seconds=3600)
 
+    def put_back() -> None:  # the end of a run stopped after keeping one entry: all the rest move
+        dlq.put_back(client, DLQ, budget_seconds=3600, start=1, unexamined=entries - 1)
+
     in_cam0 = dlq.retry_keep(lambda entry: entry.matches(dlq.Criteria(camera="cam0")))
     cases: list[tuple[str, Shape, Callable[[], object], int]] = [
         ("floor (LPOP + RPUSH script, no checks)", failure, floor_run, 0),
@@ -311,6 +315,7 @@ def bench_slowlog(client: redis.Redis, entries: int, threshold_us: int, stale: i
         ("retry-all, every 4th entry Z: with a stack trace,", SHAPES["mixed"][1], retry_all, 0),
         ("delete-all", failure, matching(dlq.delete_window, dlq.delete_keep()), 0),
         ("retry of every entry of camera cam0 (1 in 5)", failure, matching(dlq.retry_window, in_cam0), 4),
+        ("put back in order (ending a stopped run)", failure, put_back, 5),
     ]
     for label, shape, work, left_per_5 in cases:
         fill(client, entries, shape)

@@ -465,13 +465,6 @@ def delete_keep(select: Callable[[Entry], bool] | None = None) -> Keep:
     return lambda entry: "" if select is not None and not select(entry) else None
 
 
-PUT_BACK = "\x00put back"  # ``sweep``'s keep reason for entries an ended run moves unexamined
-
-
-def put_back_keep(entry: Entry) -> str:
-    return PUT_BACK
-
-
 def rotate(
     client: redis.Redis, key: str, window: Window, target: str | None, token: str | None = None
 ) -> tuple[int, Outcome]:
@@ -508,24 +501,28 @@ def put_back(
     start: int = 0,
     unexamined: int | None = None,
 ) -> tuple[Outcome, int]:
-    """End a bulk run that stopped halfway, putting the DLQ back in its old order: the entries it has
-    not examined yet go, in order and unread, to the tail, behind those it examined and left there.
-    Nothing is retried or deleted (``put_back_keep`` keeps every entry, so ``delete_window`` only
-    moves them); ``start`` and ``unexamined`` are the run's, as for ``sweep``. A run that left
-    nothing at the tail (``start`` 0) has no order to put back: nothing moves."""
+    """End a bulk run that stopped halfway, putting the DLQ back in its old order: the ``unexamined``
+    entries still at its head go, unread and in order, to the tail, behind the ``start`` entries the
+    run examined and left there (``put_back.lua``, ``BATCH_SIZE`` per call, within the budget).
+
+    Exactly the run's own count moves: entries HSI appended meanwhile sit among the kept ones, and
+    are not taken for unexamined ones (without the count: ``LLEN - start``, which counts them). A
+    run that left nothing at the tail (``start`` 0) has no order to put back. Returns the outcome
+    (``put_back``, ``remaining``) and the run's position, as ``sweep`` does."""
+    outcome = Outcome(key, None, remaining=0)
     if start <= 0:
-        return Outcome(key, None, remaining=0), 0
-    count = unexamined if unexamined is not None else max(client.llen(key) - start, 0)
-    return sweep(
-        client,
-        key,
-        delete_window,
-        put_back_keep,
-        budget_seconds=budget_seconds,
-        start=start,
-        unexamined=count,
-        exact=True,
-    )
+        return outcome, 0
+    length = client.llen(key)
+    left = min(unexamined if unexamined is not None else max(length - start, 0), length)
+    deadline = time.monotonic() + budget_seconds
+    while left > 0:
+        moved = scripts.put_back(client, key, min(BATCH_SIZE, left))
+        outcome.put_back += moved
+        left = left - moved if moved else 0
+        if time.monotonic() >= deadline:
+            break
+    outcome.remaining = left
+    return outcome, start + outcome.put_back
 
 
 ScriptRun = Callable[[redis.Redis, str, int, Outcome], str]
@@ -542,7 +539,6 @@ def sweep(
     start: int = 0,
     script_run: ScriptRun | None = None,
     unexamined: int | None = None,
-    exact: bool = False,
 ) -> tuple[Outcome, int]:
     """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
     takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
@@ -557,16 +553,12 @@ def sweep(
     With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
     Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
     least ``SCRIPT_RUN`` such entries to it.
-
-    With ``exact``, ``unexamined`` alone says how many entries to examine (``put_back``: entries HSI
-    appended during the run sit among the kept ones, and must not be taken for unexamined ones).
     """
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
     kept = start
     length = client.llen(key)
-    wanted = (unexamined or 0) if exact else max(length - start, unexamined or 0, 0)
-    left = min(wanted, length)
+    left = min(max(length - start, unexamined or 0, 0), length)
     ask_script = script_run is not None
     first = True  # every chunk examines at least one batch, however short its budget
     while left > 0 and (first or time.monotonic() < deadline):
@@ -591,9 +583,7 @@ def sweep(
         for _, reason in window[:handled]:
             if reason is not None:
                 kept += 1
-                if reason == PUT_BACK:
-                    outcome.put_back += 1
-                elif reason:
+                if reason:
                     outcome.skipped[reason] += 1
                 else:
                     outcome.unmatched += 1

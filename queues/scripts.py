@@ -99,6 +99,11 @@ def rotate(
     return int(handled), status_text(stop)
 
 
+def put_back(client: redis.Redis, source: str, count: int) -> int:
+    """Move the first ``count`` entries of ``source`` to its tail, in order; returns how many moved."""
+    return int(script("put_back").call(client, [source], [count]))
+
+
 def push_entries(
     client: redis.Redis, target: str, payloads: Sequence[bytes], max_len: int = 0, token: str | None = None
 ) -> int:

@@ -176,6 +176,7 @@ def test_an_ended_run_puts_the_dlq_back_in_its_old_order(redis_client: redis.Red
     assert job_numbers(redis_client, DLQ) == [*range(250, 3000), *range(0, 250, 2)]
     redis_client.rpush(DLQ, failure(5000), failure(5002))  # HSI's new failures meanwhile
 
+    redis_client.config_resetstat()
     ended, position, audit_id = actions.act_on_matching(
         redis_client,
         DLQ,
@@ -189,6 +190,9 @@ def test_an_ended_run_puts_the_dlq_back_in_its_old_order(redis_client: redis.Red
     assert (ended.done, ended.put_back, ended.remaining, ended.unmatched, position) == (0, 2750, 0, 0, 2875)
     assert jobs_in(redis_client, TARGET) == list(range(1, 250, 2)), "ending retried nothing"
     assert job_numbers(redis_client, DLQ) == [*range(0, 250, 2), 5000, 5002, *range(250, 3000)]
+    used = calls(redis_client)
+    assert not {"lrem", "lpos", "lset", "lindex"} & used.keys(), f"no command scans into the list: {used}"
+    assert used["evalsha"] == 11 and used["ltrim"] == 11, "one script call per 250 entries"
     assert ended.summary("Retried").endswith(
         "; ended early: the 2,750 not examined went back behind the others, so the DLQ is in its old order."
     )
