@@ -1,7 +1,8 @@
 """Faults with real processes and a real Redis: nothing lost, nothing duplicated.
 
-A redis-server SIGKILLed mid retry-all and restarted from its AOF, operators racing in separate
-processes, a console process SIGKILLed mid archive-delete, and a script cache emptied by a restart.
+A redis-server SIGKILLed mid retry-all (or while a DLQ is put back in order) and restarted from its
+AOF, operators racing in separate processes, a console process SIGKILLed mid archive-delete, and a
+script cache emptied by a restart.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ elif mode == "archive-all":
         return archive.archive_and_rotate(c, k, window, "tester")
 
     outcome, _ = dlq.sweep(client, key, action, dlq.delete_keep(), budget_seconds=600)
+    result = outcome.as_dict()
+elif mode == "put-back":  # the end of a run that kept argv[3] entries with argv[4] not examined
+    kept, unexamined = int(sys.argv[3]), int(sys.argv[4])
+    outcome, _ = dlq.put_back(client, key, budget_seconds=600, start=kept, unexamined=unexamined)
     result = outcome.as_dict()
 elif mode == "reconcile":
     from console.models import ArchivedItem
@@ -240,6 +245,44 @@ def test_redis_killed_mid_retry_all_loses_and_duplicates_nothing(
     assert sorted(numbers(client)) == list(range(total))
     if mode == "retry-matching":
         assert all(n % 2 for n in numbers(client)[total - wanted :]), "only the matching jobs were retried"
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_while_a_dlq_is_put_back_in_order_loses_and_duplicates_nothing(
+    start_server: Callable[..., RedisServer], workers: Workers
+) -> None:
+    """A stopped run left 0..9,999 at the tail behind 90,000 it had not examined; ending it moves
+    those 90,000 behind them. Killed mid-way and restarted from its AOF, the DLQ holds every entry
+    once, in the same cyclic order; ending it with the count still to move puts it in order."""
+    total, kept = 100_000, 10_000
+    server = start_server(extra=AOF)
+    client = server.client()
+    fill(client, total)
+    for _ in range(kept // 1000):  # the run's state: [10,000 .. 99,999] then the kept [0 .. 9,999]
+        client.rpush(DLQ, *(client.lpop(DLQ, 1000) or []))
+    assert numbers(client) == [*range(kept, total), *range(kept)]
+    worker = workers.spawn("put-back", DLQ, str(kept), str(total - kept), redis_url=server.url)
+
+    def head() -> int:
+        return int(decode(client.lindex(DLQ, 0) or b"").value["original_job"]["n"])
+
+    wait_until(lambda: workers.alive(worker) and head() >= kept + 5_000, 60, "the put-back to start")
+    server.kill()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    server.start()
+    client = loaded_client(server)
+    now = numbers(client)
+    moved = now[0] - kept
+    assert 0 < moved < total - kept, "the kill did not land mid-way"
+    assert now == [*range(kept + moved, total), *range(kept), *range(kept, kept + moved)], (
+        "the AOF replay lost, duplicated or reordered entries"
+    )
+    rest = workers.run("put-back", DLQ, str(kept + moved), str(total - kept - moved), redis_url=server.url)
+    assert rest["put_back"] == total - kept - moved and rest["remaining"] == 0
+    assert numbers(client) == list(range(total))
 
 
 @pytest.mark.timeout(120)
