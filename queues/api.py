@@ -380,7 +380,8 @@ class ActionSerializer(serializers.Serializer):
         min_value=0,
         required=False,
         help_text="List DLQs, with all: true and start: the previous answer's remaining. The step then "
-        "examines at least that many entries, even if someone deleted entries the run left at the tail.",
+        "examines exactly the run's own entries, even if someone deleted entries the run left at the "
+        "tail or HSI appended new failures.",
     )
     end = serializers.BooleanField(
         required=False,
@@ -873,7 +874,8 @@ that the archive holds the whole delete as one action and `/api/archive/restore-
 `deletion` undoes it. Every request writes an audit entry (`audit_id`). A list DLQ's `position`
 counts the entries looked at and left in place (with a filter: moved, in order, to the DLQ's tail;
 see the README); without `unexamined`, someone deleting some of those meanwhile makes the run end
-that many entries early. To end a list DLQ's run before it is done, send the same body with
+that many entries early, and HSI appending new failures makes it examine as many of its own
+entries twice. To end a list DLQ's run before it is done, send the same body with
 `"end": true` (with `start` and `unexamined` as above) until `remaining` is 0: those steps act on
 nothing and move the entries not examined yet behind the ones the run left at the tail
 (`put_back`), so the DLQ is back in its old order.

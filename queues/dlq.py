@@ -545,10 +545,11 @@ def sweep(
 
     Every call touches only the two ends of the list, so the cost per entry is the same at any
     depth. The returned position counts the entries examined and kept so far: pass it back as
-    ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them, or
-    ``unexamined`` if that is more: a caller that counts the run's entries itself passes how many
-    it has not seen, since someone else deleting entries the run kept shortens the list and would
-    leave as many of the last ones unexamined (a kept entry examined again just moves back).
+    ``start`` and the sweep examines the ``LLEN - start`` entries still ahead of them; a caller that
+    counts the run's entries itself passes how many it has not examined as ``unexamined``, and
+    exactly that many are examined: someone deleting entries the run kept (which shortens the list)
+    or HSI appending new failures (which lengthens it, among the kept ones) changes neither which
+    entries are the run's nor their order.
 
     With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
     Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
@@ -558,7 +559,7 @@ def sweep(
     outcome = Outcome(key, None)
     kept = start
     length = client.llen(key)
-    left = min(max(length - start, unexamined or 0, 0), length)
+    left = min(unexamined if unexamined is not None else max(length - start, 0), length)
     ask_script = script_run is not None
     first = True  # every chunk examines at least one batch, however short its budget
     while left > 0 and (first or time.monotonic() < deadline):

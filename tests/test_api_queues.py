@@ -521,6 +521,27 @@ def test_an_api_run_that_sends_unexamined_reaches_every_match(
     assert bad.status_code == 400 and "only apply with all" in bad.json()["detail"]
 
 
+def test_a_run_with_hsi_failing_meanwhile_examines_each_entry_once_and_keeps_their_order(
+    operator_client: Client, redis_client: redis.Redis, settings: Any
+) -> None:
+    """HSI appends new failures while a filtered retry runs step by step: the run examines exactly
+    the entries it began with (each once: the counts add up), and those it leaves keep their order."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(1_000)])
+    settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "BULK_CHUNK_SECONDS": 0}  # one batch per step
+    body: dict[str, Any] = {"all": True, "filter": {"q": "detector unavailable"}}  # the odd n
+    answers: list[dict[str, Any]] = []
+    while not answers or answers[-1]["remaining"]:
+        answers.append(post(operator_client, url("retry"), body).json())
+        step = len(answers)
+        redis_client.rpush(DLQ, *[failure(n) for n in range(10_000 * step, 10_000 * step + 20)])
+        body |= {"start": answers[-1]["position"], "unexamined": answers[-1]["remaining"]}
+    assert len(answers) == 4 and sum(a["retried"] for a in answers) == 500
+    assert sum(a["unmatched"] for a in answers) == 500, "each entry it began with examined once"
+    left = failed_in(redis_client)
+    assert [n for n in left if n < 1_000] == list(range(0, 1_000, 2)), "kept in their old order"
+    assert len(left) == 500 + 80 and jobs_in(redis_client, TARGET) == list(range(1, 1_000, 2))
+
+
 def restore_all(client: Client, body: dict[str, Any]) -> int:
     """Restore-all step after step, as a client does; how many entries went back."""
     restored, after = 0, 0
