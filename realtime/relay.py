@@ -49,7 +49,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
@@ -89,6 +89,7 @@ RECONNECT_MAX_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 0.5
 PING_IDLE_SECONDS = 5.0  # PING the subscription after this much silence; no PONG in time = lost
 DISCOVER_SECONDS = 30.0
+CLOSE_SECONDS = 5.0  # the longest a session's teardown may take before the relay goes on without it
 # What a depth sample tells the live page of each queue.
 DEPTH_FIELDS = frozenset({"key", "kind", "type", "length", "max_size", "fill_ratio", "level", "stored_type"})
 MALFORMED_LOG_SECONDS = 60.0
@@ -291,11 +292,45 @@ class Relay:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             self.client = None
-            with contextlib.suppress(redis.RedisError, OSError):
-                await pubsub.aclose()
-                await client.aclose(close_connection_pool=True)
+            await self._close(tasks, pubsub, client)
+
+    async def _close(
+        self,
+        tasks: list[asyncio.Task[None]],
+        pubsub: redis.asyncio.client.PubSub,
+        client: redis.asyncio.Redis,
+    ) -> None:
+        """Wait for the session's cancelled tasks and close its connections, each for at most
+        ``CLOSE_SECONDS``: a relay asked to stop must exit, whatever a library is awaiting. What had
+        not finished is logged with where it waits, and the process exit closes the sockets."""
+        waiting = "closing the connections"
+        if tasks:
+            # asyncio.wait, not gather: a gather of a task that ignores its cancellation cannot be timed out.
+            done, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the session is over, whatever it was
+            if pending:
+                self._left_behind("; ".join(where(task) for task in pending))
+                return
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                with contextlib.suppress(redis.RedisError, OSError):
+                    waiting = "the subscription's connection to close"
+                    await pubsub.aclose()
+                    waiting = "the connection pool to close"
+                    await client.aclose(close_connection_pool=True)
+        except TimeoutError:
+            self._left_behind(waiting)
+
+    def _left_behind(self, what: str) -> None:
+        logger.warning(
+            "Relay %s: ending its Redis session took over %g s; going on without waiting for %s.",
+            self.id,
+            CLOSE_SECONDS,
+            what,
+        )
 
     def _connected(self) -> None:
         self.state = "connected"
@@ -574,6 +609,21 @@ class Relay:
             self.job_sampler.discover(client)
             self.jobs_found_at = now
         return self.job_sampler.sample(client, sampled_at)
+
+
+def where(task: asyncio.Task[Any]) -> str:
+    """A task's name and the coroutines it is waiting in, outermost first (following ``cr_await``
+    into libraries), for a log line: "relay-read (in _read relay.py:402 → get_message client.py:…)"."""
+    places, awaited = [], cast(Any, task.get_coro())
+    for _ in range(50):
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            break
+        places.append(
+            f"{frame.f_code.co_name} {frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+        )
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return f"{task.get_name()} (in {' → '.join(places[-6:])})" if places else task.get_name()
 
 
 def run_forever(relay: Relay, install_signals: Callable[[asyncio.Event], None]) -> None:

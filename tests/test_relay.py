@@ -23,6 +23,7 @@ from django.core.cache import cache
 
 from console.redis import RedisConfig, new_async_redis
 from queues.overview import CENSUS_RUN, CensusRun
+from realtime import relay as relay_module
 from realtime import stream
 from realtime.events import (
     DEPTHS_GROUP,
@@ -153,6 +154,50 @@ def test_append_is_fenced_by_the_lock_and_counts_every_entry(redis_client: redis
     )
     assert unfenced == again and parse_id(unfenced).n == 4  # type: ignore[union-attr]
     assert redis_client.xlen("console:events") == 1  # the re-sent call wrote nothing
+
+
+def test_a_session_that_will_not_end_is_left_behind_within_its_bound(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task that does not end when cancelled (as a library call stuck at exit would) holds the
+    relay's stop for CLOSE_SECONDS at most, and the log says where it waits."""
+    monkeypatch.setattr(relay_module, "CLOSE_SECONDS", 0.3)
+    config = RedisConfig(url=redis_server.url, socket_timeout=5, socket_connect_timeout=2)
+    relay = relay_module.Relay(relay_id="relay-stuck", config=config)
+
+    async def stuck_read(freed: asyncio.Event) -> None:
+        while not freed.is_set():
+            try:
+                await freed.wait()
+            except asyncio.CancelledError:
+                continue  # swallowed: cancelling it does not end it
+
+    async def scenario() -> float:
+        freed = asyncio.Event()
+        client = new_async_redis(config)
+        pubsub = client.pubsub()
+        await pubsub.subscribe("security_events")
+        task = asyncio.create_task(stuck_read(freed), name="relay-read")
+        await asyncio.sleep(0)
+        task.cancel()
+        started = time.monotonic()
+        await relay._close([task], pubsub, client)
+        took = time.monotonic() - started
+        assert not task.done()
+        freed.set()  # let it end, so that asyncio.run can finish
+        await task
+        await pubsub.aclose()
+        await client.aclose()
+        return took
+
+    with caplog.at_level("WARNING", logger="realtime.relay"):
+        took = asyncio.run(scenario())
+    assert 0.3 <= took < 2
+    warning = caplog.records[-1].getMessage()
+    assert "Relay relay-stuck: ending its Redis session took over 0.3 s" in warning
+    assert re.search(r"relay-read \(in stuck_read test_relay\.py:\d+ → wait locks\.py:\d+\)", warning), (
+        warning
+    )
 
 
 # --- One relay process ---
