@@ -71,6 +71,17 @@ def with_csp(page: Page) -> list[str]:
     return problems
 
 
+def hold_back_steps(page: Page, steps: str) -> None:
+    """Hold each bulk step posted to ``steps`` (a URL glob) back a little, so that Stop is pressed
+    while the run is under way; ``page.unroute(steps)`` lets them through again."""
+
+    def slowly(route: Route) -> None:
+        page.wait_for_timeout(150)
+        route.continue_()
+
+    page.route(steps, slowly)
+
+
 def finished(page: Page) -> Locator:
     """A bulk action's last word: bulk.js's status on the progress page, or the message of a run
     that finished in its first step (how many steps a run of a few thousand entries takes depends
@@ -203,12 +214,7 @@ def test_operator_stops_a_bulk_delete_then_continues_it(
         page.goto(f"{base_url}/queues/{BULK_DLQ}/matching/delete/")
         login(page, base_url, "operator")
 
-        # Each step is held back a little, so Stop is pressed while the run is under way.
-        def slowly(route: Route) -> None:
-            page.wait_for_timeout(150)
-            route.continue_()
-
-        page.route(f"**/queues/{BULK_DLQ}/matching/delete/", slowly)
+        hold_back_steps(page, f"**/queues/{BULK_DLQ}/matching/delete/")
         page.get_by_role("button", name=f"Yes, delete {BULK:,} entries").click()
         stop = page.get_by_role("button", name="Stop")
         stop.click()
@@ -257,12 +263,7 @@ def test_operator_ends_a_stopped_filtered_retry_and_the_dlq_is_back_in_order(
         problems = with_csp(page)
         page.goto(f"{base_url}/queues/{key}/matching/retry/?camera=yard")
         login(page, base_url, "operator")
-
-        def slowly(route: Route) -> None:
-            page.wait_for_timeout(150)
-            route.continue_()
-
-        page.route(matching, slowly)
+        hold_back_steps(page, matching)
         page.get_by_role("button", name=re.compile(r"^Yes, retry")).click()
         page.get_by_role("button", name="Stop").click()
         status = page.locator("[data-testid=bulk-status]")
