@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from console import audit
-from console.models import ArchivedItem
+from console.models import JOB_KINDS, ArchivedItem, of_kinds
 from queues import keys
 from queues.archive import _settle_deleted, _settle_restored
 from queues.dlq import fingerprint
@@ -27,12 +27,12 @@ from queues.scripts import RECEIPT_SECONDS, new_token, receipt_key, script, stat
 
 KEY_KIND = ArchivedItem.Kind.JOB.value
 INDEX_KIND = ArchivedItem.Kind.JOBINDEX.value
-KINDS = (KEY_KIND, INDEX_KIND)
+KINDS = JOB_KINDS  # KEY_KIND and INDEX_KIND, as the archive's partial index holds them
 State = ArchivedItem.State
 
 
 def archived_jobs() -> QuerySet[ArchivedItem]:
-    return ArchivedItem.objects.filter(kind__in=KINDS).defer("raw")
+    return ArchivedItem.objects.filter(of_kinds(KINDS)).defer("raw")
 
 
 def _index_keys(indexes: Any) -> list[str]:
@@ -112,7 +112,7 @@ def _run_restore(client: redis.Redis, row: ArchivedItem, token: str) -> Any:
 
 def restore(client: redis.Redis, pk: int, *, username: str, request: Any = None) -> bool:
     """Put one archived job key (only if absent) or index entry back; False when it was not restored."""
-    row = ArchivedItem.objects.filter(pk=pk, kind__in=KINDS, state=State.ARCHIVED).first()
+    row = ArchivedItem.objects.filter(of_kinds(KINDS), pk=pk, state=State.ARCHIVED).first()
     if row is None:
         raise JobMissing(f"Archive entry #{pk} is not an archived job key (or was restored already).")
     token = new_token()

@@ -24,7 +24,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST, require_safe
 
-from console.models import ArchivedItem
+from console.models import QUEUE_KINDS, ArchivedItem, of_kinds
 from console.redis import get_redis
 from console.roles import perm
 from console.views import wants_json
@@ -94,15 +94,17 @@ class Target:
 
 def queue_archive() -> QuerySet[ArchivedItem]:
     """Archived queue and DLQ entries; job keys have their own archive (queues.jobs_archive)."""
-    return ArchivedItem.objects.filter(kind__in=(ArchivedItem.Kind.LIST, ArchivedItem.Kind.STREAM))
+    return ArchivedItem.objects.filter(of_kinds(QUEUE_KINDS))
 
 
 def archived_keys(limit: int = 200) -> list[str]:
     """The DLQs the archive holds entries of, for its filter: one index lookup per key (a DISTINCT
-    read every row's key: half a second at 300,000 rows)."""
+    read every row's key: half a second at 300,000 rows). The kinds are bound as parameters here, so
+    that SQLite walks the key index rather than the kinds' partial index (``of_kinds``)."""
     found: list[str] = []
+    dlq_rows = ArchivedItem.objects.filter(kind__in=QUEUE_KINDS)
     while len(found) < limit:
-        rows = queue_archive().filter(key__gt=found[-1]) if found else queue_archive()
+        rows = dlq_rows.filter(key__gt=found[-1]) if found else dlq_rows
         following = rows.order_by("key").values_list("key", flat=True).first()
         if following is None:
             break
@@ -899,7 +901,10 @@ class QueuePages:
         if filters.active:
             context |= archive_search(request, rows, filters)
         else:
-            page = Paginator(rows, ARCHIVE_PER_PAGE).get_page(request.GET.get("page"))
+            paginator = Paginator(rows, ARCHIVE_PER_PAGE)
+            if deletion and not state:  # the same rows the delete's sentence counts: count them once
+                paginator.count = deletion.rows
+            page = paginator.get_page(request.GET.get("page"))
             context["pager"] = pager(
                 request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
                 size=ARCHIVE_PER_PAGE, shown=len(page), param="page",
@@ -908,7 +913,9 @@ class QueuePages:
         context["items"] = [(item, archive_row(item)) for item in context["found"]]
         if key and keys.classify(key).name in inventory.QUEUE_FAMILIES:  # what "Restore all" would take
             scope = deletion.id if deletion else ""
-            restorable = None if filters.active else archive.restorable(key, scope).count()
+            restorable = None
+            if not filters.active:
+                restorable = deletion.archived if deletion else archive.restorable(key).count()
             context |= {"restorable": restorable, "source": keys.source_queue(key)}
             if filters.active:  # the query of "Restore all matching…"
                 of = [("deletion", scope)] if scope else []

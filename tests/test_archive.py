@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import RequestFactory, override_settings
 from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from console.models import ArchivedItem, AuditEntry
+from console.models import JOB_KINDS, QUEUE_KINDS, ArchivedItem, AuditEntry, of_kinds
 from queues import actions, archive, dlq, streams
 from queues.actions import Filters
 from tests.conftest import logged_in
@@ -219,3 +223,97 @@ def test_archive_search_answers_for_any_bytes_and_filter(
     assert page.context["listing"].note.startswith(f"Searched {len(raws)} archived entr")
     confirm = client.get(reverse("admin:archive_restore_all"), query | {"to": "source"})
     assert confirm.status_code in (200, 302) and "<script>" not in confirm.content.decode()
+
+
+def dlq_row(
+    key: str, n: int, *, deletion: str = "", state: str = State.ARCHIVED, by: str = "op"
+) -> ArchivedItem:
+    raw = failure(n)
+    return ArchivedItem(
+        key=key,
+        raw=raw,
+        fingerprint=dlq.fingerprint(raw),
+        size=len(raw),
+        state=state,
+        deletion=deletion,
+        deleted_by=by,
+    )
+
+
+def test_a_delete_is_named_by_its_first_row_and_counts_only_its_dlq(
+    admin_user: User, redis_client: redis.Redis
+) -> None:
+    """An API client may send one deletion id with two DLQs: the delete is the first one's."""
+    other, deletion = "dlq:analysis_queue", "d" * 32
+    ArchivedItem.objects.bulk_create(
+        [dlq_row(DLQ, n, deletion=deletion, by="first") for n in range(3)]
+        + [dlq_row(DLQ, 3, deletion=deletion, state=State.RESTORED, by="first")]
+        + [dlq_row(other, n, deletion=deletion, by="second") for n in range(5)]
+    )
+    found = archive.Deletion.find(deletion)
+    assert found is not None and (found.key, found.deleted_by, found.rows, found.archived) == (
+        DLQ,
+        "first",
+        4,
+        3,
+    )
+    assert archive.Deletion.find("e" * 32) is None and archive.Deletion.find("") is None
+    client = logged_in(admin_user)
+    page = client.get(reverse("admin:archive"), {"deletion": deletion})
+    assert page.status_code == 200 and {item.key for item, _ in page.context["items"]} == {DLQ}
+    assert page.context["page"].paginator.count == 4 and page.context["restorable"] == 3
+    wrong = client.get(
+        reverse("admin:archive_restore_all"), {"key": other, "deletion": deletion, "to": "dlq"}
+    )
+    assert wrong.status_code == 404
+
+
+@pytest.mark.skipif(
+    "sqlite" not in settings.DATABASES["default"]["ENGINE"],
+    reason="query plans are SQLite's; PostgreSQL plans by its statistics",
+)
+def test_every_count_an_archive_page_makes_is_read_from_an_index(
+    admin_user: User, redis_client: redis.Redis
+) -> None:
+    """At a million rows a count that reads the table takes 0.3-0.6 s (7 s cold): each count the
+    archive pages make, with its parameters bound as the page binds them, is planned on an index."""
+    deletion = "d" * 32
+    ArchivedItem.objects.bulk_create(
+        [dlq_row(DLQ, n, deletion=deletion) for n in range(3)] + [dlq_row(DLQ, 9, state=State.RESTORED)]
+    )
+    executed: list[tuple[str, Any]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        executed.append((sql, params))
+        return execute(sql, params, many, context)
+
+    client = logged_in(admin_user)
+    archive_page, restore_all = reverse("admin:archive"), reverse("admin:archive_restore_all")
+    pages = [
+        (archive_page, {}),
+        (archive_page, {"state": "archived"}),
+        (archive_page, {"key": DLQ}),
+        (archive_page, {"key": DLQ, "state": "restored"}),
+        (archive_page, {"deletion": deletion}),
+        (archive_page, {"deletion": deletion, "state": "archived"}),
+        (restore_all, {"key": DLQ, "to": "dlq"}),
+        (restore_all, {"key": DLQ, "deletion": deletion, "to": "source"}),
+        (reverse("admin:job_archive"), {}),
+    ]
+    with connection.execute_wrapper(record):
+        for address, query in pages:
+            assert client.get(address, query).status_code == 200, (address, query)
+    counts = [(sql, params) for sql, params in executed if "COUNT(" in sql and "console_archiveditem" in sql]
+    assert len(counts) >= len(pages), "every page counts its rows"
+    with connection.cursor() as cursor:
+        for sql, params in counts:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+            from_index = "COVERING INDEX" in plan or "archive_queue_" in plan or "archive_job_id" in plan
+            assert from_index and "SCAN console_archiveditem /" not in plan + " /", (sql, params, plan)
+
+
+def test_the_archive_pages_kinds_are_all_the_row_kinds_once() -> None:
+    assert sorted(QUEUE_KINDS + JOB_KINDS) == sorted(ArchivedItem.Kind.values)
+    with pytest.raises(ValueError, match="not an archive's kinds"):
+        of_kinds(("list", "x' OR 1=1 --"))
