@@ -5,7 +5,9 @@ straight into a temporary SQLite database, shaped as a delete-all of ``dlq:detec
 them (HSI's entries, every fourth ``Z:``-compressed with a stack trace; the last 40,000 as a second
 delete), logs an Admin into Django's test client and measures the server time of:
 
-- the first, middle and last page of the DLQ's archive, and the page of the second delete;
+- the first, middle and last page of the DLQ's archive, the first and last page of the archive's
+  landing page (every DLQ), the job-key archive (none of these rows are its own), and the page of
+  the second delete;
 - a filtered search (camera), which decodes up to 5,000 rows in Python;
 - the restore-all confirmation of that filter, which counts matches in the newest 5,000;
 - the undo of the second delete: a restore of its 40,000 rows to the DLQ, step after step, against
@@ -81,25 +83,30 @@ def fill(rows: int) -> str:
 
 
 ROWS = "SELECT id, key, raw, fingerprint, size, state, deleted_at, deleted_by FROM console_archiveditem"
-PAGE_SQL = {  # a page's count (for its pager) and rows, by the column the page filters on
-    "key": (
-        "SELECT COUNT(*) FROM console_archiveditem WHERE key = %s",
-        ROWS + " WHERE key = %s ORDER BY id DESC LIMIT %s OFFSET %s",
+COUNT = "SELECT COUNT(*) FROM console_archiveditem"
+ORDER = " ORDER BY id DESC LIMIT %s OFFSET %s"
+PAGE_SQL = {  # a page's count (for its pager) and rows, by what the page filters on
+    "key": (COUNT + " WHERE key = %s", ROWS + " WHERE key = %s" + ORDER),
+    "deletion": (COUNT + " WHERE deletion = %s", ROWS + " WHERE deletion = %s" + ORDER),
+    # The kinds are written into the SQL, as console.models.of_kinds writes them for the pages.
+    "dlq kinds": (
+        COUNT + " WHERE kind IN ('list', 'stream')",
+        ROWS + " WHERE kind IN ('list', 'stream')" + ORDER,
     ),
-    "deletion": (
-        "SELECT COUNT(*) FROM console_archiveditem WHERE deletion = %s",
-        ROWS + " WHERE deletion = %s ORDER BY id DESC LIMIT %s OFFSET %s",
+    "job kinds": (
+        COUNT + " WHERE kind IN ('job', 'jobindex')",
+        ROWS + " WHERE kind IN ('job', 'jobindex')" + ORDER,
     ),
 }
 
 
-def raw_page(offset: int, column: str = "key", value: str = DLQ) -> None:
+def raw_page(offset: int, column: str = "key", value: str | None = DLQ) -> None:
     """A page's floor: its rows and the count its pager shows, two raw SQL queries."""
-    count, page = PAGE_SQL[column]
+    (count, page), bound = PAGE_SQL[column], [] if value is None else [value]
     with connection.cursor() as cursor:
-        cursor.execute(count, [value])
+        cursor.execute(count, bound)
         cursor.fetchall()
-        cursor.execute(page, [value, ARCHIVE_PER_PAGE, offset])
+        cursor.execute(page, [*bound, ARCHIVE_PER_PAGE, offset])
         cursor.fetchall()
 
 
@@ -198,6 +205,16 @@ def main() -> None:
             times = [get(web, f"{base}&page={page}") for _ in range(runs)]
             floor = [timed(partial(raw_page, offset)) for _ in range(runs)]
             line(f"{label} (#{page:,})", times, floor)
+        for label, page in (("landing page, every DLQ", 1), ("its last page", pages)):
+            offset = (page - 1) * ARCHIVE_PER_PAGE
+            times = [get(web, f"/archive/?page={page}") for _ in range(runs)]
+            line(label, times, [timed(partial(raw_page, offset, "dlq kinds", None)) for _ in range(runs)])
+        times = [get(web, "/jobs/archive/") for _ in range(runs)]
+        line(
+            "job-key archive (no rows of its own)",
+            times,
+            [timed(partial(raw_page, 0, "job kinds", None)) for _ in range(runs)],
+        )
         times = [get(web, f"/archive/?deletion={second}") for _ in range(runs)]
         line(
             f"one delete's page ({SECOND_DELETE:,} rows)",
