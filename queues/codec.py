@@ -18,6 +18,8 @@ import zstandard
 
 ZSTD_PREFIX = b"Z:"
 MAX_DECOMPRESSED = 64 * 1024 * 1024
+REFUSED = "over the 64 MiB the console decodes"
+READ_CHUNK = 1024 * 1024  # a frame that does not state its size is read this much at a time
 MAX_DEPTH = 4
 OVERFLOW_FIELDS = frozenset({"original_queue", "data"})
 
@@ -80,12 +82,26 @@ def _compressor() -> zstandard.ZstdCompressor:
 
 
 def _zstd(raw: bytes) -> bytes:
+    """The text of a ``Z:`` value, never more than ``MAX_DECOMPRESSED`` bytes of it.
+
+    A few KiB of zstd can say "512 MiB of zeros", so the size is checked before any output is made:
+    from the frame header when it states one (HSI's one-shot ``compress`` always does; the frame
+    must then decode completely), else a chunk at a time, stopping once past the limit.
+    """
     compressed = base64.b64decode(raw[len(ZSTD_PREFIX) :], validate=True)
-    reader = _decompressor().decompressobj()
-    out = reader.decompress(compressed)
-    if len(out) > MAX_DECOMPRESSED:
-        raise ValueError("decompressed value is larger than 64 MiB")
-    return out
+    size = zstandard.frame_content_size(compressed)
+    if size > MAX_DECOMPRESSED:
+        raise ValueError(f"it would decompress to {size:,} bytes, {REFUSED}")
+    if size >= 0:
+        return _decompressor().decompress(compressed)
+    chunks, total = [], 0
+    with _decompressor().stream_reader(compressed) as reader:
+        while chunk := reader.read(READ_CHUNK):
+            total += len(chunk)
+            if total > MAX_DECOMPRESSED:
+                raise ValueError(f"it decompresses to {REFUSED}")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _from_json_string(text: str, raw: bytes, depth: int) -> Decoded:

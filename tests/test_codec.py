@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import tracemalloc
+from collections.abc import Callable
 
 import zstandard
 from hypothesis import given
@@ -79,6 +82,55 @@ def test_broken_zstd_is_reported_not_raised() -> None:
     assert decoded.kind == "binary"
     assert "cannot decode" in decoded.note
     assert decode(b"Z:!!!not base64").kind == "binary"
+
+
+def streamed(text: bytes) -> bytes:
+    """``Z:`` zstd written by a streaming compressor: the frame does not state its size."""
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(out, closefd=False) as writer:
+        writer.write(text)
+    assert zstandard.frame_content_size(out.getvalue()) == -1
+    return b"Z:" + base64.b64encode(out.getvalue())
+
+
+def peak_bytes(work: Callable[[], object]) -> int:
+    """The most memory Python held at once while ``work`` ran (output buffers are Python bytes)."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_zstd_bomb_stating_its_size_is_refused_before_any_output() -> None:
+    bomb = b"Z:" + base64.b64encode(zstandard.ZstdCompressor().compress(bytes(300 * 1024 * 1024)))
+    assert len(bomb) < 64 * 1024  # a small entry that says "300 MiB of zeros"
+    decoded = decode(bomb)
+    assert decoded.kind == "binary"
+    assert "it would decompress to 314,572,800 bytes, over the 64 MiB the console decodes" in decoded.note
+    assert peak_bytes(lambda: decode(bomb)) < 1024 * 1024
+
+
+def test_a_zstd_bomb_without_a_size_is_read_no_further_than_the_limit() -> None:
+    bomb = streamed(bytes(200 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024
+    decoded = decode(bomb)
+    assert decoded.kind == "binary"
+    assert "it decompresses to over the 64 MiB the console decodes" in decoded.note
+    assert peak_bytes(lambda: decode(bomb)) < 80 * 1024 * 1024  # the limit and a chunk, not 200 MiB
+
+
+def test_zstd_without_a_stated_size_still_decodes() -> None:
+    decoded = decode(streamed(json.dumps(JOB).encode()))
+    assert decoded.kind == "zstd" and decoded.value == JOB
+
+
+def test_truncated_zstd_is_reported_not_shown_in_part() -> None:
+    stored = encode_payload(JOB)
+    frame = base64.b64decode(stored[2:])
+    decoded = decode(b"Z:" + base64.b64encode(frame[:-8]))
+    assert decoded.kind == "binary" and "cannot decode" in decoded.note
 
 
 def test_zstd_of_non_json_is_text() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import Counter
@@ -12,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
+import zstandard
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
@@ -410,6 +412,22 @@ def test_entries_with_impossible_times_still_show(redis_client: redis.Redis, ope
         assert client.get(page).status_code == 200, page
     assert "1e+300" in client.get(url("queue_items", DLQ)).content.decode()
     assert client.get(url("queue_items", DLQ), {"since": "2026-01-01T00:00"}).context["listing"].rows == []
+
+
+def test_a_zstd_bomb_is_listed_with_why_and_stays(redis_client: redis.Redis, operator: User) -> None:
+    """A 10 KiB ``Z:`` entry that says "200 MiB of zeros" is refused from its frame header: the
+    pages list it with the reason, and a retry leaves it where it is with that reason."""
+    bomb = b"Z:" + base64.b64encode(zstandard.ZstdCompressor().compress(bytes(200 * 1024 * 1024)))
+    redis_client.rpush(DLQ, failure(1), bomb)
+    client = logged_in(operator)
+    why = "it would decompress to 209,715,200 bytes, over the 64 MiB the console decodes"
+    assert why in client.get(url("queue_items", DLQ)).content.decode()
+    assert why in client.get(entry_url(redis_client, 1)).content.decode()
+    response = post(client, url("queue_selected", DLQ, "retry"), ref=refs(redis_client, 0, 1))
+    assert response.status_code == 302
+    assert redis_client.lrange(DLQ, 0, -1) == [bomb] and jobs(redis_client) == [1]
+    detail = AuditEntry.objects.get(action="dlq.retry").detail
+    assert detail["done"] == 1 and [why in reason for reason in detail["skipped_reasons"]] == [True]
 
 
 def test_filter_by_error_text_shows_only_matches(world: redis.Redis, viewer: User) -> None:
