@@ -74,7 +74,7 @@ def _message(body: bytes, status: int) -> tuple[str, dict[str, Any] | None]:
     """HSI's ``message`` (or FastAPI's ``detail``) and ``service`` from a response body."""
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         text = body.decode("utf-8", "replace").strip()
         return (text[:300] or f"HSI answered HTTP {status} with an empty body."), None
     if not isinstance(data, dict):

@@ -116,7 +116,7 @@ class Tally:
                 max(int(data.get(name, 0)), 0) for name in ("kept", "unmatched", "put_back")
             )
             return cls(*counts, kept=kept, unmatched=unmatched, put_back=put_back, run=run)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return cls()
 
     def dumps(self) -> str:

@@ -83,6 +83,8 @@ def parse_job(text: str) -> tuple[Any, list[str]]:
         return json.loads(text), []
     except ValueError as exc:
         return None, [f"The job is not valid JSON: {exc}."]
+    except RecursionError:
+        return None, ["The job is not valid JSON: it is nested too deeply to read."]
 
 
 def text_digest(text: str) -> str:

@@ -761,6 +761,23 @@ def test_unparseable_bodies_are_400(operator_client: Client, redis_client: redis
         assert response.status_code == 400 and response.json()["detail"].startswith(sentence)
 
 
+def test_json_nested_too_deeply_is_a_400_not_a_500(
+    operator_client: Client, redis_client: redis.Redis
+) -> None:
+    """DRF's parser catches only ``ValueError``; JSON deeper than Python can read raises
+    ``RecursionError``, which was a 500 page on every POST of the API."""
+    redis_client.rpush(DLQ, failure(1))
+    deep = "[" * 200_000 + "]" * 200_000
+    for address in (url("retry"), url("delete"), "/api/archive/restore/"):
+        response = operator_client.post(address, deep, content_type="application/json")
+        assert response.status_code == 400, address
+        assert response.json() == {
+            "error": "parse_error",
+            "detail": "JSON parse error - nested too deeply to read.",
+        }
+    assert redis_client.llen(DLQ) == 1 and not AuditEntry.objects.exists()
+
+
 # --- Schema -------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from console.models import AuditEntry
-from orchestrator import state
+from orchestrator import hsi_api, state
 from queues import keys
 from queues.codec import encode_text
 from tests.conftest import logged_in
@@ -67,8 +67,8 @@ class FakeHSI(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
 
-    def reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def reply(self, status: int, body: dict[str, Any] | bytes) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -83,6 +83,9 @@ class FakeHSI(BaseHTTPRequestHandler):
             time.sleep(FakeHSI.delay)
         if self.headers.get("X-API-Key") != API_KEY:
             self.reply(401, {"detail": "Invalid or missing API key"})
+            return
+        if "deep-json" in self.path:  # a proxy's or a broken HSI's answer
+            self.reply(502, b"[" * 100_000 + b"]" * 100_000)
             return
         if "redirect-me" in self.path:
             self.send_response(307)
@@ -131,6 +134,11 @@ def hsi(settings: Any) -> Iterator[type[FakeHSI]]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+def test_an_answer_nested_too_deeply_to_read_is_shown_as_text(hsi: type[FakeHSI]) -> None:
+    answer = hsi_api.call("deep-json", "restart")
+    assert (answer.ok, answer.status, answer.message) == (False, 502, "[" * 300)
 
 
 @pytest.fixture

@@ -1239,6 +1239,42 @@ def test_edit_and_retry_page_previews_rules_and_diff_then_retries(
     assert redis_client.llen("dlq:detection_queue") == 0
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_an_edited_job_nested_too_deeply_gets_a_sentence(redis_client: redis.Redis, operator: User) -> None:
+    """JSON deeper than Python can read (``RecursionError``, not ``ValueError``) is bad JSON like any
+    other: the page says so and nothing moves; a deep job Python can read still retries."""
+    seed(redis_client, 1)
+    client = logged_in(operator)
+    entry = dlq.page(redis_client, DLQ).entries[0]
+    edit = url("queue_edit", DLQ, entry.index, entry.id)
+    base = '{"camera_id": "cam1", "file_path": "/export/cam/1.jpg", "timestamp": "2026-02-12T07:15:03", "x": '
+    unreadable = base + nested(200_000) + "}"
+    response = client.post(edit, {"job": unreadable, "confirm": "yes", "nonce": views.new_nonce()})
+    assert response.status_code == 200
+    assert "The job is not valid JSON: it is nested too deeply to read." in response.content.decode()
+    assert redis_client.llen(DLQ) == 1 and not redis_client.exists(TARGET)
+    readable = base + nested(800) + "}"
+    digest = client.post(edit, {"job": readable}).context["digest"]
+    done = client.post(
+        edit, {"job": readable, "confirm": "yes", "nonce": views.new_nonce(), "previewed": digest}
+    )
+    assert done.status_code == 302 and decode(redis_client.lindex(TARGET, 0)).value == json.loads(readable)
+
+
+def test_a_bulk_step_with_a_tally_nested_too_deeply_starts_a_fresh_one(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    seed(redis_client, 3)
+    data = {"start": "0", "nonce": views.new_nonce(), "tally": nested(200_000)}
+    reply = logged_in(operator).post(
+        url("queue_matching", DLQ, "retry"), data, HTTP_ACCEPT="application/json"
+    )
+    assert reply.status_code == 200 and (reply.json()["finished"], reply.json()["done"]) == (True, 3)
+
+
 def test_viewer_cannot_edit_and_retry(viewer: User, redis_client: redis.Redis) -> None:
     response = logged_in(viewer).post("/queues/dlq%3Adetection_queue/entry/0/abcd/edit/", {"confirm": "yes"})
     assert response.status_code == 403
