@@ -84,7 +84,7 @@ def _compressor() -> zstandard.ZstdCompressor:
 def _zstd(raw: bytes) -> bytes:
     """The text of a ``Z:`` value, never more than ``MAX_DECOMPRESSED`` bytes of it.
 
-    A few KiB of zstd can say "512 MiB of zeros", so the size is checked before any output is made:
+    16 KiB of zstd can say "512 MiB of zeros", so the size is checked before any output is made:
     from the frame header when it states one (HSI's one-shot ``compress`` always does; the frame
     must then decode completely), else a chunk at a time, stopping once past the limit.
     """
