@@ -29,7 +29,8 @@ local max_len, count, sample = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(AR
 local find, sub, byte, match = string.find, string.sub, string.byte, string.match
 local pcall, decode = pcall, cjson.decode
 local CLOSE = 125 -- '}'
-local PRINTABLE_TO_CLOSE = '^[ -|~]*}' -- printable ASCII but '}', then '}'
+local PRINTABLE = '[ -|~]*' -- printable ASCII but '}'
+local PRINTABLE_TO_CLOSE = '^' .. PRINTABLE .. '}' -- then '}'
 local TRIES = 8 -- closing braces tried before leaving a deeply nested job to Python
 local PREFIX = '{"original_job": {' -- how Python's json.dumps starts HSI's entries
 local HEAD = '^{%s*"original_job"%s*:%s*{' -- the rule; PREFIX is its common case, cheaper to compare
@@ -67,7 +68,8 @@ local function payload_of(raw)
 end
 
 -- Each entry's first candidate (what payload_of tries first), up to the first entry without one.
-local FAST = '^{"original_job": ({[ -|~]*})' -- PREFIX's case of span_of: the first candidate itself
+-- PREFIX's case of span_of in one match, capturing the first candidate itself
+local FAST = '^' .. sub(PREFIX, 1, -2) .. '({' .. PRINTABLE .. '})'
 local function first_candidates(raws, last)
   local candidates = {}
   for i = 1, last do
