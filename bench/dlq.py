@@ -4,7 +4,8 @@ Run on demand: ``.venv/bin/python bench/dlq.py`` (smaller: ``--page-entries 1000
 --retry-entries 20000 --slowlog-entries 100000``). It starts a private redis-server, fills it, and
 measures each console operation next to its raw floor from the same run:
 
-- a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``;
+- a page of 50 in the middle of a deep DLQ (``dlq.page``) against a bare ``LRANGE``, and a page of
+  50 entries of 2 MB each, which the page reads cut inside Redis (``peek.lua``);
 - the failure breakdown of the newest 5,000 entries (``breakdown.of_list``) against reading them raw,
   and the DLQ page's headline (``breakdown.headline``: the newest 500, then its cached check);
 - retry-all (``dlq.retry_all``) against a minimal Lua script that LPOPs ``dlq.BATCH_SIZE`` (250)
@@ -153,6 +154,24 @@ def bench_page(client: redis.Redis, entries: int, runs: int) -> None:
         f"  target page <= {factor:g} x raw + {extra * 1000:g} ms = {ms(budget).strip()}: "
         f"{verdict(statistics.median(page) <= budget)}"
     )
+
+
+def bench_large_page(client: redis.Redis, runs: int, megabytes: int = 2) -> None:
+    """A page of 50 entries of ``megabytes`` MB each (100 MB in all), against a bare ``LRANGE`` of
+    them: the page gets each one's first ``dlq.READ_WHOLE`` bytes, cut inside Redis, so it should
+    beat the floor that carries every byte."""
+    client.delete(DLQ)
+    for n in range(50):
+        body = b', "response_body": "' + b"x" * (megabytes << 20) + b'"}'
+        client.rpush(DLQ, failure(n)[:-1] + body)
+    raw = [timed(lambda: client.lrange(DLQ, 0, 49)) for _ in range(runs)]
+    page = [timed(lambda: dlq.page(client, DLQ, limit=50)) for _ in range(runs)]
+    assert all(entry.cut is not None for entry in dlq.page(client, DLQ, limit=50).entries)
+    print(f"page of 50 entries of {megabytes} MB ({runs} runs):")
+    print(f"  raw LRANGE 0 49              best {ms(min(raw))}  median {ms(statistics.median(raw))}")
+    print(f"  dlq.page (cut in Redis)      best {ms(min(page))}  median {ms(statistics.median(page))}")
+    print(f"  ratio page/raw (median): {statistics.median(page) / statistics.median(raw):.2f}x")
+    client.delete(DLQ)
 
 
 def bench_breakdown(client: redis.Redis, entries: int, runs: int) -> None:
@@ -404,6 +423,7 @@ def main() -> None:
     try:
         print(f"redis-server {client.info('server')['redis_version']}, Python {sys.version.split()[0]}")
         bench_page(client, args.page_entries, args.runs * 10)
+        bench_large_page(client, args.runs * 3)
         bench_breakdown(client, args.page_entries, args.runs * 3)
         bench_retry(client, args.retry_entries, args.runs, "plain")
         bench_retry(client, args.retry_entries, args.runs, "mixed")

@@ -35,6 +35,14 @@ class Lua:
         except NoScriptError:
             return client.eval(self.text, len(keys), *keys, *args)
 
+    def call_ro(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """As ``call``, for a script that only reads: EVALSHA_RO, which a user allowed only to read
+        the keys may run (EVALSHA's keys count as written)."""
+        try:
+            return client.evalsha_ro(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval_ro(self.text, len(keys), *keys, *args)
+
     async def acall(self, client: redis.asyncio.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)

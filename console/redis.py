@@ -355,7 +355,8 @@ def _explain_failure(exc: BaseException, config: RedisConfig) -> str:
     return f"Redis at {config.address} answered with an error: {text[:200]}"
 
 
-_PIPELINE_COMMAND = re.compile(r"Command # \d+ \((\w+) ([^\s)]{1,200})")
+# "Command # 2 (LLEN key) of pipeline caused error: ..." (redis-py), or "(LLEN key) ..." (dlq.peek)
+_PIPELINE_COMMAND = re.compile(r"(?:Command # \d+ |^)\((\w+) ([^\s)]{1,200})")
 
 
 def wrong_type(exc: BaseException) -> str | None:

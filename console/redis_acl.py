@@ -79,6 +79,8 @@ READ_COMMANDS: dict[str, str] = {
     "discard": "abandon a transaction",
     "evalsha": "the console's Lua scripts by hash",
     "eval": "the Lua scripts after a restart emptied Redis's script cache",
+    "evalsha_ro": "the read-only script that reads item pages, large entries cut inside Redis",
+    "eval_ro": "the same after a restart emptied Redis's script cache",
     "subscribe": "the relay and the Channels layer listen",
     "psubscribe": "the relay's HSI_EVENT_PATTERNS",
     "unsubscribe": "leave a channel",

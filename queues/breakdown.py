@@ -267,20 +267,17 @@ def headline_cache_key(key: str) -> str:
 
 def _signature(client: redis.Redis, key: str, stream: bool) -> tuple[int, str] | None:
     """The DLQ's length and newest entry (its id, or its bytes' fingerprint); None when empty."""
+    if not stream:
+        newest = dlq.page(client, key, 0, 1, newest_first=True)
+        return (newest.total, newest.entries[0].id) if newest.total and newest.entries else None
     pipe = client.pipeline(transaction=False)
-    if stream:
-        pipe.xlen(key)
-        pipe.xrevrange(key, count=1)
-    else:
-        pipe.llen(key)
-        pipe.lindex(key, -1)
-    length, newest = pipe.execute()
-    if not length or not newest:
+    pipe.xlen(key)
+    pipe.xrevrange(key, count=1)
+    length, newest_entries = pipe.execute()
+    if not length or not newest_entries:
         return None
-    if stream:
-        entry_id = newest[0][0]
-        return int(length), entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    return int(length), dlq.fingerprint(dlq.as_bytes(newest))
+    entry_id = newest_entries[0][0]
+    return int(length), entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
 def bad_older(older: str, stream: bool) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,10 +34,12 @@ class Decoded:
     raw: bytes
     note: str = ""
     inner: Decoded | None = None
+    stored_size: int | None = None  # of a value read only in part (kind "cut"): its whole size
 
     @property
     def size(self) -> int:
-        return len(self.raw)
+        """The size of the value as stored."""
+        return len(self.raw) if self.stored_size is None else self.stored_size
 
     @property
     def is_structured(self) -> bool:
@@ -54,6 +57,10 @@ class Decoded:
 
     def display(self, limit: int = 4096) -> str:
         """Text for a page: pretty JSON, the text, or hex; truncated with its size shown."""
+        if self.kind == "cut":
+            text = utf8_head(self.raw)
+            shown = self.raw[: limit // 2].hex(" ") if text is None else text[:limit]
+            return f"{shown}\n… {self.note}"
         if self.kind == "binary":
             text = self.raw[: limit // 2].hex(" ")
         elif isinstance(self.value, str):
@@ -156,6 +163,67 @@ def decode(raw: bytes | str | None) -> Decoded:
         return _decode(data, 0)
     except Exception as exc:  # noqa: BLE001 - the codec's promise is to never raise
         return Decoded("binary", None, data, note=f"undecodable: {type(exc).__name__}")
+
+
+def decode_head(head: bytes, size: int) -> Decoded:
+    """What a page can tell of a value from its first bytes, the whole (``size`` bytes) too large to
+    read for it: the members of a JSON object that end before the cut. Never raises."""
+    note = f"only the first {len(head):,} of {size:,} bytes were read"
+    fields = None
+    if head.startswith(ZSTD_PREFIX):
+        note += " (Z: zstd, which cannot be decompressed from a part)"
+    elif (text := utf8_head(head)) is not None:
+        fields = leading_fields(text) or None
+        if fields:
+            note += f"; the fields before the cut are shown ({len(fields)} of them)"
+    return Decoded("cut", fields, head, note=note, stored_size=size)
+
+
+def utf8_head(head: bytes) -> str | None:
+    """The text of the first bytes of a UTF-8 value (a character the cut split is left out)."""
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(head) - 3:
+            return head[: exc.start].decode("utf-8")
+        return None
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON = json.JSONDecoder()
+
+
+def leading_fields(text: str) -> dict[str, Any] | None:
+    """The members of the JSON object ``text`` starts with, up to the first one it does not hold
+    whole (a member is whole once a ``,`` or ``}`` follows it: a number may go on past a cut).
+    ``None`` when ``text`` does not start an object."""
+    at = _skip(text, 0)
+    if not text.startswith("{", at):
+        return None
+    fields: dict[str, Any] = {}
+    at += 1
+    try:
+        while text.startswith('"', at := _skip(text, at)):
+            name, at = _JSON.raw_decode(text, at)
+            at = _skip(text, at)
+            if not text.startswith(":", at):
+                break
+            value, at = _JSON.raw_decode(text, _skip(text, at + 1))
+            at = _skip(text, at)
+            if at >= len(text) or text[at] not in ",}":
+                break
+            fields[name] = value
+            if text[at] == "}":
+                break
+            at += 1
+    except (ValueError, RecursionError):
+        pass  # the cut, or text that is not JSON from here on
+    return fields
+
+
+def _skip(text: str, at: int) -> int:
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
 
 
 def inflate(raw: bytes) -> bytes | None:

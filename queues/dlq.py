@@ -17,13 +17,15 @@ from typing import Any
 import redis
 
 from queues import keys, scripts
-from queues.codec import Decoded, decode, encode_payload, encode_text, inflate
+from queues.codec import Decoded, decode, decode_head, encode_payload, encode_text, inflate
 from queues.conf import conf
 from queues.scripts import Move, move_entries, retry_run
 
 BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
 SCRIPT_RUN = 32  # entries in a row worth handing back to retry_run.lua's own decoding
+READ_WHOLE = 64 * 1024  # the largest entry a page reads whole; of a larger one, this much of its head
+READ_TAIL = 1024  # and this much of its end (its fingerprint covers both ends and its size)
 MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
 ERROR_CHARS = 120  # an error is known by its first line, cut here (breakdown groups, exact filter)
 REQUIRED_FIELDS = (
@@ -75,8 +77,31 @@ def job_span(raw: bytes) -> bytes | None:
 
 
 def fingerprint(raw: bytes) -> str:
-    """A stable id for an entry's exact bytes (identical entries share it, which is harmless)."""
-    return hashlib.blake2b(raw, digest_size=10).hexdigest()
+    """A stable id for an entry's exact bytes (identical entries share it, which is harmless).
+
+    Of an entry over ``READ_WHOLE`` bytes, from what a page reads of it (``Cut``): its size, its
+    head and its end. Actions still compare the whole bytes before they move anything.
+    """
+    if len(raw) > READ_WHOLE:
+        return _digest(raw[:READ_WHOLE], Cut(len(raw), raw[-READ_TAIL:]))
+    return _digest(raw)
+
+
+def _digest(head: bytes, cut: Cut | None = None) -> str:
+    digest = hashlib.blake2b(head, digest_size=10)
+    if cut is not None:
+        digest.update(b"\x00%d\x00" % cut.size)
+        digest.update(cut.tail)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Cut:
+    """An entry too large for a page to read whole: ``Entry.raw`` holds its first ``READ_WHOLE``
+    bytes, this its size and last ``READ_TAIL`` bytes."""
+
+    size: int
+    tail: bytes
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,7 @@ class Entry:
     key: str
     index: int
     raw: bytes
+    cut: Cut | None = None  # read for a page in part: ``raw`` is its head (actions read entries whole)
 
     @classmethod
     def of(cls, key: str, index: int, raw: bytes) -> Entry:
@@ -104,11 +130,11 @@ class Entry:
     @cached_property
     def decoded(self) -> Decoded:
         """Decoded on first use: retrying HSI's entries needs only ``job_span``."""
-        return decode(self.raw)
+        return decode(self.raw) if self.cut is None else decode_head(self.raw, self.cut.size)
 
     @property
     def id(self) -> str:
-        return fingerprint(self.raw)
+        return fingerprint(self.raw) if self.cut is None else _digest(self.raw, self.cut)
 
     @property
     def ref(self) -> str:
@@ -134,6 +160,8 @@ class Entry:
     @property
     def problem(self) -> str:
         """Why the entry cannot be read as a DLQ entry, or ``""``."""
+        if self.cut is not None:
+            return f"too large to read whole here ({self.decoded.note})"
         if not self.decoded.is_structured:
             return f"not JSON ({self.decoded.kind}{': ' + self.decoded.note if self.decoded.note else ''})"
         if self.decoded.kind == "overflow":
@@ -246,27 +274,59 @@ class Page:
 
 
 def page(client: redis.Redis, key: str, offset: int = 0, limit: int = 50, newest_first: bool = False) -> Page:
-    """One page of a list at any depth: LLEN + one bounded LRANGE in one round trip."""
+    """One page of a list at any depth: LLEN + one bounded LRANGE in one script call, large entries
+    cut inside Redis (``peek``)."""
     limit = max(1, min(limit, 100))
     offset = max(0, offset)
     if newest_first:
         start, stop = -(offset + limit), -(offset + 1)
     else:
         start, stop = offset, offset + limit - 1
-    pipe = client.pipeline(transaction=False)
-    pipe.llen(key)
-    pipe.lrange(key, start, stop)
-    total, raws = pipe.execute()
+    total, items = _one(peek(client, [key], start, stop))
     first = max(total + start, 0) if newest_first else start
-    entries = [Entry.of(key, first + i, as_bytes(raw)) for i, raw in enumerate(raws)]
+    entries = [Entry(key, first + i, raw, cut) for i, (raw, cut) in enumerate(items)]
     if newest_first:
         entries.reverse()
-    return Page(key, int(total), offset, limit, newest_first, entries)
+    return Page(key, total, offset, limit, newest_first, entries)
+
+
+Peeked = list[tuple[bytes, Cut | None]]
+
+
+def peek(
+    client: redis.Redis, keys_: Sequence[str], start: int, stop: int
+) -> list[tuple[int, Peeked] | redis.ResponseError]:
+    """Each list's length and its entries ``start``..``stop`` (LRANGE's), those over ``READ_WHOLE``
+    bytes cut inside Redis (``peek.lua``), in one call: a page never carries more than its share of
+    bytes, whatever the entries weigh. For a key of another type, Redis's WRONGTYPE error."""
+    return [
+        redis.ResponseError(f"(LLEN {key}) {reply}")  # names the key, as redis-py's pipelines do
+        if isinstance(reply, redis.ResponseError)
+        else (int(reply[0]), [_peeked(item) for item in reply[1:]])
+        for key, reply in zip(
+            keys_, scripts.peek(client, keys_, start, stop, READ_WHOLE, READ_TAIL), strict=True
+        )
+    ]
+
+
+def _one(found: list[tuple[int, Peeked] | redis.ResponseError]) -> tuple[int, Peeked]:
+    (reply,) = found
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    return reply
+
+
+def _peeked(item: Any) -> tuple[bytes, Cut | None]:
+    if isinstance(item, list):
+        size, head, tail = item
+        return as_bytes(head), Cut(int(size), as_bytes(tail))
+    return as_bytes(item), None
 
 
 def entry_at(client: redis.Redis, key: str, index: int, fingerprint_: str) -> Entry | None:
-    """The entry with this fingerprint, at or near ``index`` (the list may have shifted)."""
-    found = resolve(client, key, [(index, fingerprint_)])
+    """The entry with this fingerprint, at or near ``index`` (the list may have shifted), as a page
+    shows it (a large one cut)."""
+    found = resolve(client, key, [(index, fingerprint_)], whole=False)
     return found[0] if found else None
 
 
@@ -280,20 +340,45 @@ def parse_refs(refs: Iterable[str]) -> list[tuple[int, str]]:
     return parsed
 
 
-def resolve(client: redis.Redis, key: str, refs: Sequence[tuple[int, str]]) -> list[Entry]:
-    """Find entries by fingerprint near their index hints; bounded reads, missing ones left out."""
+def resolve(
+    client: redis.Redis, key: str, refs: Sequence[tuple[int, str]], *, whole: bool = True
+) -> list[Entry]:
+    """Find entries by fingerprint near their index hints; bounded reads, missing ones left out.
+
+    The windows are read as pages read them; ``whole`` (what an action needs) then reads each large
+    entry found in full, by its index.
+    """
     wanted = {fp: hint for hint, fp in refs}
     found: dict[str, Entry] = {}
     windows = sorted({max(hint - SEARCH_WINDOW // 2, 0) for hint in wanted.values() if hint >= 0} | {0})
     for start in windows:
-        for offset, item in enumerate(client.lrange(key, start, start + SEARCH_WINDOW - 1)):
-            raw = as_bytes(item)
-            fp = fingerprint(raw)
-            if fp in wanted and fp not in found:
-                found[fp] = Entry.of(key, start + offset, raw)
+        _, items = _one(peek(client, [key], start, start + SEARCH_WINDOW - 1))
+        for offset, (raw, cut) in enumerate(items):
+            entry = Entry(key, start + offset, raw, cut)
+            if entry.id in wanted and entry.id not in found:
+                found[entry.id] = entry
         if len(found) == len(wanted):
             break
-    return [found[fp] for fp in wanted if fp in found]
+    entries = [found[fp] for fp in wanted if fp in found]
+    return read_whole(client, key, entries) if whole else entries
+
+
+def read_whole(client: redis.Redis, key: str, entries: Sequence[Entry]) -> list[Entry]:
+    """The entries with the cut ones read whole, by index, in one round trip; one that is no longer
+    at its index (the list moved meanwhile) is left out, as if already gone."""
+    cut = [entry for entry in entries if entry.cut is not None]
+    if not cut:
+        return list(entries)
+    pipe = client.pipeline(transaction=False)
+    for entry in cut:
+        pipe.lindex(key, entry.index)
+    replies = zip(cut, pipe.execute(), strict=True)
+    read = {entry.id: as_bytes(raw) for entry, raw in replies if raw is not None}
+    return [
+        Entry.of(key, entry.index, read[entry.id]) if entry.cut is not None else entry
+        for entry in entries
+        if entry.cut is None or fingerprint(read.get(entry.id, b"")) == entry.id
+    ]
 
 
 @dataclass
@@ -667,6 +752,6 @@ def as_json(entry: Entry) -> dict[str, Any]:
         "index": entry.index,
         "size": entry.decoded.size,
         "encoding": entry.decoded.encodings,
-        "payload": entry.payload,
+        "payload": entry.payload if entry.cut is None else None,  # not the whole of it
         "error": entry.problem or None,
     }

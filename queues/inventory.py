@@ -19,9 +19,8 @@ import redis
 from django.core.cache import cache
 
 from queues import keys
-from queues.codec import decode
 from queues.conf import conf
-from queues.dlq import parse_time
+from queues.dlq import Entry, parse_time, peek
 from queues.scripts import script
 
 QUEUE_FAMILIES = {
@@ -265,8 +264,8 @@ def alerts(infos: list[QueueInfo]) -> list[QueueInfo]:
     return sorted((info for info in infos if info.warning), key=lambda info: info.level != "full")
 
 
-def oldest_age(raw: bytes | None, now: float) -> float | None:
-    decoded = decode(raw) if raw else None
+def oldest_age(head: Entry | None, now: float) -> float | None:
+    decoded = head.decoded if head is not None and head.raw else None
     if decoded is not None and decoded.kind == "overflow" and decoded.inner is not None:
         decoded = decoded.inner
     value = decoded.value if decoded else None
@@ -338,31 +337,36 @@ def stream_room(client: redis.Redis, key: str, adding: int) -> int:
 
 
 def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
+    """Lengths and oldest entries: lists in one script call (a large head entry is cut inside Redis),
+    streams in one pipeline."""
+    lists = [info for info in infos if info.type == "list"]
+    heads = peek(client, [info.key for info in lists], 0, 0)
+    streams = [info for info in infos if info.type != "list"]
     pipe = client.pipeline(transaction=False)
-    for info in infos:
-        if info.type == "list":
-            pipe.llen(info.key)
-            pipe.lindex(info.key, 0)
-        else:
-            pipe.xlen(info.key)
-            pipe.xinfo_groups(info.key)
-            pipe.xrange(info.key, count=1)
-    replies = iter(pipe.execute(raise_on_error=False))
+    for info in streams:
+        pipe.xlen(info.key)
+        pipe.xinfo_groups(info.key)
+        pipe.xrange(info.key, count=1)
+    replies = iter(pipe.execute(raise_on_error=False) if streams else [])
     now = time.time()
     refused = []  # keys of another type: Redis refused the length
-    for info in infos:
-        length, extra = next(replies), next(replies)
+    for info, head in zip(lists, heads, strict=True):
+        if isinstance(head, redis.ResponseError):
+            info.length = 0
+            refused.append(info)
+            continue
+        info.length, items = head
+        first = Entry(info.key, 0, *items[0]) if items else None
+        info.oldest_age_seconds = oldest_age(first, now)
+    for info in streams:
+        length, groups, first_entries = next(replies), next(replies), next(replies)
         info.length = length if isinstance(length, int) else 0
         if isinstance(length, redis.ResponseError):
             refused.append(info)
-        if info.type == "list":
-            info.oldest_age_seconds = oldest_age(extra if isinstance(extra, bytes) else None, now)
-            continue
-        if isinstance(extra, list):
-            info.groups = [_group(group) for group in extra]
-        first = next(replies)
-        if isinstance(first, list) and first:
-            info.first_id = _text(first[0][0])
+        if isinstance(groups, list):
+            info.groups = [_group(group) for group in groups]
+        if isinstance(first_entries, list) and first_entries:
+            info.first_id = _text(first_entries[0][0])
             info.oldest_age_seconds = max(now - entry_ms(info.first_id) / 1000, 0.0)
     _add_stored_types(client, refused)
     _add_group_facts(client, infos)

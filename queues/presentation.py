@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from queues import dlq
+from queues.codec import utf8_head
 from queues.conf import conf
 
 ROW_LIMIT = 120
@@ -110,7 +111,7 @@ def entry_context(entry: dlq.Entry, is_dlq: bool) -> dict[str, Any]:
         "blocks": blocks,
         "display": entry.decoded.display(limit=limit),
         "inner_display": inner.display(limit=limit) if inner else "",
-        "raw": raw_view(entry.raw, limit),
+        "raw": raw_view(entry.raw, limit, entry.decoded.size),
     }
 
 
@@ -139,10 +140,18 @@ class RawView:
     truncated: bool
 
 
-def raw_view(raw: bytes, limit: int) -> RawView:
-    """The exact bytes: as text when they are UTF-8, else as hex; cut at ``limit`` characters."""
+def raw_view(raw: bytes, limit: int, size: int | None = None) -> RawView:
+    """The exact bytes: as text when they are UTF-8, else as hex; cut at ``limit`` characters.
+    ``size`` is the value's whole size when ``raw`` is only its head (an entry a page cut)."""
+    size = len(raw) if size is None else size
+    text = utf8_head(raw) if size > len(raw) else utf8(raw)
+    if text is None:
+        return RawView("hex", raw[: limit // 3].hex(" "), size, size > limit // 3)
+    return RawView("text", text[:limit], size, len(text) > limit or size > len(raw))
+
+
+def utf8(raw: bytes) -> str | None:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return RawView("hex", raw[: limit // 3].hex(" "), len(raw), len(raw) > limit // 3)
-    return RawView("text", text[:limit], len(raw), len(text) > limit)
+        return None

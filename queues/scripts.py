@@ -99,6 +99,14 @@ def rotate(
     return int(handled), status_text(stop)
 
 
+def peek(
+    client: redis.Redis, keys_: Sequence[str], start: int, stop: int, whole: int, tail: int
+) -> list[Any]:
+    """``peek.lua``: per key, its length and entries ``start``..``stop``, those over ``whole`` bytes
+    as ``[size, head, tail]``; a key of another type's reply is its error."""
+    return list(script("peek").call_ro(client, keys_, [start, stop, whole, tail])) if keys_ else []
+
+
 def put_back(client: redis.Redis, source: str, count: int) -> int:
     """Move the first ``count`` entries of ``source`` to its tail, in order; returns how many moved."""
     return int(script("put_back").call(client, [source], [count]))

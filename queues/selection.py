@@ -149,7 +149,7 @@ class Selection:
         self.session[SESSION_KEY] = self.stored
 
 
-def resolve(client: redis.Redis, key: str, refs: list[str]) -> list[dlq.Entry]:
+def resolve(client: redis.Redis, key: str, refs: list[str], *, whole: bool = True) -> list[dlq.Entry]:
     """``dlq.resolve`` over refs grouped by nearby hints, in hint order.
 
     One ``dlq.resolve`` call reads a window per distinct hint until it has found them all; a
@@ -166,6 +166,6 @@ def resolve(client: redis.Redis, key: str, refs: list[str]) -> list[dlq.Entry]:
     found: dict[str, dlq.Entry] = {}
     for group in groups:
         wanted = [(hint, fp) for hint, fp in group if fp not in found]
-        for entry in dlq.resolve(client, key, wanted) if wanted else []:
+        for entry in dlq.resolve(client, key, wanted, whole=whole) if wanted else []:
             found[entry.id] = entry
     return sorted(found.values(), key=lambda entry: entry.index)

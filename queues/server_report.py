@@ -23,8 +23,7 @@ import redis
 from django.core.cache import cache
 
 from console.redis import get_redis
-from queues import keys
-from queues.codec import decode
+from queues import dlq, keys
 from queues.conf import conf
 from queues.keyspace.scan import pipelined, scan, text
 from queues.overview import KeyCensus, ServerFacts, key_census
@@ -236,12 +235,10 @@ def camera_estimate(client: redis.Redis) -> tuple[int, bool]:
     """Distinct cameras seen in ``batch:*:current`` keys and in the head of each work queue."""
     found = scan(client, [keys.BATCH_CURRENT_PATTERN], rows=SIZING_CAMERA_ROWS)
     cameras = {keys.wildcard_part(name, keys.BATCH_CURRENT_PATTERN) for name in found.names} - {""}
-    pipe = client.pipeline(transaction=False)
-    for name in keys.QUEUE_NAMES:
-        pipe.lrange(name, 0, SIZING_QUEUE_SAMPLE - 1)
-    for reply in pipe.execute(raise_on_error=False):
-        for raw in reply if isinstance(reply, list) else []:
-            value = decode(raw).value
+    heads = dlq.peek(client, keys.QUEUE_NAMES, 0, SIZING_QUEUE_SAMPLE - 1)
+    for name, head in zip(keys.QUEUE_NAMES, heads, strict=True):
+        for index, (raw, cut) in enumerate([] if isinstance(head, Exception) else head[1]):
+            value = dlq.Entry(name, index, raw, cut).payload
             camera = value.get("camera_id") if isinstance(value, dict) else None
             if isinstance(camera, str) and camera:
                 cameras.add(camera)

@@ -684,7 +684,8 @@ class QueuePages:
             return HttpResponseRedirect(back)
         if request.method == "POST":
             return self._act_on_selected(request, target, verb, refs, back)
-        rows = [row_of(e, True) for e in dlq.resolve(get_redis(), target.key, dlq.parse_refs(refs))]
+        found = dlq.resolve(get_redis(), target.key, dlq.parse_refs(refs), whole=False)
+        rows = [row_of(e, True) for e in found]
         if not rows:
             messages.warning(request, f"None of the selected entries is still in {target.key}.")
             return HttpResponseRedirect(back)
@@ -771,7 +772,7 @@ class QueuePages:
             return self._act_on_selection(request, target, verb, chosen, back)
         if target.is_stream:
             return self._confirm_stream_selection(request, target, verb, chosen, back)
-        entries = selection.resolve(client, target.key, chosen.refs)
+        entries = selection.resolve(client, target.key, chosen.refs, whole=False)
         if not entries:
             return self._all_gone(request, target, chosen, back)
         context = {"rows": [row_of(e, True) for e in entries[:CONFIRM_ROWS]], "count": len(entries)}

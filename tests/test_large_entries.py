@@ -1,0 +1,242 @@
+"""Entries of many megabytes: a page reads only its share of them, actions still move them whole.
+
+A list entry cannot be read in part, so ``peek.lua`` cuts each entry over ``dlq.READ_WHOLE`` bytes
+inside Redis and sends its size, head and end. What each test measures could fail: the bytes
+Redis sends a page (``total_net_output_bytes``), the memory its Lua keeps afterwards, what a page
+says of a cut entry, and what an action moves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable
+from html import unescape
+from typing import Any
+
+import pytest
+import redis
+import zstandard
+from django.contrib.auth.models import User
+
+from console.models import ArchivedItem
+from queues import dlq, inventory
+from queues.codec import decode_head, leading_fields
+from tests.conftest import logged_in
+from tests.test_queue_pages import post, url
+
+DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+MB = 1024 * 1024
+
+
+def large(n: int, *, size: int = 5 * MB, field: str = "response_body") -> bytes:
+    """A plain-JSON DLQ entry of about ``size`` bytes: the usual fields first, one huge one last."""
+    entry = {
+        "original_job": {"camera_id": f"cam{n}", "file_path": f"/export/cam{n}/{n}.jpg", "n": n},
+        "error": f"Detector answered 500 for frame {n}",
+        "error_type": "HTTPStatusError",
+        "attempt_count": 3,
+        "first_failed_at": "2026-11-30T10:00:00+00:00",
+        "last_failed_at": f"2026-11-30T10:{n % 60:02d}:00+00:00",
+        "queue_name": "detection_queue",
+        field: f"<html>{n}" + "x" * size,
+    }
+    return json.dumps(entry).encode()
+
+
+def sent_by(client: redis.Redis, work: Callable[[], Any]) -> tuple[int, Any]:
+    """Bytes Redis sent to all its clients while ``work`` ran, and what it returned."""
+    before = int(client.info("stats")["total_net_output_bytes"])
+    result = work()
+    return int(client.info("stats")["total_net_output_bytes"]) - before, result
+
+
+def text_of(response: Any) -> str:
+    return " ".join(unescape(response.content.decode()).split())
+
+
+def test_a_page_gets_the_head_size_and_id_of_large_entries_not_their_bytes(redis_client: redis.Redis) -> None:
+    raws = [large(n) for n in range(20)]
+    small = b'{"original_job": {"camera_id": "porch"}}'
+    redis_client.rpush(DLQ, small, *raws)
+    sent, page = sent_by(redis_client, lambda: dlq.page(redis_client, DLQ, 0, 21))
+    assert sent < 2 * MB, f"{sent:,} bytes for a page of 20 entries of 5 MB"
+    assert page.total == 21 and [e.index for e in page.entries] == list(range(21))
+    assert page.entries[0].cut is None and page.entries[0].raw == small
+    for entry, raw in zip(page.entries[1:], raws, strict=True):
+        assert entry.cut == dlq.Cut(len(raw), raw[-dlq.READ_TAIL :])
+        assert entry.raw == raw[: dlq.READ_WHOLE]
+        assert entry.id == dlq.fingerprint(raw), "the id a page gives is the whole entry's"
+        assert entry.decoded.size == len(raw)
+    assert len({e.id for e in page.entries}) == 21
+    newest = dlq.page(redis_client, DLQ, 0, 1, newest_first=True).entries[0]
+    assert (newest.index, newest.id) == (20, dlq.fingerprint(raws[-1]))
+
+
+def test_entries_that_differ_only_past_the_head_have_different_ids(redis_client: redis.Redis) -> None:
+    one, other = large(1), bytearray(large(1))
+    other[len(other) // 2] = ord("y")  # same size, same head, same end
+    redis_client.rpush(DLQ, one, bytes(other))
+    first, second = dlq.page(redis_client, DLQ).entries
+    assert first.id == second.id, "a page cannot tell them apart: it reads neither's middle"
+    picked = dlq.resolve(redis_client, DLQ, [(1, second.id)])
+    assert [e.raw for e in picked] in ([one], [bytes(other)]) and picked[0].cut is None
+
+
+def test_redis_lua_keeps_nothing_of_what_a_page_read(redis_client: redis.Redis) -> None:
+    redis_client.rpush(DLQ, large(1, size=40 * MB))
+    dlq.page(redis_client, DLQ)  # loads the script
+    baseline = int(redis_client.info("memory")["used_memory_lua"])
+    for _ in range(3):
+        assert dlq.page(redis_client, DLQ).entries[0].cut is not None
+        grown = int(redis_client.info("memory")["used_memory_lua"]) - baseline
+        assert grown < 4 * MB, f"Redis's Lua still holds {grown:,} bytes after reading a 40 MB entry"
+
+
+def test_the_dlq_page_shows_what_precedes_the_cut_and_says_how_much_was_read(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    raws = [large(n) for n in range(12)]
+    redis_client.rpush(DLQ, *raws)
+    client = logged_in(operator)
+    sent, response = sent_by(redis_client, lambda: client.get(url("queue_items", DLQ), {"size": 100}))
+    assert response.status_code == 200
+    assert sent < 2 * MB, f"{sent:,} bytes read from Redis for a page of 12 entries of 5 MB"
+    assert len(response.content) < 500_000
+    html = text_of(response)
+    for n in range(12):
+        assert f"Detector answered 500 for frame {n}" in html and f"cam{n}" in html
+    assert html.count("too large to read whole here") == 12
+    assert f"only the first 65,536 of {len(raws[0]):,} bytes were read" in html
+    assert "<html>0" not in response.content.decode(), "the value is escaped"
+    assert "5.0 MB" in html, "the size column shows the stored size"
+
+
+def test_the_api_gives_the_size_and_id_of_a_cut_entry_and_no_partial_payload(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    raw = large(7)
+    redis_client.rpush(DLQ, raw)
+    body = logged_in(operator).get("/api/queues/dlq%3Adetection_queue/items/").json()
+    (item,) = body["items"]
+    assert item["id"] == dlq.fingerprint(raw) and item["size"] == len(raw)
+    assert item["payload"] is None and item["encoding"] == ["cut"]
+    assert item["error"].startswith("too large to read whole here (only the first 65,536 of")
+
+
+def test_the_entry_page_of_a_large_entry_is_bounded_and_shows_its_facts(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    raw = large(3, field="stack_trace")
+    redis_client.rpush(DLQ, raw)
+    entry = dlq.page(redis_client, DLQ).entries[0]
+    sent, response = sent_by(
+        redis_client, lambda: logged_in(operator).get(url("queue_entry", DLQ, 0, entry.id))
+    )
+    assert response.status_code == 200 and sent < MB
+    html = text_of(response)
+    assert "Detector answered 500 for frame 3" in html and "/export/cam3/3.jpg" in html
+    assert f"{len(raw):,} bytes stored" in html or f"{len(raw)} bytes stored" in html
+    assert "only the first 65,536" in html
+
+
+def test_retry_and_delete_of_selected_large_entries_move_them_whole(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    raws = [large(n, size=3 * MB) for n in range(3)]
+    redis_client.rpush(DLQ, *raws)
+    client = logged_in(operator)
+    page = dlq.page(redis_client, DLQ).entries
+    response = post(client, url("queue_selected", DLQ, "retry"), ref=[page[0].ref, page[2].ref])
+    assert response.status_code == 302
+    jobs = [json.loads(job) for job in redis_client.lrange(TARGET, 0, -1)]
+    assert [job["n"] for job in jobs] == [0, 2]
+    assert redis_client.lrange(DLQ, 0, -1) == [raws[1]]
+
+    post(client, url("queue_selected", DLQ, "delete"), ref=dlq.page(redis_client, DLQ).entries[0].ref)
+    assert redis_client.llen(DLQ) == 0
+    assert bytes(ArchivedItem.objects.get().raw) == raws[1], "the archive keeps the whole entry"
+
+
+def test_a_cut_entry_that_moved_since_the_page_is_not_acted_on(redis_client: redis.Redis) -> None:
+    raw = large(1)
+    redis_client.rpush(DLQ, raw)
+    (entry,) = dlq.page(redis_client, DLQ).entries
+    redis_client.lpush(DLQ, b"pushed in front")  # the index the page saw now holds another entry
+    assert dlq.read_whole(redis_client, DLQ, [entry]) == []
+    found = dlq.resolve(redis_client, DLQ, [(entry.index, entry.id)])
+    assert [(e.index, e.raw) for e in found] == [(1, raw)], "resolve finds it where it is now"
+
+
+def test_filters_and_the_breakdown_read_the_fields_before_the_cut(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    redis_client.rpush(DLQ, *[large(n, size=MB) for n in range(6)])
+    client = logged_in(operator)
+    sent, response = sent_by(redis_client, lambda: client.get(url("queue_items", DLQ), {"camera": "cam4"}))
+    html = text_of(response)
+    assert response.status_code == 200 and sent < MB
+    assert "Detector answered 500 for frame 4" in html and "frame 3" not in html
+    breakdown = client.get(url("queue_breakdown", DLQ))
+    assert breakdown.status_code == 200 and "HTTPStatusError" in text_of(breakdown)
+
+
+def test_the_queue_list_ages_a_large_head_entry_without_reading_it(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    redis_client.rpush(DLQ, large(1, size=20 * MB))
+    sent, queues = sent_by(
+        redis_client, lambda: inventory.measure(redis_client, inventory.discover(redis_client).found)
+    )
+    row = next(q for q in queues if q.key == DLQ)
+    assert sent < MB and row.length == 1
+    assert row.oldest_age_seconds is not None, "first_failed_at precedes the cut"
+    response = logged_in(operator).get(url("queue_list"))
+    assert response.status_code == 200 and DLQ in response.content.decode()
+
+
+def test_a_large_zstd_entry_is_listed_with_why_it_is_not_decoded(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    text = json.dumps({"original_job": {"camera_id": "porch"}, "noise": os.urandom(MB).hex()}).encode()
+    raw = b"Z:" + base64.b64encode(zstandard.ZstdCompressor().compress(text))
+    assert len(raw) > dlq.READ_WHOLE
+    redis_client.rpush(DLQ, raw)
+    html = text_of(logged_in(operator).get(url("queue_items", DLQ)))
+    assert "Z: zstd, which cannot be decompressed from a part" in html
+
+
+# --- Reading the head of a value ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fields"),
+    [
+        ('{"a": 1, "b": "two", "c": [1, {"d": null}], "e": 12', {"a": 1, "b": "two", "c": [1, {"d": None}]}),
+        ('{"a": 1, "b": 12}', {"a": 1, "b": 12}),
+        (' { "a" : "x\\"y" ,"b": tru', {"a": 'x"y'}),
+        ('{"a": "unterminated', {}),
+        ('{"a": 1 "b": 2}', {}),
+        ("[1, 2, 3]", None),
+        ("plain text", None),
+        ('{"deep": ' + "[" * 100_000, {}),
+    ],
+)
+def test_leading_fields_keeps_members_that_end_before_the_cut(
+    text: str, fields: dict[str, Any] | None
+) -> None:
+    assert leading_fields(text) == fields
+
+
+def test_a_character_split_by_the_cut_is_left_out_and_invalid_utf8_is_not_parsed() -> None:
+    head = '{"error": "caméra", "x": "é'.encode()[:-1]  # cut inside the last é
+    decoded = decode_head(head, 10 * MB)
+    assert decoded.value == {"error": "caméra"} and decoded.size == 10 * MB
+    assert decoded.display().endswith(
+        f"… only the first {len(head):,} of {10 * MB:,} bytes were read; the fields before the cut are "
+        "shown (1 of them)"
+    )
+    binary = decode_head(b'{"a": 1, "b": "\xff\xfe', 10 * MB)
+    assert binary.value is None and re.match(r"^7b 22 61", binary.display())
