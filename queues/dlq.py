@@ -26,6 +26,7 @@ SEARCH_WINDOW = 500
 SCRIPT_RUN = 32  # entries in a row worth handing back to retry_run.lua's own decoding
 READ_WHOLE = 64 * 1024  # the largest entry a page reads whole; of a larger one, this much of its head
 READ_TAIL = 1024  # and this much of its end (its fingerprint covers both ends and its size)
+READ_BUDGET = 8 * 1024 * 1024  # bytes one page read copies inside Redis at most (about 20 ms of it)
 MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
 ERROR_CHARS = 120  # an error is known by its first line, cut here (breakdown groups, exact filter)
 REQUIRED_FIELDS = (
@@ -272,48 +273,58 @@ class Page:
     newest_first: bool
     entries: list[Entry]
 
+    @property
+    def unread(self) -> int:
+        """Entries of the page the read stopped before (its budget went on large entries)."""
+        return max(min(self.limit, self.total - self.offset), 0) - len(self.entries)
+
 
 def page(client: redis.Redis, key: str, offset: int = 0, limit: int = 50, newest_first: bool = False) -> Page:
-    """One page of a list at any depth: LLEN + one bounded LRANGE in one script call, large entries
-    cut inside Redis (``peek``)."""
+    """One page of a list at any depth, in one script call (``peek``): large entries cut inside
+    Redis, and fewer entries than asked (``Page.unread``) once it has read ``READ_BUDGET`` bytes."""
     limit = max(1, min(limit, 100))
     offset = max(0, offset)
     if newest_first:
         start, stop = -(offset + limit), -(offset + 1)
     else:
         start, stop = offset, offset + limit - 1
-    total, items = _one(peek(client, [key], start, stop))
-    first = max(total + start, 0) if newest_first else start
-    entries = [Entry(key, first + i, raw, cut) for i, (raw, cut) in enumerate(items)]
-    if newest_first:
-        entries.reverse()
-    return Page(key, total, offset, limit, newest_first, entries)
+    stretch = _one(peek(client, [key], start, stop, backward=newest_first))
+    return Page(key, stretch.length, offset, limit, newest_first, stretch.entries)
 
 
-Peeked = list[tuple[bytes, Cut | None]]
+@dataclass(frozen=True)
+class Stretch:
+    """What ``peek`` read of one list: its length and the entries read, in the order read."""
+
+    length: int
+    entries: list[Entry]
 
 
 def peek(
-    client: redis.Redis, keys_: Sequence[str], start: int, stop: int
-) -> list[tuple[int, Peeked] | redis.ResponseError]:
-    """Each list's length and its entries ``start``..``stop`` (LRANGE's), those over ``READ_WHOLE``
-    bytes cut inside Redis (``peek.lua``), in one call: a page never carries more than its share of
-    bytes, whatever the entries weigh. For a key of another type, Redis's WRONGTYPE error."""
-    return [
-        redis.ResponseError(f"(LLEN {key}) {reply}")  # names the key, as redis-py's pipelines do
-        if isinstance(reply, redis.ResponseError)
-        else (int(reply[0]), [_peeked(item) for item in reply[1:]])
-        for key, reply in zip(
-            keys_, scripts.peek(client, keys_, start, stop, READ_WHOLE, READ_TAIL), strict=True
-        )
-    ]
+    client: redis.Redis, keys_: Sequence[str], start: int, stop: int, *, backward: bool = False
+) -> list[Stretch | redis.ResponseError]:
+    """Each list's length and its entries ``start``..``stop`` (LRANGE's; ``backward`` from ``stop``),
+    read by ``peek.lua`` in one call: entries over ``READ_WHOLE`` bytes are cut inside Redis, and the
+    call stops once it has read ``READ_BUDGET`` bytes (after one entry at least), so a page never
+    carries, nor costs Redis, more than its share whatever the entries weigh. For a key of another
+    type, Redis's WRONGTYPE error in its place."""
+    replies = scripts.peek(client, keys_, start, stop, READ_WHOLE, READ_TAIL, READ_BUDGET, backward)
+    found: list[Stretch | redis.ResponseError] = []
+    for key, reply in zip(keys_, replies, strict=True):
+        if isinstance(reply, redis.ResponseError):
+            found.append(redis.ResponseError(f"(LLEN {key}) {reply}"))  # names the key, as pipelines do
+            continue
+        first, step = int(reply[1]), -1 if backward else 1
+        entries = [Entry(key, first + step * i, *_peeked(item)) for i, item in enumerate(reply[2:])]
+        found.append(Stretch(int(reply[0]), entries))
+    return found
 
 
-def _one(found: list[tuple[int, Peeked] | redis.ResponseError]) -> tuple[int, Peeked]:
-    (reply,) = found
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    return reply
+def _one(found: list[Stretch | redis.ResponseError]) -> Stretch:
+    (stretch,) = found
+    if isinstance(stretch, redis.ResponseError):
+        raise stretch
+    return stretch
 
 
 def _peeked(item: Any) -> tuple[bytes, Cut | None]:
@@ -352,11 +363,11 @@ def resolve(
     found: dict[str, Entry] = {}
     windows = sorted({max(hint - SEARCH_WINDOW // 2, 0) for hint in wanted.values() if hint >= 0} | {0})
     for start in windows:
-        _, items = _one(peek(client, [key], start, start + SEARCH_WINDOW - 1))
-        for offset, (raw, cut) in enumerate(items):
-            entry = Entry(key, start + offset, raw, cut)
-            if entry.id in wanted and entry.id not in found:
-                found[entry.id] = entry
+        at, end = start, start + SEARCH_WINDOW - 1
+        while at <= end and len(found) < len(wanted):
+            read = _one(peek(client, [key], at, end)).entries
+            found |= {e.id: e for e in read if e.id in wanted and e.id not in found}
+            at = read[-1].index + 1 if read else end + 1
         if len(found) == len(wanted):
             break
     entries = [found[fp] for fp in wanted if fp in found]

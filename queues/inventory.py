@@ -355,9 +355,8 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
             info.length = 0
             refused.append(info)
             continue
-        info.length, items = head
-        first = Entry(info.key, 0, *items[0]) if items else None
-        info.oldest_age_seconds = oldest_age(first, now)
+        info.length = head.length
+        info.oldest_age_seconds = oldest_age(head.entries[0] if head.entries else None, now)
     for info in streams:
         length, groups, first_entries = next(replies), next(replies), next(replies)
         info.length = length if isinstance(length, int) else 0

@@ -100,11 +100,22 @@ def rotate(
 
 
 def peek(
-    client: redis.Redis, keys_: Sequence[str], start: int, stop: int, whole: int, tail: int
+    client: redis.Redis,
+    keys_: Sequence[str],
+    start: int,
+    stop: int,
+    whole: int,
+    tail: int,
+    budget: int,
+    backward: bool = False,
 ) -> list[Any]:
-    """``peek.lua``: per key, its length and entries ``start``..``stop``, those over ``whole`` bytes
-    as ``[size, head, tail]``; a key of another type's reply is its error."""
-    return list(script("peek").call_ro(client, keys_, [start, stop, whole, tail])) if keys_ else []
+    """``peek.lua``: per key, its length, the index of the first entry read and the entries
+    ``start``..``stop`` (from ``stop`` when ``backward``) until ``budget`` bytes are read, those over
+    ``whole`` bytes as ``[size, head, tail]``; a key of another type's reply is its error."""
+    if not keys_:
+        return []
+    args = [start, stop, whole, tail, budget, int(backward)]
+    return list(script("peek").call_ro(client, keys_, args))
 
 
 def put_back(client: redis.Redis, source: str, count: int) -> int:

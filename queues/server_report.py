@@ -236,9 +236,9 @@ def camera_estimate(client: redis.Redis) -> tuple[int, bool]:
     found = scan(client, [keys.BATCH_CURRENT_PATTERN], rows=SIZING_CAMERA_ROWS)
     cameras = {keys.wildcard_part(name, keys.BATCH_CURRENT_PATTERN) for name in found.names} - {""}
     heads = dlq.peek(client, keys.QUEUE_NAMES, 0, SIZING_QUEUE_SAMPLE - 1)
-    for name, head in zip(keys.QUEUE_NAMES, heads, strict=True):
-        for index, (raw, cut) in enumerate([] if isinstance(head, Exception) else head[1]):
-            value = dlq.Entry(name, index, raw, cut).payload
+    for head in heads:
+        for entry in [] if isinstance(head, Exception) else head.entries:
+            value = entry.payload
             camera = value.get("camera_id") if isinstance(value, dict) else None
             if isinstance(camera, str) and camera:
                 cameras.add(camera)

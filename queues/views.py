@@ -269,11 +269,13 @@ def pager(
         ]
         value, end = (offset + 1, total) if name == "item" else (offset // size + 1, last // size + 1)
         jump = Jump(name, value, end, keep)
+    # An item page that stopped short of its size (large entries, dlq.Page.unread) goes on from there.
+    advance = shown if param == "offset" and shown else size
     return Pager(
         label,
         first=link(0) if back else None,
         prev=link(max(offset - size, 0)) if back else None,
-        next=link(offset + size) if offset + size < total else None,
+        next=link(offset + advance) if offset + advance < total else None,
         last=link(last) if offset < last else None,
         jump=jump,
     )
@@ -315,7 +317,14 @@ def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filte
         page = dlq.page(client, target.key, browse.offset, browse.size, browse.newest_first)
         rows = [row_of(e, target.is_dlq) for e in page.entries]
         paging = pager(request.GET, total=page.total, offset=page.offset, size=page.limit, shown=len(rows))
-        return Listing(rows, page.total, pager=paging)
+        if not page.unread:
+            return Listing(rows, page.total, pager=paging)
+        note = (
+            f"This page read {len(rows)} of its {len(rows) + page.unread} entries: the entries it read are "
+            f"large, and one read takes at most {dlq.READ_BUDGET // 1024 // 1024} MB of a list from Redis."
+        )
+        more = "?" + with_query(request.GET, offset=str(page.offset + len(rows)))
+        return Listing(rows, page.total, paging, None, note, more, "Read the next entries →")
     found = search(
         client,
         target.key,

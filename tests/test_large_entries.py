@@ -20,6 +20,7 @@ import pytest
 import redis
 import zstandard
 from django.contrib.auth.models import User
+from django.template.defaultfilters import filesizeformat
 
 from console.models import ArchivedItem
 from queues import dlq, inventory
@@ -58,11 +59,11 @@ def text_of(response: Any) -> str:
 
 
 def test_a_page_gets_the_head_size_and_id_of_large_entries_not_their_bytes(redis_client: redis.Redis) -> None:
-    raws = [large(n) for n in range(20)]
+    raws = [large(n, size=300_000) for n in range(20)]
     small = b'{"original_job": {"camera_id": "porch"}}'
     redis_client.rpush(DLQ, small, *raws)
     sent, page = sent_by(redis_client, lambda: dlq.page(redis_client, DLQ, 0, 21))
-    assert sent < 2 * MB, f"{sent:,} bytes for a page of 20 entries of 5 MB"
+    assert sent < 2 * MB, f"{sent:,} bytes for a page of 20 entries of 300 KB"
     assert page.total == 21 and [e.index for e in page.entries] == list(range(21))
     assert page.entries[0].cut is None and page.entries[0].raw == small
     for entry, raw in zip(page.entries[1:], raws, strict=True):
@@ -71,8 +72,39 @@ def test_a_page_gets_the_head_size_and_id_of_large_entries_not_their_bytes(redis
         assert entry.id == dlq.fingerprint(raw), "the id a page gives is the whole entry's"
         assert entry.decoded.size == len(raw)
     assert len({e.id for e in page.entries}) == 21
-    newest = dlq.page(redis_client, DLQ, 0, 1, newest_first=True).entries[0]
-    assert (newest.index, newest.id) == (20, dlq.fingerprint(raws[-1]))
+    newest = dlq.page(redis_client, DLQ, 0, 21, newest_first=True).entries
+    assert [(e.index, e.id) for e in newest] == [(e.index, e.id) for e in reversed(page.entries)]
+
+
+def test_a_page_of_entries_of_megabytes_stops_reading_at_its_budget(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    """Every byte read inside Redis costs it time, so one read stops after READ_BUDGET bytes (one
+    entry at least); the page says so and continues from there, and a filter reads on through."""
+    raws = [large(n) for n in range(20)]
+    redis_client.rpush(DLQ, *raws)
+    first = dlq.page(redis_client, DLQ, 0, 20)
+    read = len(first.entries)
+    assert 1 <= read <= 3 and first.unread == 20 - read
+    assert sum(e.cut.size for e in first.entries if e.cut) <= dlq.READ_BUDGET + 5 * MB
+    newest = dlq.page(redis_client, DLQ, 0, 20, newest_first=True).entries
+    assert [e.index for e in newest] == list(range(19, 19 - len(newest), -1)), "read from the newest"
+
+    client = logged_in(operator)
+    response = client.get(url("queue_items", DLQ), {"size": 20})
+    html = text_of(response)
+    assert f"This page read {read} of its 20 entries" in html and "at most 8 MB" in html
+    link = re.search(
+        rf'href="(\?[^"]*offset={read}[^"]*)"[^>]*>Read the next entries', response.content.decode()
+    )
+    assert link is not None
+    pager_next = re.search(r'href="(\?[^"]*)" rel="next"', response.content.decode())
+    assert pager_next is not None and f"offset={read}" in pager_next.group(1), "next skips no entry"
+    following = text_of(client.get(url("queue_items", DLQ) + unescape(link.group(1))))
+    assert f"Detector answered 500 for frame {read}" in following
+
+    found = text_of(client.get(url("queue_items", DLQ), {"camera": "cam17", "size": "100"}))
+    assert "Detector answered 500 for frame 17" in found and "frame 16" not in found
 
 
 def test_entries_that_differ_only_past_the_head_have_different_ids(redis_client: redis.Redis) -> None:
@@ -98,12 +130,12 @@ def test_redis_lua_keeps_nothing_of_what_a_page_read(redis_client: redis.Redis) 
 def test_the_dlq_page_shows_what_precedes_the_cut_and_says_how_much_was_read(
     redis_client: redis.Redis, operator: User
 ) -> None:
-    raws = [large(n) for n in range(12)]
+    raws = [large(n, size=600_000) for n in range(12)]
     redis_client.rpush(DLQ, *raws)
     client = logged_in(operator)
     sent, response = sent_by(redis_client, lambda: client.get(url("queue_items", DLQ), {"size": 100}))
     assert response.status_code == 200
-    assert sent < 2 * MB, f"{sent:,} bytes read from Redis for a page of 12 entries of 5 MB"
+    assert sent < 2 * MB, f"{sent:,} bytes read from Redis for a page of 12 entries of 600 KB"
     assert len(response.content) < 500_000
     html = text_of(response)
     for n in range(12):
@@ -111,7 +143,7 @@ def test_the_dlq_page_shows_what_precedes_the_cut_and_says_how_much_was_read(
     assert html.count("too large to read whole here") == 12
     assert f"only the first 65,536 of {len(raws[0]):,} bytes were read" in html
     assert "<html>0" not in response.content.decode(), "the value is escaped"
-    assert "5.0 MB" in html, "the size column shows the stored size"
+    assert " ".join(filesizeformat(len(raws[0])).split()) in html, "the size column shows the stored size"
 
 
 def test_the_api_gives_the_size_and_id_of_a_cut_entry_and_no_partial_payload(
