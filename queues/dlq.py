@@ -19,14 +19,11 @@ import redis
 from queues import keys, scripts
 from queues.codec import Decoded, decode, decode_head, encode_payload, encode_text, inflate
 from queues.conf import conf
-from queues.scripts import Move, move_entries, retry_run
+from queues.scripts import READ_BUDGET, READ_TAIL, READ_WHOLE, Move, move_entries, retry_run
 
 BATCH_SIZE = 250  # per Lua call: about 2 ms of Redis time, so no single command blocks for long
 SEARCH_WINDOW = 500
 SCRIPT_RUN = 32  # entries in a row worth handing back to retry_run.lua's own decoding
-READ_WHOLE = 64 * 1024  # the largest entry a page reads whole; of a larger one, this much of its head
-READ_TAIL = 1024  # and this much of its end (its fingerprint covers both ends and its size)
-READ_BUDGET = 8 * 1024 * 1024  # bytes one page read copies inside Redis at most (about 20 ms of it)
 MOVED_KEPT = 1000  # moved entries an outcome remembers (for the audit), however many moved
 ERROR_CHARS = 120  # an error is known by its first line, cut here (breakdown groups, exact filter)
 REQUIRED_FIELDS = (
@@ -136,6 +133,12 @@ class Entry:
     @property
     def id(self) -> str:
         return fingerprint(self.raw) if self.cut is None else _digest(self.raw, self.cut)
+
+    def light(self) -> Entry:
+        """The entry as a page holds it, a large one cut (what a run keeps of it for the audit)."""
+        if self.cut is not None or len(self.raw) <= READ_WHOLE:
+            return self
+        return Entry(self.key, self.index, self.raw[:READ_WHOLE], Cut(len(self.raw), self.raw[-READ_TAIL:]))
 
     @property
     def ref(self) -> str:
@@ -301,14 +304,22 @@ class Stretch:
 
 
 def peek(
-    client: redis.Redis, keys_: Sequence[str], start: int, stop: int, *, backward: bool = False
+    client: redis.Redis,
+    keys_: Sequence[str],
+    start: int,
+    stop: int,
+    *,
+    backward: bool = False,
+    cut: bool = True,
 ) -> list[Stretch | redis.ResponseError]:
     """Each list's length and its entries ``start``..``stop`` (LRANGE's; ``backward`` from ``stop``),
     read by ``peek.lua`` in one call: entries over ``READ_WHOLE`` bytes are cut inside Redis, and the
     call stops once it has read ``READ_BUDGET`` bytes (after one entry at least), so a page never
     carries, nor costs Redis, more than its share whatever the entries weigh. For a key of another
-    type, Redis's WRONGTYPE error in its place."""
-    replies = scripts.peek(client, keys_, start, stop, READ_WHOLE, READ_TAIL, READ_BUDGET, backward)
+    type, Redis's WRONGTYPE error in its place. Without ``cut``, entries come whole (what an action
+    moves), still at most ``READ_BUDGET`` bytes of them past the first."""
+    whole = READ_WHOLE if cut else 0
+    replies = scripts.peek(client, keys_, start, stop, whole, READ_TAIL, READ_BUDGET, backward)
     found: list[Stretch | redis.ResponseError] = []
     for key, reply in zip(keys_, replies, strict=True):
         if isinstance(reply, redis.ResponseError):
@@ -668,7 +679,8 @@ def sweep(
                 continue
             if stop != "defer":
                 break
-        raws = [as_bytes(raw) for raw in client.lrange(key, 0, min(BATCH_SIZE, left) - 1)]
+        head = _one(peek(client, [key], 0, min(BATCH_SIZE, left) - 1, cut=False))
+        raws = [entry.raw for entry in head.entries]  # fewer than asked when they are large
         if not raws:
             left = 0
             break
@@ -715,7 +727,7 @@ def retry_all(
         run = retry_run(client, key, target, count, max_len, sample)
         outcome.done += run.retried
         outcome.examined += run.retried
-        outcome.moved.extend(Entry.of(key, -1, raw) for raw in run.sample)
+        outcome.moved.extend(Entry(key, -1, *_peeked(item)) for item in run.sample)
         outcome.full = outcome.full or run.stop == "full"
         return run.stop
 
@@ -754,7 +766,7 @@ def merge(total: Outcome, part: Outcome) -> None:
     total.skipped.update(part.skipped)
     total.unmatched += part.unmatched
     total.put_back += part.put_back
-    total.moved.extend(part.moved[: max(MOVED_KEPT - len(total.moved), 0)])
+    total.moved.extend(entry.light() for entry in part.moved[: max(MOVED_KEPT - len(total.moved), 0)])
 
 
 def as_json(entry: Entry) -> dict[str, Any]:

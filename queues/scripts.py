@@ -23,6 +23,10 @@ from queues import keys
 
 LUA = Path(__file__).with_name("lua")
 RECEIPT_SECONDS = 7 * 24 * 3600
+# Reading list entries into a script costs Redis about 2.5 ms per MB (read_range in lua/lib.lua):
+READ_WHOLE = 64 * 1024  # the largest entry a page reads whole; of a larger one, this much of its head
+READ_TAIL = 1024  # and this much of its end (its fingerprint covers both ends and its size)
+READ_BUDGET = 8 * 1024 * 1024  # bytes one script call reads at most (after one entry): about 20 ms
 ABORTED = "aborted"
 
 
@@ -119,8 +123,9 @@ def peek(
 
 
 def put_back(client: redis.Redis, source: str, count: int) -> int:
-    """Move the first ``count`` entries of ``source`` to its tail, in order; returns how many moved."""
-    return int(script("put_back").call(client, [source], [count]))
+    """Move the first ``count`` entries of ``source`` to its tail, in order (fewer once
+    ``READ_BUDGET`` bytes are read); returns how many moved."""
+    return int(script("put_back").call(client, [source], [count, READ_BUDGET]))
 
 
 def push_entries(
@@ -148,12 +153,13 @@ class Run:
 
     retried: int
     stop: str  # "more", "end", "full" or "defer" (the entry at the head is for Python)
-    sample: list[bytes]
+    sample: list[Any]  # each an entry's bytes, or [size, head, tail] of one over READ_WHOLE
 
 
 def retry_run(
     client: redis.Redis, source: str, target: str, count: int, max_len: int = 0, sample: int = 0
 ) -> Run:
-    """Retry up to ``count`` entries from the head, read and moved by the script itself."""
-    reply = script("retry_run").call(client, [source, target], [max_len, count, sample])
-    return Run(int(reply[0]), status_text(reply[1]), [bytes(raw) for raw in reply[2:]])
+    """Retry up to ``count`` entries from the head (fewer once ``READ_BUDGET`` bytes are read), read
+    and moved by the script itself."""
+    reply = script("retry_run").call(client, [source, target], [max_len, count, sample, READ_BUDGET])
+    return Run(int(reply[0]), status_text(reply[1]), list(reply[2:]))

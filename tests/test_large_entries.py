@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from django.contrib.auth.models import User
 from django.template.defaultfilters import filesizeformat
 
 from console.models import ArchivedItem
-from queues import dlq, inventory
+from queues import archive, dlq, inventory, scripts
 from queues.codec import decode_head, leading_fields
 from tests.conftest import logged_in
 from tests.test_queue_pages import post, url
@@ -238,6 +239,64 @@ def test_a_large_zstd_entry_is_listed_with_why_it_is_not_decoded(
     redis_client.rpush(DLQ, raw)
     html = text_of(logged_in(operator).get(url("queue_items", DLQ)))
     assert "Z: zstd, which cannot be decompressed from a part" in html
+
+
+def script_calls(client: redis.Redis) -> int:
+    stats: Any = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "evalsha_ro"))
+
+
+def test_retry_all_of_large_entries_moves_each_whole_a_few_megabytes_per_call(
+    redis_client: redis.Redis,
+) -> None:
+    """retry_run.lua reads its run with read_range, so a call stops after READ_BUDGET bytes: a DLQ of
+    large entries takes many calls, none reading them all at once (one read 530 MB and held Redis
+    for 3.3 s), and every job arrives once, whole."""
+    raws = [large(n, size=3 * MB) for n in range(12)] + [large(n, size=10) for n in range(12, 20)]
+    redis_client.rpush(DLQ, *raws)
+    calls = script_calls(redis_client)
+    outcome, _ = dlq.retry_all(redis_client, DLQ, budget_seconds=60)
+    assert outcome.done == 20 and not redis_client.exists(DLQ)
+    assert [json.loads(job)["n"] for job in redis_client.lrange(TARGET, 0, -1)] == list(range(20))
+    assert script_calls(redis_client) - calls >= 12 * 3 * MB // dlq.READ_BUDGET
+    kept = outcome.moved  # for the audit: each entry's id, and no more of a large one than a page reads
+    assert [e.id for e in kept] == [dlq.fingerprint(raw) for raw in raws]
+    assert sum(len(e.raw) for e in kept) < 20 * dlq.READ_WHOLE
+
+
+def test_lua_reads_list_entries_with_the_sizes_python_cuts_at() -> None:
+    lib = (Path(scripts.__file__).parent / "lua" / "lib.lua").read_text()
+    assert f"local LARGE_ENTRY = {dlq.READ_WHOLE}\n" in lib and f"local CUT_TAIL = {dlq.READ_TAIL} " in lib
+
+
+def test_delete_all_of_large_entries_archives_each_whole_a_few_megabytes_per_call(
+    redis_client: redis.Redis, db: None
+) -> None:
+    """Python's windows (delete, filtered actions, Z: entries) are read by peek.lua without a cut:
+    whole entries, a few megabytes per window, not BATCH_SIZE entries whatever they weigh."""
+    raws = [large(n, size=3 * MB) for n in range(8)]
+    redis_client.rpush(DLQ, *raws)
+
+    def archived(client: redis.Redis, key: str, window: dlq.Window) -> tuple[int, dlq.Outcome]:
+        sizes.append(sum(len(entry.raw) for entry, _ in window))
+        return archive.archive_and_rotate(client, key, window, "tester")
+
+    sizes: list[int] = []
+    outcome, _ = dlq.sweep(redis_client, DLQ, archived, dlq.delete_keep(), budget_seconds=60)
+    assert outcome.done == 8 and not redis_client.exists(DLQ)
+    assert [bytes(row.raw) for row in ArchivedItem.objects.order_by("id")] == raws
+    assert len(sizes) >= 3 and max(sizes) <= dlq.READ_BUDGET + 3 * MB + 1000
+
+
+def test_putting_back_large_entries_moves_them_in_order_a_few_per_call(redis_client: redis.Redis) -> None:
+    raws = [large(n, size=3 * MB) for n in range(6)]
+    redis_client.rpush(DLQ, b"kept", *raws)
+    assert 1 <= scripts.put_back(redis_client, DLQ, 7) < 7, "the first call stops at its budget"
+    redis_client.delete(DLQ)
+    redis_client.rpush(DLQ, *raws, b"kept")
+    outcome, position = dlq.put_back(redis_client, DLQ, start=1, unexamined=6)
+    assert (outcome.put_back, position) == (6, 7)
+    assert redis_client.lrange(DLQ, 0, -1) == [b"kept", *raws]
 
 
 # --- Reading the head of a value ----------------------------------------------------------------

@@ -66,3 +66,53 @@ local function stream_room(key, max_len, adding)
   end
   return math.max(math.min(max_len - unprocessed, adding), 0)
 end
+
+-- Reading entries into a script copies each byte three times inside Redis (the command's reply, one
+-- string, a Lua string: about 2.5 ms per MB), and a reply of many large entries is joined in 1 MB
+-- steps, so scripts read lists through this: entries `first`..`last` (from `last` down when
+-- `backward`) in LRANGEs of 1, 2, 4 ... READ_CHUNK entries, back to 1 after one over `large` bytes,
+-- until `budget` bytes are read (one entry at least, unless `budget` is below 0). Returns the
+-- entries in the order read, the bytes read, and whether it got to the end of the range or of the
+-- list. One LRANGE never reads more than READ_CHUNK entries; small entries at any depth cost a few
+-- walks of the list, not one per entry. LARGE_ENTRY is the `large` of callers that cut nothing
+-- (dlq.READ_WHOLE).
+local READ_CHUNK = 32
+local LARGE_ENTRY = 65536
+local CUT_TAIL = 1024 -- dlq.READ_TAIL
+
+-- What a script sends back of an entry it read: the entry, or {size, head, tail} when it is over
+-- `whole` bytes (the reply a page or an audit sample needs, not the whole of a large entry).
+local function cut(item, whole, tail)
+  if whole > 0 and #item > whole then
+    return {#item, string.sub(item, 1, whole), string.sub(item, -tail)}
+  end
+  return item
+end
+
+local function read_range(key, first, last, backward, budget, large)
+  local items, k, spent, at, step = {}, 0, 0, backward and last or first, 1
+  while first <= at and at <= last and spent <= budget do
+    local low, high = at, math.min(at + step - 1, last)
+    if backward then
+      low, high = math.max(at - step + 1, first), at
+    end
+    local got = redis.call('LRANGE', key, low, high)
+    local count, seen_large = #got, false
+    for n = 1, count do
+      local item = got[backward and count + 1 - n or n]
+      local size = #item
+      k = k + 1
+      items[k] = item
+      spent = spent + size
+      if size > large then
+        seen_large = true
+      end
+    end
+    if count < high - low + 1 then
+      return items, spent, true -- the list is shorter than the range
+    end
+    at = backward and low - 1 or high + 1
+    step = seen_large and 1 or math.min(step * 2, READ_CHUNK)
+  end
+  return items, spent, not (first <= at and at <= last)
+end

@@ -5,27 +5,30 @@
 --
 -- KEYS[1] the DLQ, KEYS[2] its source queue.
 -- ARGV[1] max length of the source (0 = no limit); ARGV[2] how many entries to look at, from the
--- head; ARGV[3] how many retried entries to send back (for the audit).
+-- head; ARGV[3] how many retried entries to send back (for the audit); ARGV[4] the bytes to read at
+-- most (the first entry is always read; see read_range in lib.lua).
 --
 -- An entry is retried here when it starts with {"original_job": {...} (the object printable ASCII
 -- JSON) and ends with }; the object's exact bytes are pushed, i.e. what HSI's producer wrote.
 -- `dlq.job_span` is the same rule in Python. The run stops at the first entry that does not fit
 -- the rule ("defer": Python decides about that one, e.g. Z: compressed or overflow entries), when
--- the source is full ("full"), after ARGV[2] entries ("more") or at the end of the DLQ ("end").
--- Returns {retried, stop, sample...}. What Python decodes goes through rotate.lua.
+-- the source is full ("full"), after ARGV[2] entries or ARGV[4] bytes ("more") or at the end of
+-- the DLQ ("end").
+-- Returns {retried, stop, sample...} (a sampled entry over 64 KiB as {size, head, tail}: `cut` in
+-- lib.lua). What Python decodes goes through rotate.lua.
 --
 -- Cost: about 1.5 us of Redis time per entry against 0.6 us for a bare LPOP + RPUSH script; most
 -- of the difference is cjson decoding the job (docs/benchmarks.md). Hence one pattern match that
 -- checks the common prefix and captures the candidate, the general pattern only for other entries,
--- and one pcall for the whole run rather than one per entry. The run is read with LRANGE and cut
--- with LTRIM (as cheap as LPOP here), so nothing is popped and put back.
+-- and one pcall for the whole run rather than one per entry. The run is read with LRANGEs
+-- (read_range) and cut with LTRIM (as cheap as LPOP here), so nothing is popped and put back.
 --
 -- lua-cjson by default also accepts hex, inf/nan and leading-zero numbers, which Python's json
 -- rejects; those are turned off for the duration of the call (and restored even on error, so
 -- other scripts on this server see no change). cjson still accepts ".5" and "1."; no JSON writer
 -- produces them.
 local source, target = KEYS[1], KEYS[2]
-local max_len, count, sample = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_len, count, sample, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local find, sub, byte, match = string.find, string.sub, string.byte, string.match
 local pcall, decode = pcall, cjson.decode
 local CLOSE = 125 -- '}'
@@ -116,12 +119,13 @@ local function run()
   if wrong then
     return redis.error_reply(wrong)
   end
-  -- Nothing to pop when the first entry is for Python or the source is full.
-  local first = redis.call('LINDEX', source, 0)
-  if not first then
+  -- Up to `count` entries, or fewer once `budget` bytes are read (read_range); nothing moves when
+  -- the first is for Python or the source is full.
+  local raws, _, complete = read_range(source, 0, count - 1, false, budget, LARGE_ENTRY)
+  if #raws == 0 then
     return {0, 'end'}
   end
-  if not payload_of(first) then
+  if not payload_of(raws[1]) then
     return {0, 'defer'}
   end
   local room = count
@@ -131,9 +135,8 @@ local function run()
       return {0, 'full'}
     end
   end
-  local raws = redis.call('LRANGE', source, 0, count - 1)
   local payloads = payloads_of(raws, math.min(#raws, room))
-  local n, stop = #payloads, (#raws < count) and 'end' or 'more'
+  local n, stop = #payloads, (complete and #raws < count) and 'end' or 'more'
   if n < #raws then
     stop = (n == room) and 'full' or 'defer'
   end
@@ -143,7 +146,7 @@ local function run()
   end
   local result = {n, stop}
   for i = 1, math.min(sample, n) do
-    result[#result + 1] = raws[i]
+    result[#result + 1] = cut(raws[i], LARGE_ENTRY, CUT_TAIL)
   end
   return result
 end
