@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 import redis
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BinaryField, F, Q, QuerySet
+from django.db.models.functions import Greatest, Substr
 from django.utils import timezone
 
 from console.models import ArchivedItem
@@ -344,15 +345,39 @@ SEARCH_ROWS = 5_000  # rows one archive search examines (each is decoded in Pyth
 SEARCH_CHUNK = 500
 
 
+def with_heads(rows: QuerySet[ArchivedItem]) -> QuerySet[ArchivedItem]:
+    """``rows`` without their bytes, each with what a page reads of a list entry instead
+    (``listed``): the first ``READ_WHOLE`` bytes and the last ``READ_TAIL``, cut by the database, so
+    an archive page of entries of megabytes does not load them."""
+    return rows.defer("raw").annotate(
+        head=Substr("raw", 1, dlq.READ_WHOLE, output_field=BinaryField()),
+        tail=Substr(
+            "raw", Greatest(F("size") - dlq.READ_TAIL + 1, 1), dlq.READ_TAIL, output_field=BinaryField()
+        ),
+    )
+
+
+def listed(row: ArchivedItem) -> tuple[bytes, dlq.Cut | None]:
+    """A row's bytes as a page reads a list entry: whole, or its head and ``Cut`` when it is larger
+    than ``READ_WHOLE`` and the row came through ``with_heads``."""
+    head = getattr(row, "head", None)
+    if head is None:
+        return bytes(row.raw), None
+    if row.size > dlq.READ_WHOLE:
+        return bytes(head), dlq.Cut(row.size, bytes(getattr(row, "tail", b"")))
+    return bytes(head), None
+
+
 def entry_of(row: ArchivedItem) -> dlq.Entry | streams.StreamEntry | None:
     """What a DLQ filter looks at in an archived row: the list entry, or the stream entry's fields
     (None for a row that holds neither)."""
     if row.kind == Kind.STREAM:
-        try:
-            return streams.Stored.from_archive(bytes(row.raw)).text
+        raw, cut = listed(row)
+        try:  # a stream entry's archive form is JSON: only its whole bytes say anything
+            return streams.Stored.from_archive(raw if cut is None else bytes(row.raw)).text
         except ValueError:
             return None
-    return dlq.Entry.of(row.key, -1, bytes(row.raw)) if row.kind == Kind.LIST else None
+    return dlq.Entry(row.key, -1, *listed(row)) if row.kind == Kind.LIST else None
 
 
 def picks(select: Select, row: ArchivedItem) -> bool:

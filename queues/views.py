@@ -114,9 +114,8 @@ def archived_keys(limit: int = 200) -> list[str]:
 
 def archive_row(item: ArchivedItem) -> Row | None:
     """An archived list entry summed up as its DLQ page showed it (a stream entry shows its id)."""
-    if item.kind != ArchivedItem.Kind.LIST:
-        return None
-    return row_of(dlq.Entry.of(item.key, -1, bytes(item.raw)), True)
+    entry = archive.entry_of(item) if item.kind == ArchivedItem.Kind.LIST else None
+    return row_of(entry, True) if isinstance(entry, dlq.Entry) else None
 
 
 def queue_target(key: str) -> Target:
@@ -909,11 +908,11 @@ class QueuePages:
         rows = rows.filter(state=state) if state in ArchivedItem.State.values else rows
         context: dict[str, Any] = {"key": key, "state": state, "keys": archived_keys(), "deletion": deletion}
         if filters.active:
-            context |= archive_search(request, rows, filters)
+            context |= archive_search(request, archive.with_heads(rows), filters)
         else:
-            paginator = Paginator(rows, ARCHIVE_PER_PAGE)
-            if deletion and not state:  # the same rows the delete's sentence counts: count them once
-                paginator.count = deletion.rows
+            paginator = Paginator(archive.with_heads(rows), ARCHIVE_PER_PAGE)
+            # the same rows the delete's sentence counts: count them once; else counted without the heads
+            paginator.count = deletion.rows if deletion and not state else rows.count()
             page = paginator.get_page(request.GET.get("page"))
             context["pager"] = pager(
                 request.GET, total=page.paginator.count, offset=page.start_index() - 1 if len(page) else 0,
@@ -940,8 +939,8 @@ class QueuePages:
         return self.render(request, "archive.html", "Archive of deleted DLQ entries", context)
 
     def archived(self, request: HttpRequest, pk: int) -> HttpResponse:
-        row = get_object_or_404(queue_archive(), pk=pk)
-        entry = dlq.Entry.of(row.key, -1, bytes(row.raw))
+        row = get_object_or_404(archive.with_heads(queue_archive()), pk=pk)
+        entry = dlq.Entry(row.key, -1, *archive.listed(row))
         is_dlq = keys.classify(row.key).name in inventory.QUEUE_FAMILIES
         if row.kind == ArchivedItem.Kind.STREAM:
             is_dlq = False  # its raw bytes are the archive's JSON of the entry, not a JobFailure

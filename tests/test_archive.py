@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -317,3 +318,26 @@ def test_the_archive_pages_kinds_are_all_the_row_kinds_once() -> None:
     assert sorted(QUEUE_KINDS + JOB_KINDS) == sorted(ArchivedItem.Kind.values)
     with pytest.raises(ValueError, match="not an archive's kinds"):
         of_kinds(("list", "x' OR 1=1 --"))
+
+
+def test_archive_pages_read_only_the_head_of_entries_of_megabytes(operator: User) -> None:
+    """The database cuts them (archive.with_heads), as Redis cuts them for the DLQ pages: the page
+    and a filtered search hold no archived entry whole, and restoring one still moves it whole."""
+    body = "x" * (8 * 1024 * 1024)
+    head = '{{"original_job": {{"camera_id": "cam{n}"}}, "error": "frame {n} failed", "body": "'
+    raws = [(head.format(n=n) + body + '"}').encode() for n in range(3)]
+    ids = archived(raws)
+    client = logged_in(operator)
+    for query in ({}, {"key": DLQ, "camera": "cam1"}):
+        tracemalloc.start()
+        response = client.get(reverse("admin:archive"), query)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        html = response.content.decode()
+        assert response.status_code == 200 and "frame 1 failed" in html, query
+        assert peak < 8 * 1024 * 1024, f"{peak:,} bytes at the peak of an archive page of 24 MB of entries"
+    assert f"only the first 65,536 of {len(raws[1]):,} bytes were read" in html
+    assert "frame 0 failed" not in html, "the filter read the camera before the cut"
+    item = client.get(reverse("admin:archive_item", args=[ids[2]])).content.decode()
+    assert "frame 2 failed" in item and f"{len(raws[2]):,} bytes" in item
+    assert archive.listed(ArchivedItem.objects.get(pk=ids[0])) == (raws[0], None), "a row read whole"
