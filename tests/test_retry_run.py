@@ -276,6 +276,16 @@ def test_retry_all_of_compressed_entries_moves_runs_in_one_call_each(redis_clien
     assert calls < 60, calls
 
 
+def test_a_run_that_starts_with_an_entry_for_python_reads_only_that_entry(redis_client: redis.Redis) -> None:
+    """The script decides on the head first (read_range's head_ok): a DLQ of Z: entries is not read
+    250 entries deep, into Lua, on every call that gives it back to Python."""
+    redis_client.rpush(DLQ, *[failure(n, trace=True) for n in range(300)])
+    redis_client.config_resetstat()
+    run = scripts.retry_run(redis_client, DLQ, TARGET, dlq.BATCH_SIZE)
+    assert (run.retried, run.stop) == (0, "defer") and redis_client.llen(DLQ) == 300
+    assert redis_client.info("commandstats")["cmdstat_lrange"]["calls"] == 1
+
+
 def test_a_dlq_that_alternates_plain_and_compressed_entries_is_read_once_not_once_per_switch(
     redis_client: redis.Redis,
 ) -> None:

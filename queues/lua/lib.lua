@@ -72,8 +72,9 @@ end
 -- steps, so scripts read lists through this: entries `first`..`last` (from `last` down when
 -- `backward`) in LRANGEs of 1, 2, 4 ... READ_CHUNK entries, back to 1 after one over `large` bytes,
 -- until `budget` bytes are read (one entry at least, unless `budget` is below 0). Returns the
--- entries in the order read, the bytes read, and whether it got to the end of the range or of the
--- list. One LRANGE never reads more than READ_CHUNK entries; small entries at any depth cost a few
+-- entries in the order read, the bytes read, whether it got to the end of the range or of the
+-- list, and true when `head_ok` (optional) refused the first entry, after which nothing more is
+-- read. One LRANGE never reads more than READ_CHUNK entries; small entries at any depth cost a few
 -- walks of the list, not one per entry. LARGE_ENTRY is the `large` of callers that cut nothing
 -- (dlq.READ_WHOLE).
 local READ_CHUNK = 32
@@ -89,7 +90,7 @@ local function cut(item, whole, tail)
   return item
 end
 
-local function read_range(key, first, last, backward, budget, large)
+local function read_range(key, first, last, backward, budget, large, head_ok)
   local items, k, spent, at, step = {}, 0, 0, backward and last or first, 1
   while first <= at and at <= last and spent <= budget do
     local low, high = at, math.min(at + step - 1, last)
@@ -110,6 +111,9 @@ local function read_range(key, first, last, backward, budget, large)
     end
     if count < high - low + 1 then
       return items, spent, true -- the list is shorter than the range
+    end
+    if k == 1 and head_ok and not head_ok(items[1]) then
+      return items, spent, false, true -- the caller will not take the first: read no further
     end
     at = backward and low - 1 or high + 1
     step = seen_large and 1 or math.min(step * 2, READ_CHUNK)

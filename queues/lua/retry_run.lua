@@ -121,11 +121,11 @@ local function run()
   end
   -- Up to `count` entries, or fewer once `budget` bytes are read (read_range); nothing moves when
   -- the first is for Python or the source is full.
-  local raws, _, complete = read_range(source, 0, count - 1, false, budget, LARGE_ENTRY)
+  local raws, _, complete, refused = read_range(source, 0, count - 1, false, budget, LARGE_ENTRY, payload_of)
   if #raws == 0 then
     return {0, 'end'}
   end
-  if not payload_of(raws[1]) then
+  if refused then
     return {0, 'defer'}
   end
   local room = count
