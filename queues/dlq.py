@@ -80,9 +80,12 @@ def fingerprint(raw: bytes) -> str:
     Of an entry over ``READ_WHOLE`` bytes, from what a page reads of it (``Cut``): its size, its
     head and its end. Actions still compare the whole bytes before they move anything.
     """
-    if len(raw) > READ_WHOLE:
-        return _digest(raw[:READ_WHOLE], Cut(len(raw), raw[-READ_TAIL:]))
-    return _digest(raw)
+    return _digest(*cut_of(raw)) if len(raw) > READ_WHOLE else _digest(raw)
+
+
+def cut_of(raw: bytes) -> tuple[bytes, Cut]:
+    """What a page reads of an entry over ``READ_WHOLE`` bytes: its head and its ``Cut``."""
+    return raw[:READ_WHOLE], Cut(len(raw), raw[-READ_TAIL:])
 
 
 def _digest(head: bytes, cut: Cut | None = None) -> str:
@@ -138,7 +141,7 @@ class Entry:
         """The entry as a page holds it, a large one cut (what a run keeps of it for the audit)."""
         if self.cut is not None or len(self.raw) <= READ_WHOLE:
             return self
-        return Entry(self.key, self.index, self.raw[:READ_WHOLE], Cut(len(self.raw), self.raw[-READ_TAIL:]))
+        return Entry(self.key, self.index, *cut_of(self.raw))
 
     @property
     def ref(self) -> str:

@@ -266,7 +266,8 @@ def test_retry_all_of_large_entries_moves_each_whole_a_few_megabytes_per_call(
 
 def test_lua_reads_list_entries_with_the_sizes_python_cuts_at() -> None:
     lib = (Path(scripts.__file__).parent / "lua" / "lib.lua").read_text()
-    assert f"local LARGE_ENTRY = {dlq.READ_WHOLE}\n" in lib and f"local CUT_TAIL = {dlq.READ_TAIL} " in lib
+    assert re.search(rf"^local LARGE_ENTRY = {dlq.READ_WHOLE} ", lib, re.M)
+    assert re.search(rf"^local CUT_TAIL = {dlq.READ_TAIL} ", lib, re.M)
 
 
 def test_delete_all_of_large_entries_archives_each_whole_a_few_megabytes_per_call(

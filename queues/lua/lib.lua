@@ -67,18 +67,9 @@ local function stream_room(key, max_len, adding)
   return math.max(math.min(max_len - unprocessed, adding), 0)
 end
 
--- Reading entries into a script copies each byte three times inside Redis (the command's reply, one
--- string, a Lua string: about 2.5 ms per MB), and a reply of many large entries is joined in 1 MB
--- steps, so scripts read lists through this: entries `first`..`last` (from `last` down when
--- `backward`) in LRANGEs of 1, 2, 4 ... READ_CHUNK entries, back to 1 after one over `large` bytes,
--- until `budget` bytes are read (one entry at least, unless `budget` is below 0). Returns the
--- entries in the order read, the bytes read, whether it got to the end of the range or of the
--- list, and true when `head_ok` (optional) refused the first entry, after which nothing more is
--- read. One LRANGE never reads more than READ_CHUNK entries; small entries at any depth cost a few
--- walks of the list, not one per entry. LARGE_ENTRY is the `large` of callers that cut nothing
--- (dlq.READ_WHOLE).
+-- How scripts read lists (read_range, below) and send large entries back (cut).
 local READ_CHUNK = 32
-local LARGE_ENTRY = 65536
+local LARGE_ENTRY = 65536 -- dlq.READ_WHOLE: the `large` of read_range's callers that cut nothing
 local CUT_TAIL = 1024 -- dlq.READ_TAIL
 
 -- What a script sends back of an entry it read: the entry, or {size, head, tail} when it is over
@@ -90,6 +81,15 @@ local function cut(item, whole, tail)
   return item
 end
 
+-- Reading entries into a script copies each byte three times inside Redis (the command's reply, one
+-- string, a Lua string: about 2.5 ms per MB), and a reply of many large entries is joined in 1 MB
+-- steps, so scripts read lists through this: entries `first`..`last` (from `last` down when
+-- `backward`) in LRANGEs of 1, 2, 4 ... READ_CHUNK entries, back to 1 after one over `large` bytes,
+-- until `budget` bytes are read (one entry at least, unless `budget` is below 0). Returns the
+-- entries in the order read, the bytes read, whether it got to the end of the range or of the
+-- list, and true when `head_ok` (optional) refused the first entry, after which nothing more is
+-- read. One LRANGE never reads more than READ_CHUNK entries; small entries at any depth cost a few
+-- walks of the list, not one per entry.
 local function read_range(key, first, last, backward, budget, large, head_ok)
   local items, k, spent, at, step = {}, 0, 0, backward and last or first, 1
   while first <= at and at <= last and spent <= budget do

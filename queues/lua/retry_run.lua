@@ -28,7 +28,8 @@
 -- other scripts on this server see no change). cjson still accepts ".5" and "1."; no JSON writer
 -- produces them.
 local source, target = KEYS[1], KEYS[2]
-local max_len, count, sample, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_len, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sample, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local find, sub, byte, match = string.find, string.sub, string.byte, string.match
 local pcall, decode = pcall, cjson.decode
 local CLOSE = 125 -- '}'
@@ -121,7 +122,8 @@ local function run()
   end
   -- Up to `count` entries, or fewer once `budget` bytes are read (read_range); nothing moves when
   -- the first is for Python or the source is full.
-  local raws, _, complete, refused = read_range(source, 0, count - 1, false, budget, LARGE_ENTRY, payload_of)
+  local raws, _, complete, refused =
+    read_range(source, 0, count - 1, false, budget, LARGE_ENTRY, payload_of)
   if #raws == 0 then
     return {0, 'end'}
   end
