@@ -650,8 +650,13 @@ class QueuePages:
         require(request, "edit_and_retry")
         found = dlq.entry_at(get_redis(), key, index, fingerprint)
         context: dict[str, Any] = {"target": target, "back": back_query(request.GET)}
-        if found is None or found.job is None:
+        if found is None:
             return self.render(request, "vanished.html", "Entry not found", context, status=404)
+        if found.job is None:  # malformed, or a large entry whose job does not end before the cut
+            context["why"] = (
+                f"This entry has no job the console can edit: {found.problem or 'no original_job'}."
+            )
+            return self.render(request, "vanished.html", "Nothing to edit", context, status=409)
         text = request.POST.get("job") or json.dumps(found.job, indent=2, ensure_ascii=False)
         context |= {"entry": found, "text": text, "nonce": new_nonce()}
         if request.method == "POST":

@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from django.template.defaultfilters import filesizeformat
 
 from console.models import ArchivedItem
-from queues import archive, dlq, inventory, scripts
+from queues import actions, archive, dlq, inventory, scripts
 from queues.codec import decode_head, leading_fields
 from tests.conftest import logged_in
 from tests.test_queue_pages import post, url
@@ -191,6 +191,36 @@ def test_retry_and_delete_of_selected_large_entries_move_them_whole(
     post(client, url("queue_selected", DLQ, "delete"), ref=dlq.page(redis_client, DLQ).entries[0].ref)
     assert redis_client.llen(DLQ) == 0
     assert bytes(ArchivedItem.objects.get().raw) == raws[1], "the archive keeps the whole entry"
+
+
+def test_edit_and_retry_of_a_large_entry_edits_its_job_or_says_why_not(
+    redis_client: redis.Redis, operator: User
+) -> None:
+    """The edit page reads the entry as pages do: a job that ends before the cut is edited and
+    retried (the retry reads the entry whole); one that does not gets a sentence, not a 404."""
+    small_job = large(1)
+    huge_job = json.dumps(
+        {"original_job": {"camera_id": "cam2", "blob": "y" * 100_000}, "error": "x"}
+    ).encode()
+    redis_client.rpush(DLQ, small_job, huge_job)
+    first, second = dlq.page(redis_client, DLQ).entries
+    client = logged_in(operator)
+    page = client.get(url("queue_edit", DLQ, first.index, first.id))
+    assert page.status_code == 200 and "/export/cam1/1.jpg" in text_of(page)
+    refused = client.get(url("queue_edit", DLQ, second.index, second.id))
+    assert refused.status_code == 409
+    assert "This entry has no job the console can edit: too large to read whole here" in text_of(refused)
+    assert "no longer in" not in text_of(refused)
+
+    edited = {
+        **json.loads(small_job)["original_job"],
+        "camera_id": "porch",
+        "timestamp": "2026-11-30T10:00:00",
+    }
+    outcome, errors = actions.edit_and_retry(redis_client, DLQ, first.ref, json.dumps(edited), request=None)
+    assert errors == [] and outcome is not None and outcome.done == 1, errors
+    assert [json.loads(job) for job in redis_client.lrange(TARGET, 0, -1)] == [edited]
+    assert redis_client.lrange(DLQ, 0, -1) == [huge_job], "the whole entry was compared and removed"
 
 
 def test_a_cut_entry_that_moved_since_the_page_is_not_acted_on(redis_client: redis.Redis) -> None:
