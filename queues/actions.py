@@ -14,8 +14,10 @@ from django.http import HttpRequest
 from console import audit
 from queues import archive, dlq, keys, selection, streams, validation
 from queues.forms import FILTER_CHARS, new_nonce
+from queues.presentation import field_texts
 
 SNAPSHOT_ENTRIES = 5
+SNAPSHOT_CHARACTERS = 1500  # of each entry (a list's) or value (a stream's) an audit entry keeps
 AUDITED_FINGERPRINTS = 1000
 NONCE_SECONDS = 3600
 RECONCILE_AFTER_SECONDS = 60  # leave calls that may still be running alone (fencing makes it safe anyway)
@@ -130,7 +132,9 @@ def _record(request: HttpRequest | None, action: str, key: str, outcome: dlq.Out
         {
             **outcome.as_dict(),
             "fingerprints": [e.id for e in outcome.moved[:AUDITED_FINGERPRINTS]],
-            "snapshot": [e.decoded.display(limit=1500) for e in outcome.moved[:SNAPSHOT_ENTRIES]],
+            "snapshot": [
+                e.decoded.display(limit=SNAPSHOT_CHARACTERS) for e in outcome.moved[:SNAPSHOT_ENTRIES]
+            ],
             **extra,
         },
     )
@@ -291,7 +295,10 @@ def _record_stream(
         {
             **outcome.as_dict(),
             "entry_ids": [e.id for e in outcome.acted[:AUDITED_FINGERPRINTS]],
-            "snapshot": [{"id": e.id, "fields": e.text.fields} for e in outcome.acted[:SNAPSHOT_ENTRIES]],
+            "snapshot": [
+                {"id": e.id, "fields": dict(field_texts(e.text.fields.items(), SNAPSHOT_CHARACTERS, {}))}
+                for e in outcome.acted[:SNAPSHOT_ENTRIES]
+            ],
             **extra,
         },
     )

@@ -303,6 +303,11 @@ class StreamItemSerializer(serializers.Serializer):
     fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.CharField(), help_text="The entry's fields."
     )
+    cut = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Values over 64 KiB: their whole size in bytes, by field name; the field holds only "
+        "their first 65,536 bytes.",
+    )
 
 
 @extend_schema_field(

@@ -268,16 +268,13 @@ def headline_cache_key(key: str) -> str:
 def _signature(client: redis.Redis, key: str, stream: bool) -> tuple[int, str] | None:
     """The DLQ's length and newest entry (its id, or its bytes' fingerprint); None when empty."""
     if not stream:
-        newest = dlq.page(client, key, 0, 1, newest_first=True)
-        return (newest.total, newest.entries[0].id) if newest.total and newest.entries else None
-    pipe = client.pipeline(transaction=False)
-    pipe.xlen(key)
-    pipe.xrevrange(key, count=1)
-    length, newest_entries = pipe.execute()
-    if not length or not newest_entries:
-        return None
-    entry_id = newest_entries[0][0]
-    return int(length), entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        page = dlq.page(client, key, 0, 1, newest_first=True)
+        return (page.total, page.entries[0].id) if page.total and page.entries else None
+    length = streams.length(client, key)
+    (newest,) = streams.ends(client, [key], last=True)
+    if isinstance(newest, redis.ResponseError):
+        raise newest
+    return (length, newest) if length and newest else None
 
 
 def bad_older(older: str, stream: bool) -> str:

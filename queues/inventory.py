@@ -22,6 +22,7 @@ from queues import keys
 from queues.conf import conf
 from queues.dlq import Entry, parse_time, peek
 from queues.scripts import script
+from queues.streams import ends as stream_ends
 
 QUEUE_FAMILIES = {
     "queues": "queue",
@@ -338,7 +339,7 @@ def stream_room(client: redis.Redis, key: str, adding: int) -> int:
 
 def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
     """Lengths and oldest entries: lists in one script call (a large head entry is cut inside Redis),
-    streams in one pipeline."""
+    streams in one pipeline and their first ids in one more call (which sends no entry's fields)."""
     lists = [info for info in infos if info.type == "list"]
     heads = peek(client, [info.key for info in lists], 0, 0)
     streams = [info for info in infos if info.type != "list"]
@@ -346,8 +347,8 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
     for info in streams:
         pipe.xlen(info.key)
         pipe.xinfo_groups(info.key)
-        pipe.xrange(info.key, count=1)
     replies = iter(pipe.execute(raise_on_error=False) if streams else [])
+    firsts = stream_ends(client, [info.key for info in streams])
     now = time.time()
     refused = []  # keys of another type: Redis refused the length
     for info, head in zip(lists, heads, strict=True):
@@ -357,16 +358,16 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
             continue
         info.length = head.length
         info.oldest_age_seconds = oldest_age(head.entries[0] if head.entries else None, now)
-    for info in streams:
-        length, groups, first_entries = next(replies), next(replies), next(replies)
+    for info, first in zip(streams, firsts, strict=True):
+        length, groups = next(replies), next(replies)
         info.length = length if isinstance(length, int) else 0
         if isinstance(length, redis.ResponseError):
             refused.append(info)
         if isinstance(groups, list):
             info.groups = [_group(group) for group in groups]
-        if isinstance(first_entries, list) and first_entries:
-            info.first_id = _text(first_entries[0][0])
-            info.oldest_age_seconds = max(now - entry_ms(info.first_id) / 1000, 0.0)
+        if isinstance(first, str):
+            info.first_id = first
+            info.oldest_age_seconds = max(now - entry_ms(first) / 1000, 0.0)
     _add_stored_types(client, refused)
     _add_group_facts(client, infos)
     return infos

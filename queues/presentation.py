@@ -6,6 +6,7 @@ Pure functions of a decoded entry; no requests, no Redis.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,12 +37,23 @@ FACT_JOB_FIELDS = ("camera_id", "file_path", "batch_id", "detection_ids", "media
 TEXT_BLOCKS = (("stack_trace", "Stack trace", False), ("response_body", "Response body", True))
 
 
-def clip(value: Any, limit: int, *, one_line: bool = False) -> str:
-    """Text for a page, cut at ``limit`` characters with the full length said."""
+def clip(value: Any, limit: int, *, one_line: bool = False, size: int | None = None) -> str:
+    """Text for a page, cut at ``limit`` characters with the full length said. ``size`` is the whole
+    value's size in bytes when ``value`` is only the head a page read of it."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     head = " ".join(text[: limit * 4].split()) if one_line else text
+    if size is not None:
+        return f"{head[:limit]}… ({size:,} bytes; only the first {dlq.READ_WHOLE:,} were read)"
     whole = len(head) <= limit and (not one_line or len(text) <= limit * 4)
     return head if whole else f"{head[:limit]}… ({len(text):,} characters)"
+
+
+def field_texts(
+    pairs: Iterable[tuple[str, Any]], limit: int, cut: Mapping[str, int], *, one_line: bool = False
+) -> list[tuple[str, str]]:
+    """A stream entry's fields for a page, each cut at ``limit`` characters; a value the read cut
+    (``cut``: its whole size by name) says how much of it was read."""
+    return [(name, clip(value, limit, one_line=one_line, size=cut.get(name))) for name, value in pairs]
 
 
 @dataclass(frozen=True)
@@ -118,10 +130,12 @@ def entry_context(entry: dlq.Entry, is_dlq: bool) -> dict[str, Any]:
 TIME_FIELDS = ("first_failed_at", "last_failed_at", "timestamp")
 
 
-def shown(pairs: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """Facts as text; a time HSI wrote reads as the rows show it, with its stored form after it."""
+def shown(pairs: list[tuple[str, Any]], cut: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """Facts as text; a time HSI wrote reads as the rows show it, with its stored form after it.
+    ``cut``: the whole sizes of values read only in part, by name."""
+    sizes = cut or {}
     return [
-        (name, clip(stated(value) if name in TIME_FIELDS else value, FACT_LIMIT))
+        (name, clip(stated(value) if name in TIME_FIELDS else value, FACT_LIMIT, size=sizes.get(name)))
         for name, value in pairs
         if value not in (None, "", [])
     ]

@@ -19,7 +19,16 @@ import redis
 
 from queues import dlq
 from queues.conf import conf
-from queues.scripts import ABORTED, RECEIPT_SECONDS, new_token, receipt_key, script, status_text
+from queues.scripts import (
+    ABORTED,
+    READ_BUDGET,
+    READ_WHOLE,
+    RECEIPT_SECONDS,
+    new_token,
+    receipt_key,
+    script,
+    status_text,
+)
 from queues.search import MAX_EXAMINED, walk
 
 DLQ_FIELDS = ("original_message_id", "dlq_reason", "dlq_timestamp", "delivery_count")
@@ -30,7 +39,9 @@ MAX_ID_PART = 2**64 - 1
 BATCH_SIZE = 125
 KEPT_COUNT_LIMIT = 1000  # entries left behind a sweep's position that are counted exactly
 STOP_STATUSES = ("full", "aborted")
-SEARCH_CHUNK = 500  # entries per XRANGE of a filtered read (which looks at MAX_EXAMINED at most)
+# Entries per read of a filtered read (which looks at MAX_EXAMINED at most): read into a script
+# (stream_peek.lua), each of HSI's entries costs Redis about 12 us, so 250 keep a call near 3 ms.
+SEARCH_CHUNK = 250
 ARCHIVE_FORMAT = 1
 
 Fields = tuple[tuple[bytes, bytes], ...]
@@ -57,6 +68,7 @@ def entry_ids(values: Sequence[str]) -> list[str]:
 class StreamEntry:
     id: str
     fields: dict[str, str]
+    cut: dict[str, int] = field(default_factory=dict)  # values read only in part: their whole size
 
     @property
     def job(self) -> dict[str, str]:
@@ -103,18 +115,40 @@ class StreamEntry:
 
 @dataclass(frozen=True)
 class Stored:
-    """A stream entry as Redis holds it: its id and the exact bytes of its fields, in order."""
+    """A stream entry as Redis holds it: its id and the exact bytes of its fields, in order.
+
+    An entry a page read (``peek``) may hold only the first ``READ_WHOLE`` bytes of a larger value:
+    ``cut`` names those values with their whole size. Such an entry is for showing, never for acting on.
+    """
 
     id: str
     fields: Fields
+    cut: tuple[tuple[bytes, int], ...] = ()
 
     @classmethod
     def of(cls, entry_id: bytes | str, fields: Mapping[Any, Any]) -> Stored:
         return cls(as_text(entry_id), tuple((dlq.as_bytes(k), dlq.as_bytes(v)) for k, v in fields.items()))
 
+    @classmethod
+    def peeked(cls, reply: Sequence[Any]) -> Stored:
+        """An entry as ``stream_peek.lua`` sends it (from the console's client, which returns bytes):
+        ``[id, [name, value, ...]]``, a value it cut as ``[size, head]``."""
+        entry_id, flat = reply
+        names, values = flat[::2], flat[1::2]
+        if all(type(value) is bytes for value in values):  # nothing cut: every entry of HSI's
+            return cls(entry_id.decode(), tuple(zip(names, values, strict=True)))
+        cut = tuple(
+            (name, int(value[0])) for name, value in zip(names, values, strict=True) if type(value) is list
+        )
+        heads = (value[1] if type(value) is list else value for value in values)
+        return cls(entry_id.decode(), tuple(zip(names, heads, strict=True)), cut)
+
     @property
     def size(self) -> int:
-        return sum(len(name) + len(value) for name, value in self.fields)
+        """Its names and values in bytes (a cut value counted whole)."""
+        read = sum(len(name) + len(value) for name, value in self.fields)
+        sizes = dict(self.cut)
+        return read + sum(size - len(value) for name, value in self.fields if (size := sizes.get(name)))
 
     @property
     def job_fields(self) -> Fields:
@@ -123,11 +157,18 @@ class Stored:
 
     @property
     def text(self) -> StreamEntry:
-        return StreamEntry(self.id, {as_text(k): as_text(v) for k, v in self.fields})
+        cut = {as_text(name): size for name, size in self.cut}
+        fields = {
+            k.decode("utf-8", "backslashreplace"): v.decode("utf-8", "backslashreplace")
+            for k, v in self.fields
+        }
+        return StreamEntry(self.id, fields, cut)
 
     def archived(self) -> bytes:
         """What an archive row keeps: ``{"id", "fields"}`` as JSON, the fields as text when every
         name and value is UTF-8, else all of them base64 with ``"encoding": "base64"``."""
+        if self.cut:
+            raise ValueError(f"entry {self.id} was read only in part: it cannot be archived")
         record: dict[str, Any] = {"format": ARCHIVE_FORMAT, "id": self.id}
         try:
             record["fields"] = {k.decode("utf-8"): v.decode("utf-8") for k, v in self.fields}
@@ -158,28 +199,76 @@ def _b64(value: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class Peeked:
+    """What ``stream_peek.lua`` read: the stream's length, the entries in the order read, and how
+    far it got: for a range 1 when it got to its end (0: the budget or the count stopped it), for
+    ids how many of them it looked at."""
+
+    total: int
+    entries: list[Stored]
+    reached: int
+
+    @property
+    def done(self) -> bool:
+        return self.reached == 1
+
+
+def _peek(client: redis.Redis, key: str, cut: bool, args: Sequence[Any]) -> Peeked:
+    whole = READ_WHOLE if cut else 0
+    reply = script("stream_peek").call_ro(client, [key], [whole, READ_BUDGET, *args])
+    return Peeked(int(reply[0]), [Stored.peeked(row) for row in reply[2:]], int(reply[1]))
+
+
+def ends(
+    client: redis.Redis, keys_: Sequence[str], *, last: bool = False
+) -> list[str | redis.ResponseError | None]:
+    """The id of each stream's first entry (``last``: its newest), None for an empty one, Redis's
+    error for a key of another type; read in one call that sends no entry's fields."""
+    if not keys_:
+        return []
+    replies = script("stream_peek").call_ro(client, keys_, [0, 0, "ends", int(last)])
+    return [
+        None if reply is None else reply if isinstance(reply, redis.ResponseError) else as_text(reply)
+        for reply in replies
+    ]
+
+
+def peek(
+    client: redis.Redis,
+    key: str,
+    count: int,
+    *,
+    after: str = "-",
+    newest_first: bool = False,
+    cut: bool = True,
+) -> Peeked:
+    """Up to ``count`` entries after (newest first: before) id ``after``, read in one call that stops
+    once it has read ``READ_BUDGET`` bytes (after one entry at least), so a read never costs Redis,
+    nor carries, more than its share whatever the entries weigh. With ``cut``, values over
+    ``READ_WHOLE`` bytes come as their head (``Stored.cut``); without, whole (what an action needs)."""
+    start = None if after == "-" else f"({after}"
+    low, high = ("-", start or "+") if newest_first else (start or "-", "+")
+    return _peek(client, key, cut, ["range", low, high, count, int(newest_first)])
+
+
+@dataclass(frozen=True)
 class StreamPage:
     key: str
     total: int
     entries: list[StreamEntry]
     next_id: str | None
+    short: bool = False  # the read stopped at its byte budget before ``limit`` entries
 
 
 def page(
     client: redis.Redis, key: str, after: str = "-", limit: int = 50, newest_first: bool = False
 ) -> StreamPage:
-    """Entries after (or, newest first, before) an id: XRANGE with an exclusive start, bounded."""
+    """Entries after (or, newest first, before) an id, bounded in number and in bytes (``peek``)."""
     limit = max(1, min(limit, 100))
-    pipe = client.pipeline(transaction=False)
-    pipe.xlen(key)
-    if newest_first:
-        pipe.xrevrange(key, max="+" if after == "-" else f"({after}", min="-", count=limit)
-    else:
-        pipe.xrange(key, min="-" if after == "-" else f"({after}", max="+", count=limit)
-    total, rows = pipe.execute()
-    entries = [StreamEntry(as_text(i), {as_text(k): as_text(v) for k, v in f.items()}) for i, f in rows]
-    next_id = entries[-1].id if len(entries) == limit else None
-    return StreamPage(key, int(total), entries, next_id)
+    read = peek(client, key, limit, after=after, newest_first=newest_first)
+    entries = [entry.text for entry in read.entries]
+    next_id = entries[-1].id if entries and not read.done else None
+    return StreamPage(key, read.total, entries, next_id, short=not read.done and len(entries) < limit)
 
 
 @dataclass(frozen=True)
@@ -233,38 +322,45 @@ def scan(
     first: its start) came with it."""
     seen = {} if seen is None else seen
     seen.update(last=None, end=False)
-    position, examined = (None if after == "-" else after), 0
+    position, examined = after, 0
     while examined < max_examined:
-        count = min(SEARCH_CHUNK, max_examined - examined)
-        start = ("+" if newest_first else "-") if position is None else f"({position}"
-        rows: Any = (
-            client.xrevrange(key, max=start, min="-", count=count)
-            if newest_first
-            else client.xrange(key, min=start, max="+", count=count)
+        read = peek(
+            client, key, min(SEARCH_CHUNK, max_examined - examined), after=position, newest_first=newest_first
         )
-        examined += len(rows)
-        short = len(rows) < count  # this read reached the stream's end (newest first: its start)
-        for n, (entry_id, fields) in enumerate(rows, 1):
-            entry = Stored.of(entry_id, fields).text
+        examined += len(read.entries)
+        for n, stored in enumerate(read.entries, 1):
+            entry = stored.text
             position = seen["last"] = entry.id
-            seen["end"] = short and n == len(rows)
+            seen["end"] = read.done and n == len(read.entries)
             yield entry
-        if short:
+        if read.done:
             seen["end"] = True
             return
 
 
 def read(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
-    """The entries with these ids that are still in the stream, in the order asked (one round trip)."""
+    """The entries with these ids that are still in the stream, whole, in the order asked (one round
+    trip: what an action archives)."""
     pipe = client.pipeline(transaction=False)
     for entry_id in ids:
         pipe.xrange(key, min=entry_id, max=entry_id, count=1)
     return [Stored.of(*rows[0]) for rows in pipe.execute() if rows]
 
 
+def read_shown(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
+    """``read`` for a page: values over ``READ_WHOLE`` bytes cut, in calls of ``READ_BUDGET`` bytes."""
+    found: list[Stored] = []
+    left = list(ids)
+    while left:
+        read = _peek(client, key, True, ["ids", *left])
+        found += read.entries
+        left = left[max(read.reached, 1) :]
+    return found
+
+
 def entries_after(client: redis.Redis, key: str, after: str, count: int) -> list[Stored]:
-    rows: Any = client.xrange(key, min="-" if after == "-" else f"({after}", max="+", count=count)
-    return [Stored.of(entry_id, fields) for entry_id, fields in rows]
+    """Up to ``count`` entries after id ``after``, whole; fewer once ``READ_BUDGET`` bytes are read."""
+    return peek(client, key, count, after=after, cut=False).entries
 
 
 def length(client: redis.Redis, key: str) -> int:
@@ -429,4 +525,6 @@ def _kept(client: redis.Redis, key: str, position: str) -> tuple[int, int]:
 
 
 def as_json(entry: StreamEntry) -> dict[str, Any]:
-    return {"id": entry.id, "fields": entry.fields}
+    """An entry for the API: ``cut`` gives the whole size of each value of which only the first
+    ``READ_WHOLE`` bytes were read (and are in ``fields``)."""
+    return {"id": entry.id, "fields": entry.fields, "cut": entry.cut}

@@ -44,7 +44,7 @@ from queues.forms import (
     selected_ids,
     selected_refs,
 )
-from queues.presentation import ROW_LIMIT, Row, clip, entry_context, row_of, shown
+from queues.presentation import ROW_LIMIT, Row, entry_context, field_texts, row_of, shown
 from queues.search import MAX_EXAMINED, Scan, search
 from queues.server_report import CHANGE_SECONDS, changes
 
@@ -286,6 +286,17 @@ def pager(
 # --- The item browser's two ways of reading a list ---------------------------------------------------
 
 
+READ_ON = "Read the next entries →"
+
+
+def short_read_note(read: int, asked: int, kind: str) -> str:
+    """Why a page (of a ``kind``, list or stream) shows ``read`` entries where it asked for ``asked``."""
+    return (
+        f"This page read {read} of its {asked} entries: the entries it read are large, and one read "
+        f"takes at most {dlq.READ_BUDGET // 1024 // 1024} MB of a {kind} from Redis."
+    )
+
+
 def scan_note(found: Scan | streams.StreamScan, size: int) -> str:
     """What a bounded filtered read looked at and found (a list's stretch names its positions)."""
     where = ""
@@ -318,12 +329,9 @@ def listing(request: HttpRequest, target: Target, browse: Browse, filters: Filte
         paging = pager(request.GET, total=page.total, offset=page.offset, size=page.limit, shown=len(rows))
         if not page.unread:
             return Listing(rows, page.total, pager=paging)
-        note = (
-            f"This page read {len(rows)} of its {len(rows) + page.unread} entries: the entries it read are "
-            f"large, and one read takes at most {dlq.READ_BUDGET // 1024 // 1024} MB of a list from Redis."
-        )
+        note = short_read_note(len(rows), len(rows) + page.unread, "list")
         more = "?" + with_query(request.GET, offset=str(page.offset + len(rows)))
-        return Listing(rows, page.total, paging, None, note, more, "Read the next entries →")
+        return Listing(rows, page.total, paging, None, note, more, READ_ON)
     found = search(
         client,
         target.key,
@@ -513,6 +521,11 @@ class QueuePages:
             )
             entries, total = page.entries, page.total
             more = "?" + with_query(request.GET, after=page.next_id) if page.next_id else ""
+            if page.short:
+                note = short_read_note(len(entries), browse.size, "stream")
+                context["read_note"] = Listing(
+                    [], total, note=note, continue_url=more, continue_label=READ_ON
+                )
             if target.is_dlq:
                 context["headline"] = breakdown.headline(client, target.key, stream=True)
         context |= {"stream_rows": stream_rows(entries), "stream_total": total, "more_url": more}
@@ -539,7 +552,7 @@ class QueuePages:
                 deletion = new_nonce()
                 report(request, act_on_stream_ids(request, target, verb, ids, deletion), verb, deletion)
             return HttpResponseRedirect(back)
-        found = streams.read(client, target.key, ids)
+        found = streams.read_shown(client, target.key, ids)
         if not found:
             messages.warning(request, f"None of the selected entries is still in {target.key}.")
             return HttpResponseRedirect(back)
@@ -621,16 +634,16 @@ class QueuePages:
         if not streams.is_entry_id(entry_id):
             raise Http404(f"{entry_id[:40]!r} is not a stream entry id ('<ms>-<seq>').")
         context: dict[str, Any] = {"target": target, "back": stream_back(request.GET)}
-        found = streams.read(get_redis(), key, [entry_id])
+        found = streams.read_shown(get_redis(), key, [entry_id])
         if not found:
             return self.render(request, "vanished.html", "Entry not found", context, status=404)
         entry, limit = found[0].text, conf("DISPLAY_LIMIT")
         failure = {name: entry.fields[name] for name in streams.DLQ_FIELDS if name in entry.fields}
         context |= {"entry": entry, "size": found[0].size, "nonce": new_nonce()}
-        context |= {"failure": shown(list(failure.items())) if target.is_dlq else []}
+        context |= {"failure": shown(list(failure.items()), entry.cut) if target.is_dlq else []}
         context["failed"] = entry.failed if target.is_dlq else None
         original = entry.job if target.is_dlq else entry.fields
-        context["fields"] = [(name, clip(value, limit)) for name, value in original.items()]
+        context["fields"] = field_texts(original.items(), limit, entry.cut)
         return self.render(request, "stream_entry.html", f"Entry {entry.id} of {key}", context)
 
     def entry(self, request: HttpRequest, key: str, index: int, fingerprint: str) -> HttpResponse:
@@ -797,7 +810,7 @@ class QueuePages:
     ) -> HttpResponse:
         """The stream DLQ's confirmation page (``stream_confirm.html``) for a selection across pages."""
         ids = sorted(chosen.names, key=selection.stream_order)
-        found = streams.read(get_redis(), target.key, ids)
+        found = streams.read_shown(get_redis(), target.key, ids)
         if not found:
             return self._all_gone(request, target, chosen, back)
         context = {"stream_rows": stream_rows([e.text for e in found[:CONFIRM_ROWS]]), "count": len(found)}
@@ -1248,7 +1261,7 @@ StreamRow = tuple[streams.StreamEntry, list[tuple[str, str]]]
 
 def stream_rows(entries: list[streams.StreamEntry]) -> list[StreamRow]:
     """Each entry with its fields cut to one line, for the stream and confirmation pages."""
-    return [(e, [(k, clip(v, ROW_LIMIT, one_line=True)) for k, v in e.fields.items()]) for e in entries]
+    return [(e, field_texts(e.fields.items(), ROW_LIMIT, e.cut, one_line=True)) for e in entries]
 
 
 def selection_counts(
