@@ -10,7 +10,11 @@ the tail, and ``detections:stream:dlq`` full of failed entries. It measures, in 
   original fields, XDEL), ``streams.BATCH_SIZE`` (125) ids per script call;
 - the floor: a minimal script doing the same moves with no checks (per id XRANGE, XADD, XDEL);
 - a naive loop from Python (the same three commands, one round trip each);
-- the largest single Redis command during the console's run, from the slow log.
+- the largest single Redis command during the console's run, from the slow log;
+- reads (``--read-runs``): a page of 50 at the middle of the DLQ and a filtered read of 5,000
+  (``streams.page``, ``streams.scan``, through ``stream_peek.lua``) against bare XRANGEs of the
+  same entries, and 50 entries with a 2 MB field read as a page and its next links against one
+  bare XRANGE of them.
 
 The list DLQ targets of docs/benchmarks.md (>= 50% of the floor, >= 20x the naive loop, <= 5 ms per
 command) are applied for reference; the issue sets none for streams.
@@ -19,6 +23,7 @@ command) are applied for reference; the issue sets none for streams.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -32,8 +37,17 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-from bench.dlq import FLOOR_SHARE_TARGET, NAIVE_TARGET, report_commands, slowest_commands, verdict  # noqa: E402
+from bench.dlq import (  # noqa: E402
+    FLOOR_SHARE_TARGET,
+    NAIVE_TARGET,
+    ms,
+    report_commands,
+    slowest_commands,
+    timed,
+    verdict,
+)
 from queues import streams  # noqa: E402
+from queues.search import MAX_EXAMINED  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 STREAM, DLQ, GROUP = "detections:stream", "detections:stream:dlq", "detection-workers"
@@ -92,12 +106,6 @@ def read(client: redis.Redis, consumer: str, count: int) -> list[bytes]:
     return [entry_id for entry_id, _ in reply[0][1]] if reply else []
 
 
-def timed(work: Any) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
-
-
 def run_console(client: redis.Redis, entries: int) -> float:
     """Seconds for the console's retry-all of the DLQ ``build`` left."""
 
@@ -132,6 +140,70 @@ def run_naive(client: redis.Redis, ids: list[str]) -> float:
     return elapsed
 
 
+def timing(label: str, seconds: list[float]) -> None:
+    print(f"  {label:28} best {ms(min(seconds))}  median {ms(statistics.median(seconds))}")
+
+
+def bench_reads(client: redis.Redis, ids: list[str], runs: int) -> None:
+    """Pages and filtered reads of the DLQ ``build`` left, against bare XRANGEs of the same entries."""
+    middle = ids[len(ids) // 2]
+    raw = [timed(lambda: client.xrange(DLQ, f"({middle}", "+", count=50)) for _ in range(runs)]
+    page = [timed(lambda: streams.page(client, DLQ, after=middle, limit=50)) for _ in range(runs)]
+    print(f"Page of 50 after entry {len(ids) // 2:,} of {len(ids):,} ({runs} runs):")
+    timing("raw XRANGE COUNT 50", raw)
+    timing("streams.page", page)
+    print(f"  ratio page/raw (median): {statistics.median(page) / statistics.median(raw):.1f}x")
+    examined = min(MAX_EXAMINED, len(ids))
+
+    def bare() -> None:
+        after = "-"
+        for _ in range(0, examined, streams.SEARCH_CHUNK):
+            rows: Any = client.xrange(DLQ, after, "+", count=streams.SEARCH_CHUNK)
+            after = f"({streams.as_text(rows[-1][0])}"
+
+    raw = [timed(bare) for _ in range(runs)]
+    scan = [
+        timed(lambda: sum(1 for _ in streams.scan(client, DLQ, max_examined=examined))) for _ in range(runs)
+    ]
+    print(f"A filtered read of {examined:,} entries ({runs} runs):")
+    timing(f"raw XRANGE, {streams.SEARCH_CHUNK} per call", raw)
+    timing("streams.scan", scan)
+    print(f"  ratio scan/raw (median): {statistics.median(scan) / statistics.median(raw):.2f}x")
+
+
+def bench_large_page(client: redis.Redis, runs: int, megabytes: int = 2) -> None:
+    """50 entries with a ``megabytes`` MB field, read as a page of 50 and its next links (each value
+    over ``READ_WHOLE`` cut inside Redis, each call stopped after ``READ_BUDGET`` bytes) against one
+    bare XRANGE of them."""
+    client.delete(DLQ)
+    for n in range(50):
+        client.xadd(
+            DLQ, fields(n) | {"data": b"x" * (megabytes << 20), "dlq_reason": "max_delivery_exceeded"}
+        )
+
+    def pages() -> list[float]:
+        after, read, calls = "-", 0, []
+        while read < 50:
+            started = time.perf_counter()
+            page = streams.page(client, DLQ, after=after, limit=50 - read)
+            calls.append(time.perf_counter() - started)
+            assert page.entries and all(entry.cut for entry in page.entries)
+            read, after = read + len(page.entries), page.entries[-1].id
+        return calls
+
+    raw = [timed(lambda: client.xrange(DLQ, count=50)) for _ in range(runs)]
+    console = [pages() for _ in range(runs)]
+    totals = [sum(calls) for calls in console]
+    print(f"50 entries with a {megabytes} MB field, read as a page of 50 and its next links ({runs} runs):")
+    timing("raw XRANGE COUNT 50", raw)
+    print(
+        f"  {'streams.page until all read':28} best {ms(min(totals))}  median {ms(statistics.median(totals))}"
+        f"  ({len(console[0])} calls, largest {ms(max(max(calls) for calls in console)).strip()})"
+    )
+    print(f"  ratio pages/raw (median): {statistics.median(totals) / statistics.median(raw):.2f}x")
+    client.delete(DLQ)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,6 +213,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--slowlog-threshold-us", type=int, default=100)
+    parser.add_argument("--read-runs", type=int, default=50, help="runs of each read (0: no reads)")
     args = parser.parse_args()
     entries, maxlen = args.entries, args.entries + 1000  # room for every entry: the run is not cut short
     with tempfile.TemporaryDirectory() as folder, override_settings(HSI_CONSOLE={"QUEUE_MAX_SIZE": maxlen}):
@@ -168,6 +241,9 @@ def main() -> None:
             print(f"  console/floor {share:.0%} (list target >= {FLOOR_SHARE_TARGET:.0%}: {met})")
             met = verdict(speedup >= NAIVE_TARGET)
             print(f"  console/naive {speedup:.1f}x (list target >= {NAIVE_TARGET:g}x: {met})")
+            if args.read_runs:
+                bench_reads(client, build(client, maxlen, entries), args.read_runs)
+                bench_large_page(client, max(args.read_runs // 10, 3))
             build(client, maxlen, entries)
             found = slowest_commands(client, args.slowlog_threshold_us, lambda: run_console(client, entries))
             report_commands(
