@@ -296,8 +296,8 @@ def _record_stream(
             **outcome.as_dict(),
             "entry_ids": [e.id for e in outcome.acted[:AUDITED_FINGERPRINTS]],
             "snapshot": [
-                {"id": e.id, "fields": dict(field_texts(e.text.fields.items(), SNAPSHOT_CHARACTERS, {}))}
-                for e in outcome.acted[:SNAPSHOT_ENTRIES]
+                {"id": e.id, "fields": dict(field_texts(e.fields.items(), SNAPSHOT_CHARACTERS, e.cut))}
+                for e in (stored.text for stored in outcome.acted[:SNAPSHOT_ENTRIES])
             ],
             **extra,
         },
@@ -323,10 +323,11 @@ def delete_stream(
 ) -> tuple[streams.StreamOutcome, int]:
     """Archive, then delete stream DLQ entries by id; ids no longer there count as skipped."""
     deletion = deletion or new_nonce()
-    found = streams.read(client, key, ids) if ids else []
-    outcome = _archive_delete_stream(request, deletion)(client, key, found)
-    if len(ids) > len(found):
-        outcome.skipped["not found (already retried or deleted?)"] += len(ids) - len(found)
+    outcome, delete = streams.StreamOutcome(key, None), _archive_delete_stream(request, deletion)
+    for found, looked in streams.read_groups(client, key, ids):  # a few megabytes at a time
+        streams.merge(outcome, delete(client, key, found))
+        if looked > len(found):
+            outcome.skipped["not found (already retried or deleted?)"] += looked - len(found)
     ids = ids[:AUDITED_FINGERPRINTS]
     return outcome, _record_stream(request, "dlq.delete", key, outcome, ids=ids, deletion=deletion)
 

@@ -143,6 +143,16 @@ class Stored:
         heads = (value[1] if type(value) is list else value for value in values)
         return cls(entry_id.decode(), tuple(zip(names, heads, strict=True)), cut)
 
+    def light(self) -> Stored:
+        """The entry as a page holds it, values over ``READ_WHOLE`` bytes cut (what a run keeps of it
+        for the audit)."""
+        if all(len(value) <= READ_WHOLE for _, value in self.fields):
+            return self
+        cut = tuple((name, len(value)) for name, value in self.fields if len(value) > READ_WHOLE)
+        return Stored(
+            self.id, tuple((name, value[:READ_WHOLE]) for name, value in self.fields), self.cut + cut
+        )
+
     @property
     def size(self) -> int:
         """Its names and values in bytes (a cut value counted whole)."""
@@ -338,24 +348,29 @@ def scan(
             return
 
 
+def read_groups(
+    client: redis.Redis, key: str, ids: Sequence[str], *, cut: bool = False
+) -> Iterator[tuple[list[Stored], int]]:
+    """The entries with these ids that are still in the stream, in the order asked, one call at a
+    time: a call stops once it has read ``READ_BUDGET`` bytes (after one entry at least), and each
+    gives what it found and how many of the ids it looked at. Whole (what an action archives), or
+    with ``cut`` as a page shows them."""
+    left = list(ids)
+    while left:
+        read = _peek(client, key, cut, ["ids", *left])
+        looked = max(read.reached, 1)
+        yield read.entries, looked
+        left = left[looked:]
+
+
 def read(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
-    """The entries with these ids that are still in the stream, whole, in the order asked (one round
-    trip: what an action archives)."""
-    pipe = client.pipeline(transaction=False)
-    for entry_id in ids:
-        pipe.xrange(key, min=entry_id, max=entry_id, count=1)
-    return [Stored.of(*rows[0]) for rows in pipe.execute() if rows]
+    """``read_groups``, whole, all at once."""
+    return [entry for found, _ in read_groups(client, key, ids) for entry in found]
 
 
 def read_shown(client: redis.Redis, key: str, ids: Sequence[str]) -> list[Stored]:
-    """``read`` for a page: values over ``READ_WHOLE`` bytes cut, in calls of ``READ_BUDGET`` bytes."""
-    found: list[Stored] = []
-    left = list(ids)
-    while left:
-        read = _peek(client, key, True, ["ids", *left])
-        found += read.entries
-        left = left[max(read.reached, 1) :]
-    return found
+    """``read_groups`` for a page: values over ``READ_WHOLE`` bytes cut."""
+    return [entry for found, _ in read_groups(client, key, ids, cut=True) for entry in found]
 
 
 def entries_after(client: redis.Redis, key: str, after: str, count: int) -> list[Stored]:
@@ -383,8 +398,9 @@ class StreamOutcome(dlq.Outcome):
 
 
 def merge(total: StreamOutcome, part: StreamOutcome) -> None:
+    """Add one batch's outcome to a running total, which keeps the entries acted on cut (``light``)."""
     dlq.merge(total, part)
-    total.acted.extend(part.acted)
+    total.acted.extend(entry.light() for entry in part.acted)
     total.statuses.extend(part.statuses)
 
 
@@ -412,11 +428,15 @@ def retry_entries(client: redis.Redis, key: str, entries: Sequence[Stored]) -> S
 
 
 def retry(client: redis.Redis, key: str, ids: Sequence[str]) -> StreamOutcome:
-    """Retry stream DLQ entries by id; ids no longer there count as skipped."""
-    found = read(client, key, ids) if ids else []
-    outcome = retry_entries(client, key, found)
-    for _ in range(len(ids) - len(found)):
-        outcome.count("missing")
+    """Retry stream DLQ entries by id, read a few megabytes at a time (``read_groups``); ids no
+    longer there count as skipped."""
+    outcome = StreamOutcome(key, dlq.target_of(key))
+    for found, looked in read_groups(client, key, ids):
+        merge(outcome, retry_entries(client, key, found))
+        for _ in range(looked - len(found)):
+            outcome.count("missing")
+        if outcome.full:
+            break
     return outcome
 
 

@@ -190,3 +190,23 @@ def test_deleting_selected_large_entries_archives_each_whole(
     assert response.status_code == 302 and redis_client.xlen(DLQ) == 0
     kept = [streams.Stored.from_archive(bytes(r.raw)) for r in ArchivedItem.objects.order_by("pk")]
     assert [dict(e.fields)[b"data"] for e in kept] == [fields_of(n, 4 * MB)["data"] for n in range(3)]
+
+
+def test_actions_on_selected_ids_read_a_few_megabytes_at_a_time_and_keep_cut_copies(
+    redis_client: redis.Redis,
+) -> None:
+    ids = fill(redis_client, 5, 3 * MB)
+    asked = [ids[0], "1-1", *ids[1:]]
+    groups = list(streams.read_groups(redis_client, DLQ, asked))
+    assert len(groups) >= 2 and sum(looked for _, looked in groups) == len(asked)
+    for found, _ in groups:
+        assert sum(e.size for e in found[:-1]) <= streams.READ_BUDGET, "past the budget only the last"
+    assert [e.id for found, _ in groups for e in found] == ids
+
+    outcome = streams.retry(redis_client, DLQ, asked)
+    assert outcome.done == 5 and outcome.skipped_count == 1 and redis_client.xlen(DLQ) == 0
+    moved: Any = redis_client.xrange(STREAM)
+    assert [fields[b"data"] for _, fields in moved] == [fields_of(n, 3 * MB)["data"] for n in range(5)]
+    assert [e.id for e in outcome.acted] == ids
+    assert all(e.cut == ((b"data", 3 * MB + len(f"<frame {n}>")),) for n, e in enumerate(outcome.acted))
+    assert max(len(value) for e in outcome.acted for _, value in e.fields) == streams.READ_WHOLE
