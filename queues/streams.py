@@ -427,6 +427,27 @@ def retry_entries(client: redis.Redis, key: str, entries: Sequence[Stored]) -> S
     return outcome
 
 
+SAMPLE = 5  # retried entries a run sends back, cut (the audit's snapshot keeps the first five)
+
+
+def retry_run(client: redis.Redis, key: str, after: str, count: int) -> tuple[list[Stored], StreamOutcome]:
+    """Retry up to ``count`` entries after id ``after`` in one call that reads them itself
+    (``stream_retry_run.lua``; fewer once ``READ_BUDGET`` bytes are read, and none past the first
+    the source has no room for). Returns the entries read, in order (the first ``SAMPLE`` retried
+    with their fields, cut; the others by id only), and the outcome."""
+    target = dlq.target_of(key)
+    start = "-" if after == "-" else f"({after}"
+    args = [conf("QUEUE_MAX_SIZE"), start, count, READ_BUDGET, SAMPLE, READ_WHOLE]
+    statuses, samples = script("stream_retry_run").call(client, [key, target], args)
+    sampled = {entry.id: entry for entry in map(Stored.peeked, samples)}
+    outcome, read = StreamOutcome(key, target), []
+    for entry_id, status in zip(statuses[::2], statuses[1::2], strict=True):
+        entry = sampled.get(as_text(entry_id)) or Stored(as_text(entry_id), ())
+        read.append(entry)
+        outcome.tally(status_text(status), entry)
+    return read, outcome
+
+
 def retry(client: redis.Redis, key: str, ids: Sequence[str]) -> StreamOutcome:
     """Retry stream DLQ entries by id, read a few megabytes at a time (``read_groups``); ids no
     longer there count as skipped."""
@@ -489,7 +510,8 @@ def sweep(
     kept_before: int | None = None,
 ) -> tuple[StreamOutcome, str, int]:
     """Apply ``action`` to the entries after id ``after`` (those ``select`` picks, if given),
-    ``BATCH_SIZE`` at a time, within a budget.
+    ``BATCH_SIZE`` at a time, within a budget. A retry of every entry is read and moved by one
+    script call per batch (``retry_run``); otherwise each batch is read here, then acted on.
 
     Returns the outcome, the position (the last id dealt with: a follow-up call continues after
     it) and how many entries are still in the stream at or before it (left there: not picked, or
@@ -504,12 +526,16 @@ def sweep(
     outcome = StreamOutcome(key, None)
     position, exhausted, passed = after, False, 0
     while True:  # at least one batch per call, so every call makes progress
-        batch = entries_after(client, key, position, BATCH_SIZE)
+        if action is retry_entries and select is None:  # the script reads what it retries
+            batch, part = retry_run(client, key, position, BATCH_SIZE)
+            chosen = batch
+        else:
+            batch = entries_after(client, key, position, BATCH_SIZE)
+            chosen = batch if select is None else [entry for entry in batch if select(entry.text)]
+            part = action(client, key, chosen) if batch else StreamOutcome(key, None)
         if not batch:
             exhausted = True
             break
-        chosen = batch if select is None else [entry for entry in batch if select(entry.text)]
-        part = action(client, key, chosen)
         merge(outcome, part)
         stop = next((i for i, s in enumerate(part.statuses) if s in STOP_STATUSES), None)
         gone = sum(s in ("ok", "missing") for s in part.statuses[:stop])  # no longer in the stream

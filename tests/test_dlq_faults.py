@@ -1,8 +1,8 @@
 """Faults with real processes and a real Redis: nothing lost, nothing duplicated.
 
-A redis-server SIGKILLed mid retry-all (or while a DLQ is put back in order) and restarted from its
-AOF, operators racing in separate processes, a console process SIGKILLed mid archive-delete, and a
-script cache emptied by a restart.
+A redis-server SIGKILLed mid retry-all of a list or a stream DLQ (or while a DLQ is put back in
+order) and restarted from its AOF, operators racing in separate processes, a console process
+SIGKILLed mid archive-delete, and a script cache emptied by a restart.
 """
 
 from __future__ import annotations
@@ -79,6 +79,16 @@ elif mode == "put-back":  # the end of a run that kept argv[3] entries with argv
     kept, unexamined = int(sys.argv[3]), int(sys.argv[4])
     outcome, _ = dlq.put_back(client, key, budget_seconds=600, start=kept, unexamined=unexamined)
     result = outcome.as_dict()
+elif mode == "stream-retry-all":  # every entry: stream_retry_run.lua reads what it moves
+    from queues import streams
+
+    outcome, _, _ = streams.sweep(client, key, streams.retry_entries, budget_seconds=600)
+    result = outcome.as_dict()
+elif mode == "stream-retry-ids":
+    from queues import streams
+
+    ids = json.loads(Path(sys.argv[3]).read_text())
+    result = {"done": sum(streams.retry(client, key, ids[i : i + 100]).done for i in range(0, len(ids), 100))}
 elif mode == "reconcile":
     from console.models import ArchivedItem
 
@@ -140,6 +150,18 @@ def loaded_client(server: RedisServer) -> redis.Redis:
     return client
 
 
+def kill_mid_way(server: RedisServer, worker: subprocess.Popen[bytes]) -> redis.Redis:
+    """SIGKILL redis-server under a running worker, let the worker fail (connection refused: nothing
+    to finish against), restart the server from its AOF; a client once it has loaded."""
+    server.kill()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    server.start()
+    return loaded_client(server)
+
+
 class Workers:
     """Console processes for one test; every one still running is SIGKILLed at teardown."""
 
@@ -194,6 +216,22 @@ class Workers:
     def run(self, *args: str, redis_url: str, database_url: str = "") -> dict[str, Any]:
         return self.result(self.spawn(*args, redis_url=redis_url, database_url=database_url))
 
+    def race(self, jobs: list[tuple[str, ...]], redis_url: str) -> list[dict[str, Any]]:
+        """Start a worker per job, let them all connect, release them at once; their results."""
+        go = self.folder / "go"
+        procs = [
+            self.spawn(*job, redis_url=redis_url, READY_FILE=str(self.folder / f"ready-{i}"), GO_FILE=str(go))
+            for i, job in enumerate(jobs)
+        ]
+        wait_until(
+            lambda: all(self.alive(p) and (self.folder / f"ready-{i}").exists() for i, p in enumerate(procs)),
+            60,
+            "the workers to be ready",
+            interval=0.02,
+        )
+        go.write_text("go")
+        return [self.result(proc) for proc in procs]
+
     def alive(self, proc: subprocess.Popen[bytes]) -> bool:
         if proc.poll() is None:
             return True
@@ -228,13 +266,7 @@ def test_redis_killed_mid_retry_all_loses_and_duplicates_nothing(
     fill(client, total)
     worker = workers.spawn(mode, DLQ, redis_url=server.url)
     wait_until(lambda: workers.alive(worker) and client.llen(TARGET) >= 5_000, 60, f"{mode} to start")
-    server.kill()
-    try:
-        worker.wait(30)  # connection refused: it exits with an error, nothing to finish against
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    server.start()
-    client = loaded_client(server)
+    client = kill_mid_way(server, worker)
     moved = client.llen(TARGET)
     assert 0 < moved < wanted, "the kill did not land mid-way"
     assert sorted(numbers(client)) == list(range(total)), "the AOF replay lost or duplicated entries"
@@ -267,13 +299,7 @@ def test_redis_killed_while_a_dlq_is_put_back_in_order_loses_and_duplicates_noth
         return int(decode(client.lindex(DLQ, 0) or b"").value["original_job"]["n"])
 
     wait_until(lambda: workers.alive(worker) and head() >= kept + 5_000, 60, "the put-back to start")
-    server.kill()
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    server.start()
-    client = loaded_client(server)
+    client = kill_mid_way(server, worker)
     now = numbers(client)
     moved = now[0] - kept
     assert 0 < moved < total - kept, "the kill did not land mid-way"
@@ -296,25 +322,77 @@ def test_racing_retry_alls_and_a_selection_move_each_entry_once(
     raws = listed(client)
     refs = [f"{i}:{dlq.fingerprint(raw)}" for i, raw in enumerate(raws) if i % 10 == 0]
     (tmp_path / "refs.json").write_text(json.dumps(refs))
-    go = tmp_path / "go"
     jobs = [("retry-all", DLQ), ("retry-all", DLQ), ("retry-refs", DLQ, str(tmp_path / "refs.json"))]
-    procs = [
-        workers.spawn(*job, redis_url=server.url, READY_FILE=str(tmp_path / f"ready-{i}"), GO_FILE=str(go))
-        for i, job in enumerate(jobs)
-    ]
-    wait_until(
-        lambda: all(workers.alive(p) and (tmp_path / f"ready-{i}").exists() for i, p in enumerate(procs)),
-        60,
-        "the workers to be ready",
-        interval=0.02,
-    )
-    go.write_text("go")
-    results = [workers.result(proc) for proc in procs]
+    results = workers.race(jobs, server.url)
     counts = Counter(decode(raw).value["n"] for raw in client.lrange(TARGET, 0, -1))
     assert client.llen(DLQ) == 0
     assert sorted(counts) == list(range(total)) and set(counts.values()) == {1}
     assert sum(result["done"] for result in results) == total, results
     assert all(result["done"] for result in results[:2]), f"the retry-alls did not overlap: {results}"
+
+
+STREAM_DLQ, STREAM = "detections:stream:dlq", "detections:stream"
+
+
+def fill_stream(client: redis.Redis, count: int) -> list[str]:
+    """A stream DLQ of HSI's failed detections, ``n`` in a field; every 50th has no original fields
+    (only the DLQ's), which a retry leaves in place. Their ids, oldest first."""
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        job: dict[Any, Any] = (
+            {} if n % 50 == 49 else {"n": str(n), "camera_id": f"cam{n % 7}", "file_path": f"/x/{n}.jpg"}
+        )
+        pipe.xadd(STREAM_DLQ, {**job, "original_message_id": f"{n}-0", "dlq_reason": "max_delivery_exceeded"})
+    return [dlq.as_bytes(entry_id).decode() for entry_id in pipe.execute()]
+
+
+def stream_numbers(client: redis.Redis, key: str) -> list[int]:
+    entries: Any = client.xrange(key)
+    return [int(fields[b"n"]) for _, fields in entries if b"n" in fields]
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_mid_stream_retry_all_loses_and_duplicates_nothing(
+    start_server: Callable[..., RedisServer], workers: Workers
+) -> None:
+    total = 60_000
+    wanted = [n for n in range(total) if n % 50 != 49]
+    server = start_server(extra=AOF)
+    client = server.client()
+    fill_stream(client, total)
+    worker = workers.spawn("stream-retry-all", STREAM_DLQ, redis_url=server.url)
+    wait_until(lambda: workers.alive(worker) and client.xlen(STREAM) >= 3_000, 60, "the retry-all to start")
+    client = kill_mid_way(server, worker)
+    moved = stream_numbers(client, STREAM)
+    assert 0 < len(moved) < len(wanted), "the kill did not land mid-way"
+    both = sorted(moved + stream_numbers(client, STREAM_DLQ))
+    assert both == wanted, "the AOF replay lost or duplicated entries"
+    rerun = workers.run("stream-retry-all", STREAM_DLQ, redis_url=server.url)
+    assert rerun["done"] == len(wanted) - len(moved) and rerun["skipped"] == total - len(wanted)
+    assert stream_numbers(client, STREAM) == moved + wanted[len(moved) :], "each once, in order"
+    assert client.xlen(STREAM_DLQ) == total - len(wanted), "the entries with no original fields stay"
+
+
+@pytest.mark.timeout(120)
+def test_racing_stream_retry_alls_and_selected_ids_move_each_entry_once(
+    start_server: Callable[..., RedisServer], workers: Workers, tmp_path: Path
+) -> None:
+    total = 20_000
+    server = start_server()
+    client = server.client()
+    ids = fill_stream(client, total)
+    (tmp_path / "ids.json").write_text(json.dumps(ids[::7]))
+    jobs = [
+        ("stream-retry-all", STREAM_DLQ),
+        ("stream-retry-all", STREAM_DLQ),
+        ("stream-retry-ids", STREAM_DLQ, str(tmp_path / "ids.json")),
+    ]
+    results = workers.race(jobs, server.url)
+    counts = Counter(stream_numbers(client, STREAM))
+    assert sorted(counts) == [n for n in range(total) if n % 50 != 49] and set(counts.values()) == {1}
+    assert sum(result["done"] for result in results) == len(counts), results
+    assert all(result["done"] for result in results[:2]), f"the retry-alls did not overlap: {results}"
+    assert client.xlen(STREAM_DLQ) == total // 50
 
 
 def archive_rows(database: Path, state: str | None = None) -> list[bytes]:

@@ -158,3 +158,23 @@ def test_push_entries_adds_fields_with_new_ids_and_stops_when_full(redis_client:
     assert streams.push_entries(redis_client, STREAM, entries, max_len=3) == 2
     assert stream_fields(redis_client, STREAM)[1:] == [{b"camera_id": b"a"}, {b"thumb": BINARY, b"n": b"2"}]
     assert streams.push_entries(redis_client, STREAM, entries[2:], max_len=0) == 1
+
+
+def test_a_run_retries_what_it_reads_byte_for_byte_and_samples_the_first_few(
+    redis_client: redis.Redis,
+) -> None:
+    ids = fill(redis_client, 8)
+    dlq_fields: dict[Any, Any] = dict(DLQ_FIELDS)
+    odd = streams.as_text(redis_client.xadd(DLQ, {"thumb": BINARY, **dlq_fields}))
+    bare = streams.as_text(redis_client.xadd(DLQ, dlq_fields))  # nothing to re-add: it stays
+    read, outcome = streams.retry_run(redis_client, DLQ, ids[0], 20)
+    assert [e.id for e in read] == [*ids[1:], odd, bare]
+    assert outcome.statuses == ["ok"] * 8 + ["empty"] and outcome.done == 8
+    assert [e.fields != () for e in read] == [True] * streams.SAMPLE + [False] * 4, "the first five retried"
+    assert dict(read[0].fields)[b"detection_id"] == b"1" and dict(read[0].fields)[b"dlq_reason"]
+    moved = stream_fields(redis_client, STREAM)
+    assert [f.get(b"detection_id") for f in moved[:7]] == [str(n).encode() for n in range(1, 8)]
+    assert moved[7] == {b"thumb": BINARY}, "binary values re-added exactly, without the DLQ's fields"
+    assert [e.id for e in streams.page(redis_client, DLQ).entries] == [ids[0], bare]
+    again, outcome = streams.retry_run(redis_client, DLQ, ids[0], 20)
+    assert [e.id for e in again] == [bare] and outcome.done == 0, "nothing is retried twice"

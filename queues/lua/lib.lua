@@ -120,3 +120,82 @@ local function read_range(key, first, last, backward, budget, large, head_ok)
   end
   return items, spent, not (first <= at and at <= last)
 end
+
+-- Streams: an entry as XRANGE gives it inside a script is {id, {name, value, ...}}.
+local STREAM_DLQ_FIELDS = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
+
+-- Its names and values in bytes.
+local function entry_size(entry)
+  local fields, size = entry[2], 0
+  for i = 1, #fields do
+    size = size + #fields[i]
+  end
+  return size
+end
+
+-- The entry with each value over `whole` bytes as {size, head} (in place; whole 0: as it is).
+local function cut_values(entry, whole)
+  local fields = entry[2]
+  for i = 2, #fields, 2 do
+    if whole > 0 and #fields[i] > whole then
+      fields[i] = {#fields[i], string.sub(fields[i], 1, whole)}
+    end
+  end
+  return entry
+end
+
+-- Re-add a stream DLQ entry's original fields (all but the DLQ's own) to `target` with a new id and
+-- XDEL it from `source`: 'ok', or 'empty' when it has none to re-add (it stays).
+local function retry_stream_entry(source, target, entry)
+  local fields, args = entry[2], {}
+  for j = 1, #fields, 2 do
+    if not STREAM_DLQ_FIELDS[fields[j]] then
+      args[#args + 1] = fields[j]
+      args[#args + 1] = fields[j + 1]
+    end
+  end
+  if #args == 0 then
+    return 'empty'
+  end
+  redis.call('XADD', target, '*', unpack(args))
+  redis.call('XDEL', source, entry[1])
+  return 'ok'
+end
+
+-- Hand `visit` the entries of stream `key` from `low` to `high` (XRANGE's bounds; from `high` back
+-- when `backward`), at most `left` of them, read as read_range reads lists: XRANGEs of 1, 2, 4 ...
+-- READ_CHUNK entries, back to 1 after one over LARGE_ENTRY bytes, until `budget` bytes are read
+-- (one entry at least). `visit` may return false to stop there. Returns 1 when the read got to the
+-- end of the range, else 0 (the budget, the count or `visit` stopped it).
+local function read_stream(key, low, high, left, backward, budget, visit)
+  local spent, step = 0, 1
+  while left > 0 do
+    if spent > budget then
+      return 0
+    end
+    local n = math.min(step, left)
+    local rows = backward and redis.call('XREVRANGE', key, high, low, 'COUNT', n)
+      or redis.call('XRANGE', key, low, high, 'COUNT', n)
+    local seen_large = false
+    for _, entry in ipairs(rows) do
+      local size = entry_size(entry)
+      spent = spent + size
+      seen_large = seen_large or size > LARGE_ENTRY
+      if visit(entry) == false then
+        return 0
+      end
+    end
+    if #rows < n then
+      return 1
+    end
+    left = left - n
+    local after = '(' .. rows[n][1]
+    if backward then
+      high = after
+    else
+      low = after
+    end
+    step = seen_large and 1 or math.min(step * 2, READ_CHUNK)
+  end
+  return 0 -- as many as asked: whether more follow is for the next read to find
+end

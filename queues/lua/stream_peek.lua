@@ -1,14 +1,14 @@
 -- Read a stream's entries for a page without sending any field value larger than a page shows:
 -- the stream counterpart of peek.lua. A value over ARGV[1] bytes comes as {size, head}, so a field
 -- of 50 MB costs a page its first bytes, not 50 MB over the wire and in Python; and a call stops
--- once it has read ARGV[2] bytes, as list reads do (read_range in lib.lua), because every byte read
--- into a script costs Redis time. Reads only (run as EVALSHA_RO).
+-- once it has read ARGV[2] bytes, as list reads do, because every byte read into a script costs
+-- Redis time. Reads only (run as EVALSHA_RO).
 --
 -- KEYS[1] the stream. ARGV[1] the most bytes of a value sent whole (0: every value whole); ARGV[2]
 -- the bytes the call reads at most (the first entry is always read); ARGV[3] what to read:
 --   'range': ARGV[4], ARGV[5] XRANGE's start and end ('-', '+', an id, '(' and an id for after it),
 --            ARGV[6] how many entries at most, ARGV[7] '1' to read from the end back (XREVRANGE);
---            read in XRANGEs of 1, 2, 4 ... READ_CHUNK entries, back to 1 after a large entry;
+--            read as read_stream in lib.lua reads;
 --   'ids':   ARGV[4...] entry ids, each read by itself, in order;
 --   'ends':  the id of each key's first entry (ARGV[4] '1': its last), for every key in KEYS, and
 --            nothing of the entry (the oldest entry's age, the newest one's id for a cache key).
@@ -19,63 +19,25 @@
 -- the stream), 0 when the budget or the count stopped it; for ids, how many of them it looked at
 -- (an id no longer in the stream is left out of the entries).
 local whole, budget, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local key, found, spent = KEYS[1], {}, 0
+local key, found = KEYS[1], {}
 
--- Keep an entry, cutting its large values; its size (names and values, as read).
 local function take(entry)
-  local fields, size = entry[2], 0
-  for i = 2, #fields, 2 do
-    local value = fields[i]
-    size = size + #fields[i - 1] + #value
-    if whole > 0 and #value > whole then
-      fields[i] = {#value, string.sub(value, 1, whole)}
-    end
-  end
-  spent = spent + size
-  found[#found + 1] = entry
-  return size
+  found[#found + 1] = cut_values(entry, whole)
 end
 
 local function read_ids()
+  local spent = 0
   for i = 4, #ARGV do
     if spent > budget then
       return i - 4
     end
     local rows = redis.call('XRANGE', key, ARGV[i], ARGV[i], 'COUNT', 1)
     if rows[1] then
+      spent = spent + entry_size(rows[1])
       take(rows[1])
     end
   end
   return #ARGV - 3
-end
-
-local function read_entries()
-  local low, high, left, backward = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
-  local step = 1
-  while left > 0 do
-    if spent > budget then
-      return 0
-    end
-    local n = math.min(step, left)
-    local rows = backward and redis.call('XREVRANGE', key, high, low, 'COUNT', n)
-      or redis.call('XRANGE', key, low, high, 'COUNT', n)
-    local seen_large = false
-    for _, entry in ipairs(rows) do
-      seen_large = take(entry) > LARGE_ENTRY or seen_large
-    end
-    if #rows < n then
-      return 1
-    end
-    left = left - n
-    local after = '(' .. rows[n][1]
-    if backward then
-      high = after
-    else
-      low = after
-    end
-    step = seen_large and 1 or math.min(step * 2, READ_CHUNK)
-  end
-  return 0 -- as many as asked: whether more follow is for the next read to find
 end
 
 local function ends()
@@ -99,7 +61,7 @@ local reached
 if mode == 'ids' then
   reached = read_ids()
 else
-  reached = read_entries()
+  reached = read_stream(key, ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', budget, take)
 end
 local result = {redis.call('XLEN', key), reached}
 for i = 1, #found do

@@ -5,7 +5,6 @@
 -- would trim an entry a consumer group has not processed (stream_room). Each id is looked up
 -- (XRANGE id id) in the same atomic step, so an entry is never retried twice. Returns one status
 -- per id: "ok", "missing", "full" or "empty" (no original fields to re-add; the entry stays).
-local dlq_fields = {original_message_id = true, dlq_reason = true, dlq_timestamp = true, delivery_count = true}
 local wrong = wrong_type(KEYS[2], 'stream', 'retried')
 if wrong then
   return redis.error_reply(wrong)
@@ -20,18 +19,8 @@ for i = 2, #ARGV do
   elseif room == 0 then
     status = 'full'
   else
-    local fields, args = found[1][2], {}
-    for j = 1, #fields, 2 do
-      if not dlq_fields[fields[j]] then
-        args[#args + 1] = fields[j]
-        args[#args + 1] = fields[j + 1]
-      end
-    end
-    if #args == 0 then
-      status = 'empty'
-    else
-      redis.call('XADD', KEYS[2], '*', unpack(args))
-      redis.call('XDEL', KEYS[1], ARGV[i])
+    status = retry_stream_entry(KEYS[1], KEYS[2], found[1])
+    if status == 'ok' then
       room = room - 1
     end
   end
