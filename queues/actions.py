@@ -148,7 +148,9 @@ def _audit(request: HttpRequest | None, action: str, key: str, count: int, detai
 
 
 def _selected(client: redis.Redis, key: str, refs: list[str]) -> tuple[list[dlq.Entry], int]:
-    entries = selection.resolve(client, key, refs)
+    """The entries the refs name, as pages read them (a large one cut: actions read it whole just
+    before they move it), and how many were not found."""
+    entries = selection.resolve(client, key, refs, whole=False)
     return entries, len(refs) - len(entries)
 
 
@@ -273,6 +275,7 @@ def edit_and_retry(
     target = dlq.target_of(key)
     errors = errors or validation.job_errors(target, job)
     entries, _ = _selected(client, key, [ref])
+    entries = dlq.read_whole(client, key, entries)
     if not entries:
         errors.append(f"The entry is no longer in {key} (retried or deleted).")
     if errors:

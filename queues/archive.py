@@ -40,8 +40,10 @@ def archive_and_delete(
     """
     outcome = dlq.Outcome(key, None)
     removed: list[int] = []
-    for start in range(0, len(entries), dlq.BATCH_SIZE):
-        batch = entries[start : start + dlq.BATCH_SIZE]
+    for run in dlq.runs(entries):  # cut entries are read whole a few megabytes at a time
+        batch = dlq.read_whole(client, key, run, removed)
+        for _ in range(len(run) - len(batch)):
+            outcome.count("missing")
         delete = partial(dlq.delete, client, key, batch, removed=removed)
         dlq.merge(outcome, _archive_batch(key, batch, username, deletion, delete))
     outcome.remaining = None

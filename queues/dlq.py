@@ -8,7 +8,7 @@ import re
 import time
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -388,22 +388,57 @@ def resolve(
     return read_whole(client, key, entries) if whole else entries
 
 
-def read_whole(client: redis.Redis, key: str, entries: Sequence[Entry]) -> list[Entry]:
-    """The entries with the cut ones read whole, by index, in one round trip; one that is no longer
-    at its index (the list moved meanwhile) is left out, as if already gone."""
+def read_whole(
+    client: redis.Redis, key: str, entries: Sequence[Entry], removed: Sequence[int] = ()
+) -> list[Entry]:
+    """The entries with the cut ones read whole, by index (an action reads them just before it moves
+    them, a few megabytes at a time: ``runs``). ``removed`` are the hints of
+    entries the action removed ahead of them (``_apply``), which moved them up. One that is not
+    where it should be (the list moved meanwhile) is looked for near there as a page would, and
+    read again at the index found; one not found is left out, as if already gone."""
     cut = [entry for entry in entries if entry.cut is not None]
     if not cut:
         return list(entries)
-    pipe = client.pipeline(transaction=False)
-    for entry in cut:
-        pipe.lindex(key, entry.index)
-    replies = zip(cut, pipe.execute(), strict=True)
-    read = {entry.id: as_bytes(raw) for entry, raw in replies if raw is not None}
+    read = _read_at(client, key, [(rehint(entry.index, removed), entry) for entry in cut])
+    lost = {entry.id: entry for entry in cut if entry.id not in read}
+    if lost:
+        hints = [(rehint(entry.index, removed), entry.id) for entry in lost.values()]
+        moved = resolve(client, key, hints, whole=False)
+        read |= _read_at(client, key, [(found.index, lost[found.id]) for found in moved])
     return [
-        Entry.of(key, entry.index, read[entry.id]) if entry.cut is not None else entry
+        entry if entry.cut is None else read[entry.id]
         for entry in entries
-        if entry.cut is None or fingerprint(read.get(entry.id, b"")) == entry.id
+        if entry.cut is None or entry.id in read
     ]
+
+
+def _read_at(client: redis.Redis, key: str, places: Sequence[tuple[int, Entry]]) -> dict[str, Entry]:
+    """Each entry read whole at the index given with it, by id, keeping the index it was seen at
+    (the hint ``_apply`` moves up past removed entries); an index holding another entry gives none."""
+    pipe = client.pipeline(transaction=False)
+    for index, _ in places:
+        pipe.lindex(key, index)
+    found = {}
+    for (_, entry), raw in zip(places, pipe.execute(), strict=True):
+        if raw is not None and fingerprint(whole := as_bytes(raw)) == entry.id:
+            found[entry.id] = Entry.of(key, entry.index, whole)
+    return found
+
+
+def runs(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
+    """``entries`` in runs of at most ``BATCH_SIZE`` whose whole bytes (a cut entry's whole size)
+    stay within ``READ_BUDGET``, one entry at least: what an action holds whole at once."""
+    run: list[Entry] = []
+    spent = 0
+    for entry in entries:
+        size = entry.cut.size if entry.cut is not None else len(entry.raw)
+        if run and (len(run) == BATCH_SIZE or spent + size > READ_BUDGET):
+            yield run
+            run, spent = [], 0
+        run.append(entry)
+        spent += size
+    if run:
+        yield run
 
 
 @dataclass
@@ -484,15 +519,25 @@ def target_of(key: str) -> str:
 
 
 def retry(client: redis.Redis, key: str, entries: Sequence[Entry]) -> Outcome:
-    """Retry chosen entries to their source queue, each removed in the same atomic step."""
+    """Retry chosen entries to their source queue, each removed in the same atomic step; cut
+    entries (as pages read them) are read whole a few megabytes at a time (``runs``)."""
     outcome = Outcome(key, target_of(key))
-    moves = []
-    for entry in entries:
-        try:
-            moves.append((entry, Move(entry.index, entry.raw, entry.retry_payload())))
-        except NotRetryable as reason:
-            outcome.skipped[str(reason)] += 1
-    _apply(client, outcome, moves)
+    removed: list[int] = []
+    for run in runs(entries):
+        part = Outcome(key, outcome.target)  # merged, it keeps the entries moved cut (``light``)
+        whole = read_whole(client, key, run, removed)
+        for _ in range(len(run) - len(whole)):
+            part.count("missing")
+        moves = []
+        for entry in whole:
+            try:
+                moves.append((entry, Move(entry.index, entry.raw, entry.retry_payload())))
+            except NotRetryable as reason:
+                part.skipped[str(reason)] += 1
+        _apply(client, part, moves, removed=removed)
+        merge(outcome, part)
+        if outcome.full:
+            break
     return outcome
 
 

@@ -12,10 +12,11 @@ import base64
 import json
 import os
 import re
+import tracemalloc
 from collections.abc import Callable
 from html import unescape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -193,6 +194,43 @@ def test_retry_and_delete_of_selected_large_entries_move_them_whole(
     assert bytes(ArchivedItem.objects.get().raw) == raws[1], "the archive keeps the whole entry"
 
 
+def peak_of(work: Callable[[], Any]) -> tuple[int, Any]:
+    """The most memory Python held while ``work`` ran (``tracemalloc``), and what it returned."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("verb", ["retry", "delete"])
+@pytest.mark.django_db
+def test_selected_large_entries_are_held_whole_a_few_megabytes_at_a_time(
+    redis_client: redis.Redis, verb: str
+) -> None:
+    """A selection is resolved as pages read it (cut) and read whole run by run just before it
+    moves, so an action holds a few megabytes, not the whole selection; the entries of later runs
+    moved up as earlier runs removed entries ahead of them, and each is still found."""
+    raws = [large(n, size=3 * MB) for n in range(24)]
+    redis_client.rpush(DLQ, *raws)
+    shown: list[dlq.Entry] = []
+    while len(shown) < 24:  # a page reads 8 MB: the next one goes on from there
+        shown += dlq.page(redis_client, DLQ, len(shown), 24 - len(shown)).entries
+    refs = [e.ref for e in shown if e.index % 2 == 0]
+    assert len(refs) == 12 and all(e.cut for e in shown)
+    peak, (outcome, _) = peak_of(
+        lambda: actions.act_on_selected(redis_client, DLQ, refs, verb=verb, request=None)
+    )
+    assert outcome.done == 12 and outcome.skipped_count == 0, outcome.as_dict()
+    assert peak < 3 * dlq.READ_BUDGET + 8 * MB, f"{peak:,} bytes held for 36 MB of entries selected"
+    assert redis_client.lrange(DLQ, 0, -1) == raws[1::2]
+    if verb == "retry":
+        assert [json.loads(job)["n"] for job in redis_client.lrange(TARGET, 0, -1)] == list(range(0, 24, 2))
+    else:
+        assert [bytes(row.raw) for row in ArchivedItem.objects.order_by("pk")] == raws[::2]
+
+
 def test_edit_and_retry_of_a_large_entry_edits_its_job_or_says_why_not(
     redis_client: redis.Redis, operator: User
 ) -> None:
@@ -223,14 +261,25 @@ def test_edit_and_retry_of_a_large_entry_edits_its_job_or_says_why_not(
     assert redis_client.lrange(DLQ, 0, -1) == [huge_job], "the whole entry was compared and removed"
 
 
-def test_a_cut_entry_that_moved_since_the_page_is_not_acted_on(redis_client: redis.Redis) -> None:
+def test_a_cut_entry_that_moved_since_the_page_is_found_near_and_one_replaced_is_left(
+    redis_client: redis.Redis,
+) -> None:
     raw = large(1)
     redis_client.rpush(DLQ, raw)
     (entry,) = dlq.page(redis_client, DLQ).entries
     redis_client.lpush(DLQ, b"pushed in front")  # the index the page saw now holds another entry
+    (whole,) = dlq.read_whole(redis_client, DLQ, [entry])
+    assert (whole.raw, whole.cut, whole.index) == (raw, None, 0), "found near, read whole, hint kept"
+    outcome = dlq.retry(redis_client, DLQ, [entry])
+    assert outcome.done == 1 and redis_client.lrange(DLQ, 0, -1) == [b"pushed in front"]
+    assert json.loads(redis_client.lindex(TARGET, 0) or b"")["camera_id"] == "cam1"
+
+    redis_client.rpush(DLQ, raw)
+    (entry,) = dlq.page(redis_client, DLQ, 1, 1).entries
+    redis_client.lset(DLQ, 1, cast(Any, large(2)))  # gone: another entry where it was
     assert dlq.read_whole(redis_client, DLQ, [entry]) == []
-    found = dlq.resolve(redis_client, DLQ, [(entry.index, entry.id)])
-    assert [(e.index, e.raw) for e in found] == [(1, raw)], "resolve finds it where it is now"
+    outcome = dlq.retry(redis_client, DLQ, [entry])
+    assert (outcome.done, outcome.skipped_count, redis_client.llen(TARGET)) == (0, 1, 1)
 
 
 def test_filters_and_the_breakdown_read_the_fields_before_the_cut(
@@ -362,3 +411,16 @@ def test_a_character_split_by_the_cut_is_left_out_and_invalid_utf8_is_not_parsed
     )
     binary = decode_head(b'{"a": 1, "b": "\xff\xfe', 10 * MB)
     assert binary.value is None and re.match(r"^7b 22 61", binary.display())
+
+
+def test_a_large_entry_that_moved_is_found_by_lpos_not_read_in_blocks(redis_client: redis.Redis) -> None:
+    raws = [large(n, size=2 * MB) for n in range(6)]
+    redis_client.rpush(DLQ, *raws)
+    redis_client.lpush(DLQ, b"one", b"two")  # every entry two places further than the hint says
+    before = redis_client.info("commandstats")
+    statuses = scripts.move_entries(redis_client, DLQ, TARGET, [scripts.Move(3, raws[3], b"job 3")])
+    after = redis_client.info("commandstats")
+    assert statuses == ["ok"] and redis_client.lrange(TARGET, 0, -1) == [b"job 3"]
+    assert redis_client.lrange(DLQ, 0, -1) == [b"two", b"one", *raws[:3], *raws[4:]]
+    calls = {name: after[name]["calls"] - before.get(name, {"calls": 0})["calls"] for name in after}
+    assert calls.get("cmdstat_lpos") == 1 and not calls.get("cmdstat_lrange"), calls

@@ -30,12 +30,37 @@ local function at(pos)
   return block(math.floor(pos / WINDOW))[pos % WINDOW + 1]
 end
 
+-- A large entry (over LARGE_ENTRY bytes) is looked for where Redis keeps the list instead: LPOS
+-- compares the entries from the list's nearer end up to WINDOW past the hint, without copying them
+-- into the script (blocks of WINDOW entries of megabytes would be gigabytes to copy); tombstoned
+-- positions hold the tombstone, so they never match.
+local function locate_large(hint, raw)
+  local length = redis.call('LLEN', source)
+  local positions
+  if hint < length / 2 then
+    positions = redis.call('LPOS', source, raw, 'COUNT', 0, 'MAXLEN', hint + WINDOW + 1)
+  else
+    positions = redis.call('LPOS', source, raw, 'RANK', -1, 'COUNT', 0, 'MAXLEN', length - hint + WINDOW)
+  end
+  local best
+  for _, pos in ipairs(positions) do
+    local distance = math.abs(pos - hint)
+    if distance <= WINDOW and (not best or distance < math.abs(best - hint)) then
+      best = pos
+    end
+  end
+  return best
+end
+
 local function locate(hint, raw)
   if hint < 0 then
     return redis.call('LPOS', source, raw, 'MAXLEN', WINDOW)
   end
   if not taken[hint] and redis.call('LINDEX', source, hint) == raw then
     return hint
+  end
+  if #raw > LARGE_ENTRY then
+    return locate_large(hint, raw)
   end
   for distance = 1, WINDOW do
     local before, after = hint - distance, hint + distance
