@@ -256,9 +256,23 @@ def peek(
     once it has read ``READ_BUDGET`` bytes (after one entry at least), so a read never costs Redis,
     nor carries, more than its share whatever the entries weigh. With ``cut``, values over
     ``READ_WHOLE`` bytes come as their head (``Stored.cut``); without, whole (what an action needs)."""
-    start = None if after == "-" else f"({after}"
-    low, high = ("-", start or "+") if newest_first else (start or "-", "+")
+    bound = _beyond(after, newest_first)
+    if bound is None:
+        return Peeked(length(client, key), [], 1)
+    low, high = ("-", bound) if newest_first else (bound, "+")
     return _peek(client, key, cut, ["range", low, high, count, int(newest_first)])
+
+
+def _beyond(after: str, newest_first: bool = False) -> str | None:
+    """XRANGE's bound for the entries after (newest first: before) id ``after`` ('-': from the
+    start, or the end); None when none can be there: Redis refuses an exclusive bound past the
+    largest id or before 0-0 rather than answering with nothing."""
+    if after == "-":
+        return "+" if newest_first else "-"
+    edge = 0 if newest_first else MAX_ID_PART
+    if all(int(part) == edge for part in after.split("-")):
+        return None
+    return f"({after}"
 
 
 @dataclass(frozen=True)
@@ -435,8 +449,9 @@ def retry_run(client: redis.Redis, key: str, after: str, count: int) -> tuple[li
     (``stream_retry_run.lua``; fewer once ``READ_BUDGET`` bytes are read, and none past the first
     the source has no room for). Returns the entries read, in order (the first ``SAMPLE`` retried
     with their fields, cut; the others by id only), and the outcome."""
-    target = dlq.target_of(key)
-    start = "-" if after == "-" else f"({after}"
+    target, start = dlq.target_of(key), _beyond(after)
+    if start is None:
+        return [], StreamOutcome(key, target)
     args = [conf("QUEUE_MAX_SIZE"), start, count, READ_BUDGET, SAMPLE, READ_WHOLE]
     statuses, samples = script("stream_retry_run").call(client, [key, target], args)
     sampled = {entry.id: entry for entry in map(Stored.peeked, samples)}

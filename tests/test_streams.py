@@ -178,3 +178,24 @@ def test_a_run_retries_what_it_reads_byte_for_byte_and_samples_the_first_few(
     assert [e.id for e in streams.page(redis_client, DLQ).entries] == [ids[0], bare]
     again, outcome = streams.retry_run(redis_client, DLQ, ids[0], 20)
     assert [e.id for e in again] == [bare] and outcome.done == 0, "nothing is retried twice"
+
+
+def test_nothing_lies_past_the_largest_id_or_before_0_0_and_pages_say_so(
+    redis_client: redis.Redis, operator: Any
+) -> None:
+    """Redis refuses an exclusive XRANGE bound past the largest id (or before 0-0) instead of
+    answering with nothing; the console answers with an empty page, not a Redis error."""
+    from tests.conftest import logged_in
+
+    largest = f"{streams.MAX_ID_PART}-{streams.MAX_ID_PART}"
+    fill(redis_client, 2)
+    assert streams.page(redis_client, DLQ, after=largest).entries == []
+    assert streams.page(redis_client, DLQ, after="0-0", newest_first=True).entries == []
+    assert streams.page(redis_client, DLQ, after="0-0").total == 2
+    assert streams.retry_run(redis_client, DLQ, largest, 10)[0] == []
+    client = logged_in(operator)
+    for after, order in ((largest, "oldest"), ("0-0", "newest")):
+        page = client.get(f"/queues/{DLQ}/", {"after": after, "order": order})
+        assert page.status_code == 200 and "No entries after this point" in page.content.decode()
+        api = client.get("/api/queues/detections%3Astream%3Adlq/items/", {"after": after, "order": order})
+        assert api.status_code == 200 and api.json()["items"] == [] and api.json()["total"] == 2
