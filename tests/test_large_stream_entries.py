@@ -210,3 +210,36 @@ def test_actions_on_selected_ids_read_a_few_megabytes_at_a_time_and_keep_cut_cop
     assert [e.id for e in outcome.acted] == ids
     assert all(e.cut == ((b"data", 3 * MB + len(f"<frame {n}>")),) for n, e in enumerate(outcome.acted))
     assert max(len(value) for e in outcome.acted for _, value in e.fields) == streams.READ_WHOLE
+
+
+def commands(client: redis.Redis, work: Any) -> dict[str, int]:
+    """How many times each command ran while ``work`` ran (scripts' own commands included)."""
+    before = client.info("commandstats")
+    work()
+    after = client.info("commandstats")
+    return {name[8:]: after[name]["calls"] - before.get(name, {"calls": 0})["calls"] for name in after}
+
+
+def test_a_stream_small_in_all_is_read_plainly_and_a_larger_one_through_the_script(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HSI's streams (10,000 entries of about 170 bytes) are read with one plain XRANGE after the
+    script has checked the stream's size; one over ``PLAIN_BYTES`` in all is read by the script,
+    whose XRANGEs grow from one entry. Either way a page gets the same entries, cut the same way."""
+    ids = fill(redis_client, 3, 100_000)
+    for n in range(40):
+        redis_client.xadd(DLQ, {"camera_id": f"small{n}", "dlq_reason": "max_delivery_exceeded"})
+    plain = commands(redis_client, lambda: streams.page(redis_client, DLQ, limit=30))
+    assert plain.get("xrange") == 1 and plain.get("memory|usage") == 1, plain
+    first = streams.page(redis_client, DLQ, limit=30)
+    monkeypatch.setattr(streams, "PLAIN_BYTES", 100_000)
+    scripted = commands(redis_client, lambda: streams.page(redis_client, DLQ, limit=30))
+    assert scripted.get("xrange", 0) >= 4 and scripted.get("memory|usage") == 1, scripted
+    assert streams.page(redis_client, DLQ, limit=30) == first
+    assert [e.id for e in first.entries][:3] == ids and first.entries[0].cut == {
+        "data": 100_000 + len(b"<frame 0>")
+    }
+    monkeypatch.setattr(streams, "PLAIN_ENTRIES", 10)  # too long to measure: the script reads it
+    assert (
+        commands(redis_client, lambda: streams.page(redis_client, DLQ, limit=30)).get("memory|usage", 0) == 0
+    )

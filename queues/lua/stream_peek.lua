@@ -8,7 +8,10 @@
 -- the bytes the call reads at most (the first entry is always read); ARGV[3] what to read:
 --   'range': ARGV[4], ARGV[5] XRANGE's start and end ('-', '+', an id, '(' and an id for after it),
 --            ARGV[6] how many entries at most, ARGV[7] '1' to read from the end back (XREVRANGE);
---            read as read_stream in lib.lua reads;
+--            read as read_stream in lib.lua reads; but a stream of at most ARGV[8] entries whose
+--            MEMORY USAGE (SAMPLES 0: every node's bytes, exact) is at most ARGV[9] bytes is not
+--            read at all: `reached` -1 tells the caller to read it with a plain XRANGE, which no
+--            read of so small a stream can make costly, at a fifth of a script's cost;
 --   'ids':   ARGV[4...] entry ids, each read by itself, in order;
 --   'ends':  the id of each key's first entry (ARGV[4] '1': its last), for every key in KEYS, and
 --            nothing of the entry (the oldest entry's age, the newest one's id for a cache key).
@@ -16,8 +19,8 @@
 -- 'ends' returns per key the id, false for an empty stream, or the key's error (WRONGTYPE). Else
 -- returns {XLEN, reached, entry...}: an entry is {id, {name, value, ...}} as XRANGE gives it, but
 -- for the cut values. For a range, `reached` is 1 when the read got to the end of the range (or of
--- the stream), 0 when the budget or the count stopped it; for ids, how many of them it looked at
--- (an id no longer in the stream is left out of the entries).
+-- the stream), 0 when the budget or the count stopped it, -1 for a stream to read plainly; for
+-- ids, how many of them it looked at (an id no longer in the stream is left out of the entries).
 local whole, budget, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local key, found = KEYS[1], {}
 
@@ -57,13 +60,24 @@ end
 if mode == 'ends' then
   return ends()
 end
-local reached
+-- Whether the whole stream is small enough to read plainly (see 'range' above).
+local function plain(length)
+  if length > tonumber(ARGV[8]) then
+    return false
+  end
+  local bytes = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+  return not bytes or bytes <= tonumber(ARGV[9])
+end
+
+local length, reached = redis.call('XLEN', key), nil
 if mode == 'ids' then
   reached = read_ids()
+elseif plain(length) then
+  reached = -1
 else
   reached = read_stream(key, ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', budget, take)
 end
-local result = {redis.call('XLEN', key), reached}
+local result = {length, reached}
 for i = 1, #found do
   result[i + 2] = found[i]
 end
