@@ -213,6 +213,7 @@ def _b64(value: bytes) -> str:
 # under READ_BUDGET (a value's bytes never exceed its node's; names and numbers read back may
 # double a small entry). Asking MEMORY USAGE costs 20 us at 10,000 entries, 2 ms at a million,
 # hence the limit on entries too. HSI's streams (MAXLEN 10,000, about 170 bytes an entry) are read so.
+# (An entry added between the check and the XRANGE is read as it is: one producer's moment of work.)
 PLAIN_ENTRIES = 50_000
 PLAIN_BYTES = READ_BUDGET // 4
 PLAIN = -1  # stream_peek.lua's `reached` for a stream to read plainly
