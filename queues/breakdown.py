@@ -270,10 +270,10 @@ def _signature(client: redis.Redis, key: str, stream: bool) -> tuple[int, str] |
     if not stream:
         page = dlq.page(client, key, 0, 1, newest_first=True)
         return (page.total, page.entries[0].id) if page.total and page.entries else None
-    length = streams.length(client, key)
-    (newest,) = streams.ends(client, [key], last=True)
-    if isinstance(newest, redis.ResponseError):
-        raise newest
+    (found,) = streams.ends(client, [key], last=True)
+    if isinstance(found, redis.ResponseError):
+        raise found
+    length, newest = found
     return (length, newest) if length and newest else None
 
 

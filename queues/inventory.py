@@ -339,16 +339,16 @@ def stream_room(client: redis.Redis, key: str, adding: int) -> int:
 
 def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
     """Lengths and oldest entries: lists in one script call (a large head entry is cut inside Redis),
-    streams in one pipeline and their first ids in one more call (which sends no entry's fields)."""
+    streams' groups in one pipeline and their lengths and first ids in one call (which sends no
+    entry's fields)."""
     lists = [info for info in infos if info.type == "list"]
     heads = peek(client, [info.key for info in lists], 0, 0)
     streams = [info for info in infos if info.type != "list"]
     pipe = client.pipeline(transaction=False)
     for info in streams:
-        pipe.xlen(info.key)
         pipe.xinfo_groups(info.key)
     replies = iter(pipe.execute(raise_on_error=False) if streams else [])
-    firsts = stream_ends(client, [info.key for info in streams])
+    ends = stream_ends(client, [info.key for info in streams])
     now = time.time()
     refused = []  # keys of another type: Redis refused the length
     for info, head in zip(lists, heads, strict=True):
@@ -358,14 +358,16 @@ def _measure(client: redis.Redis, infos: list[QueueInfo]) -> list[QueueInfo]:
             continue
         info.length = head.length
         info.oldest_age_seconds = oldest_age(head.entries[0] if head.entries else None, now)
-    for info, first in zip(streams, firsts, strict=True):
-        length, groups = next(replies), next(replies)
-        info.length = length if isinstance(length, int) else 0
-        if isinstance(length, redis.ResponseError):
-            refused.append(info)
+    for info, end in zip(streams, ends, strict=True):
+        groups = next(replies)
         if isinstance(groups, list):
             info.groups = [_group(group) for group in groups]
-        if isinstance(first, str):
+        if isinstance(end, redis.ResponseError):
+            info.length = 0
+            refused.append(info)
+            continue
+        info.length, first = end
+        if first is not None:
             info.first_id = first
             info.oldest_age_seconds = max(now - entry_ms(first) / 1000, 0.0)
     _add_stored_types(client, refused)

@@ -242,14 +242,16 @@ def _peek(client: redis.Redis, key: str, cut: bool, args: Sequence[Any]) -> Peek
 
 def ends(
     client: redis.Redis, keys_: Sequence[str], *, last: bool = False
-) -> list[str | redis.ResponseError | None]:
-    """The id of each stream's first entry (``last``: its newest), None for an empty one, Redis's
-    error for a key of another type; read in one call that sends no entry's fields."""
+) -> list[tuple[int, str | None] | redis.ResponseError]:
+    """Each stream's length and the id of its first entry (``last``: its newest; None when empty),
+    or Redis's error for a key of another type; read in one call that sends no entry's fields."""
     if not keys_:
         return []
     replies = script("stream_peek").call_ro(client, keys_, [0, 0, "ends", int(last)])
     return [
-        None if reply is None else reply if isinstance(reply, redis.ResponseError) else as_text(reply)
+        reply
+        if isinstance(reply, redis.ResponseError)
+        else (int(reply[0]), as_text(reply[1]) if reply[1] else None)
         for reply in replies
     ]
 

@@ -13,10 +13,11 @@
 --            read at all: `reached` -1 tells the caller to read it with a plain XRANGE, which no
 --            read of so small a stream can make costly, at a fifth of a script's cost;
 --   'ids':   ARGV[4...] entry ids, each read by itself, in order;
---   'ends':  the id of each key's first entry (ARGV[4] '1': its last), for every key in KEYS, and
---            nothing of the entry (the oldest entry's age, the newest one's id for a cache key).
+--   'ends':  each key's length and the id of its first entry (ARGV[4] '1': its last), for every
+--            key in KEYS, and nothing of the entry (the oldest entry's age, the newest one's id
+--            for a cache key).
 --
--- 'ends' returns per key the id, false for an empty stream, or the key's error (WRONGTYPE). Else
+-- 'ends' returns per key {XLEN, id} (id false for an empty stream), or the key's error (WRONGTYPE). Else
 -- returns {XLEN, reached, entry...}: an entry is {id, {name, value, ...}} as XRANGE gives it, but
 -- for the cut values. For a range, `reached` is 1 when the read got to the end of the range (or of
 -- the stream), 0 when the budget or the count stopped it, -1 for a stream to read plainly; for
@@ -44,17 +45,18 @@ local function read_ids()
 end
 
 local function ends()
-  local ids, last = {}, ARGV[4] == '1'
+  local found, last = {}, ARGV[4] == '1'
   for k = 1, #KEYS do
-    local rows = last and redis.pcall('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
-      or redis.pcall('XRANGE', KEYS[k], '-', '+', 'COUNT', 1)
-    if rows['err'] then
-      ids[k] = rows -- the error replies for this key alone
+    local length = redis.pcall('XLEN', KEYS[k])
+    if type(length) == 'table' then
+      found[k] = length -- the error (WRONGTYPE) replies for this key alone
     else
-      ids[k] = rows[1] and rows[1][1] or false
+      local rows = last and redis.call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
+        or redis.call('XRANGE', KEYS[k], '-', '+', 'COUNT', 1)
+      found[k] = {length, rows[1] and rows[1][1] or false}
     end
   end
-  return ids
+  return found
 end
 
 if mode == 'ends' then
