@@ -22,12 +22,20 @@ from queues.codec import decode, encode_payload
 from tests.factories import failure
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
+# cjson reads these numbers (1., -.5, 1.e5); JSON, and so Python, does not.
+NOT_JSON_NUMBERS = [
+    b'{"original_job": {"n": 1.}, "error": "a trailing dot"}',
+    b'{"original_job": {"box": [0.5, -.5], "path": "a.b\\\\\\"c.", "at": 1.e5}, "error": "x"}',
+]
+DOTS_IN_STRINGS = b'{"original_job": {"path": "/a/b.jpg", "escaped": "\\".5", "n": 1.5e-3}, "error": "x"}'
 HOSTILE_ENTRIES = [
     b"garbage",
     b"",
     b'{"original_job": {"n": 1}',  # cut short
     b'{"original_job": {"n": 0x10}, "error": "hex"}',
     b'{"original_job": {"n": 01}, "error": "leading zero"}',
+    *NOT_JSON_NUMBERS,
+    DOTS_IN_STRINGS,
     b'{"original_job": {"n": NaN}, "error": "NaN: Python reads it, cjson does not"}',
     b'{"original_job": {"n": -Infinity}, "error": "so is -Infinity"}',
     b'{"original_job": {"camera_id": "caf\xc3\xa9"}, "error": "raw UTF-8"}',
@@ -78,6 +86,17 @@ def test_the_script_and_python_agree_on_every_hostile_entry(redis_client: redis.
             assert listed(redis_client, TARGET) == [python_payload(raw)], raw
         else:
             assert run.stop == "defer" and listed(redis_client, DLQ) == [raw], raw
+
+
+def test_numbers_cjson_reads_and_json_does_not_are_left_to_python(redis_client: redis.Redis) -> None:
+    """cjson reads "1." and "-.5"; Python refuses them, so the script must not push such a job. Dots
+    in strings (escaped quotes before them too) and real decimals are retried as they are."""
+    for raw, retried in [*((raw, False) for raw in NOT_JSON_NUMBERS), (DOTS_IN_STRINGS, True)]:
+        redis_client.delete(DLQ, TARGET)
+        redis_client.rpush(DLQ, raw)
+        run = scripts.retry_run(redis_client, DLQ, TARGET, 10)
+        assert (run.retried, python_payload(raw) is not None) == (retried, retried), raw
+    assert listed(redis_client, TARGET) == [b'{"path": "/a/b.jpg", "escaped": "\\".5", "n": 1.5e-3}']
 
 
 def test_mixed_dlq_retry_all_matches_the_python_path(redis_client: redis.Redis, redis_server) -> None:

@@ -25,12 +25,11 @@
 --
 -- lua-cjson by default also accepts hex, inf/nan and leading-zero numbers, which Python's json
 -- rejects; those are turned off for the duration of the call (and restored even on error, so
--- other scripts on this server see no change). cjson still accepts ".5" and "1."; no JSON writer
--- produces them.
+-- other scripts on this server see no change). It also reads "1." and "-.5": `check` refuses them.
 local source, target = KEYS[1], KEYS[2]
 local max_len, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local sample, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
-local find, sub, byte, match = string.find, string.sub, string.byte, string.match
+local find, sub, byte, match, gsub = string.find, string.sub, string.byte, string.match, string.gsub
 local pcall, decode = pcall, cjson.decode
 local CLOSE = 125 -- '}'
 local PRINTABLE = '[ -|~]*' -- printable ASCII but '}'
@@ -54,6 +53,33 @@ local function span_of(raw)
   return head, close
 end
 
+-- cjson also reads "1.", "1.e5" and "-.5" as numbers (not ".5"), which JSON (and so Python and
+-- HSI) does not. Such a number has a '.' after a digit and before one of 'eE,} ]', or after a
+-- '-'; `dubious` finds that shape of text (plain searches for '.', which are cheap), then it is
+-- looked for again with the strings taken out (file names such as "snap_1.jpg" are not dubious).
+local AFTER = {[101] = true, [69] = true, [44] = true, [125] = true, [93] = true, [32] = true}
+local MINUS, ZERO, NINE = 45, 48, 57
+
+local function dubious(text)
+  local at = find(text, '.', 1, true)
+  while at do
+    local before, _, after = byte(text, at - 1, at + 1)
+    if before == MINUS or (before and before >= ZERO and before <= NINE and AFTER[after]) then
+      return true
+    end
+    at = find(text, '.', at + 1, true)
+  end
+  return false
+end
+
+-- Decode a candidate as JSON would (raises otherwise; decode_all runs it under one pcall).
+local function check(candidate)
+  decode(candidate)
+  if dubious(candidate) and dubious((gsub(gsub(candidate, '\\.', ''), '"[^"]*"', ''))) then
+    error('not a JSON number')
+  end
+end
+
 -- The job's exact bytes: an object text starting at `head` is valid JSON only up to its own
 -- matching brace, so the candidates up to each following '}' are tried in turn (nested objects).
 local function payload_of(raw)
@@ -63,7 +89,7 @@ local function payload_of(raw)
       return nil
     end
     local candidate = sub(raw, head, close)
-    if pcall(decode, candidate) then
+    if pcall(check, candidate) then
       return candidate
     end
     _, close = find(raw, PRINTABLE_TO_CLOSE, close + 1)
@@ -93,7 +119,7 @@ end
 
 local function decode_all(items)
   for i = 1, #items do
-    decode(items[i])
+    check(items[i])
   end
 end
 
@@ -106,7 +132,7 @@ local function payloads_of(raws, last)
   end
   local payloads = {}
   for i = 1, #candidates do
-    local payload = pcall(decode, candidates[i]) and candidates[i] or payload_of(raws[i])
+    local payload = pcall(check, candidates[i]) and candidates[i] or payload_of(raws[i])
     if not payload then
       break
     end
