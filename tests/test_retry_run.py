@@ -323,3 +323,123 @@ def test_a_dlq_that_alternates_plain_and_compressed_entries_is_read_once_not_onc
     # of 250 small entries is 12 LRANGEs (read_range in lib.lua: 1, 2, 4 ... 32 at a time).
     assert stats["cmdstat_evalsha_ro"]["calls"] <= batches + 4, stats["cmdstat_evalsha_ro"]
     assert stats["cmdstat_lrange"]["calls"] <= 12 * (2 * batches + 4), stats["cmdstat_lrange"]
+
+
+ascii_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+flat_values = (
+    ascii_text
+    | st.integers(-(10**6), 10**6)
+    | st.floats(-1e4, 1e4).filter(lambda number: "e" not in repr(number))
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=6)
+)
+flat_jobs = st.dictionaries(ascii_text, flat_values, min_size=1, max_size=6)
+# A job with every kind of value a shape spells out, and near misses of each value: numbers JSON
+# does not have, words that are almost true/false/null, strings left open, with bad escapes or
+# with bytes that are not printable ASCII; and some that are JSON but not of the shape.
+SHAPED_JOB = {"s": "cam", "i": 42, "f": 12.5, "z": 0.25, "t": True, "F": False, "n": None}
+NEAR_MISSES_BY_FIELD = {
+    "s": [
+        b'"cam',
+        b'cam"',
+        b'"ca"m"',
+        b'"c\\am"',
+        b'"c\\u12m"',
+        b"'cam'",
+        b'"c\tm"',
+        b'"c\x7fm"',
+        b'"c\xffm"',
+    ],
+    "i": [b"007", b"-01", b"00", b"-", b"1.", b"+1", b"0x10", b"--1", b"1.2.3", b"-0", b"0", b"4 2", b"1e5"],
+    "f": [b"12.", b".5", b"-.5", b"1.e5", b"00.5", b"012.5", b"1..5", b"12.5.1", b"-12.50", b"12.5e3"],
+    "z": [b"0.", b"00.25", b"-0.25", b"0.2.5", b".25", b"-.25", b"0.25.", b"0"],
+    "t": [b"tru", b"truex", b"True", b"false", b"null", b"1", b"NaN", b"Infinity", b""],
+    "F": [b"fals", b"falsey", b"FALSE", b"true", b"1E+5", b"[1", b"{}", b'"a" "b"'],
+    "n": [
+        b"nul",
+        b"nulll",
+        b"NULL",
+        b"None",
+        b'"null"',
+        b'"c}m"',
+        b'"c\\"m"',
+        b'"c\\u00e9m"',
+        b'""',
+        b'"c\\\\"',
+    ],
+}
+# Python reads these, cjson does not: the script leaves them to Python's path, which retries them.
+PYTHON_ONLY = {b"NaN", b"Infinity"}
+NEAR_MISSES = [miss for misses in NEAR_MISSES_BY_FIELD.values() for miss in misses]
+# What one byte slipped anywhere into the job can do: the same, and bytes that are not printable ASCII.
+SLIPS = [b"0", b"-", b".", b"e5", b'"', b"\\", b"}", b"{", b"\x00", b"\x7f", b"\xff", b"\t", b" ", b",", b":"]
+
+
+def entry_of(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    job = b"{" + b", ".join(key + b": " + value for key, value in pairs) + b"}"
+    return b'{"original_job": ' + job + b', "error": "x", "attempt_count": 3}'
+
+
+def spelt(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+@pytest.mark.parametrize("field", NEAR_MISSES_BY_FIELD)
+def test_an_entry_that_nearly_fits_the_runs_shape_gets_the_rules_verdict(
+    redis_client: redis.Redis, field: str
+) -> None:
+    """After an entry of every kind of value a shape spells out, each near miss of one value: the
+    script retries it exactly when ``dlq.job_span`` does (by decoding it), as the same bytes, but
+    for what only Python reads."""
+    base = [(spelt(key), spelt(value)) for key, value in SHAPED_JOB.items()]
+    for miss in NEAR_MISSES_BY_FIELD[field]:
+        missed = [(key, miss if key == spelt(field) else value) for key, value in base]
+        raws = [entry_of(base), entry_of(missed)]
+        spans = [dlq.job_span(raw) for raw in raws]
+        redis_client.delete(DLQ, TARGET)
+        redis_client.rpush(DLQ, *raws)
+        run = scripts.retry_run(redis_client, DLQ, TARGET, 10)
+        assert run.retried == 1 + (spans[1] is not None and miss not in PYTHON_ONLY), miss
+        assert listed(redis_client, TARGET) == spans[: run.retried], miss
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_runs_of_entries_alike_retry_exactly_the_jobs_python_would(
+    redis_client: redis.Redis, data: st.DataObject
+) -> None:
+    """The script learns the shape of a run's first job and checks entries alike by matching it
+    instead of decoding them. Entries of that shape with other values, near misses of JSON values
+    and a byte slipped into the job must still get the verdict each gets alone, what is retried must
+    be Python's job bytes (``dlq.job_span``), and json.dumps's own entries must all be retried."""
+    job = data.draw(flat_jobs, "job")
+    raws, spoilt = [entry_of([(spelt(key), spelt(value)) for key, value in job.items()])], [False]
+    for _ in range(data.draw(st.integers(1, 10), "variants")):
+        pairs, missed = [], False
+        for key, value in job.items():
+            change = data.draw(st.sampled_from(["same", "other", "near miss", "near miss"]))
+            if change == "near miss":
+                pairs.append((spelt(key), data.draw(st.sampled_from(NEAR_MISSES))))
+                missed = True
+            else:
+                pairs.append((spelt(key), spelt(data.draw(flat_values) if change == "other" else value)))
+        raw = entry_of(pairs)
+        if data.draw(st.booleans(), "slip"):
+            at = data.draw(st.integers(len(b'{"original_job": {'), raw.index(b', "error": "x"')))
+            raw = raw[:at] + data.draw(st.sampled_from(SLIPS)) + raw[at + data.draw(st.integers(0, 2)) :]
+            missed = True
+        raws.append(raw)
+        spoilt.append(missed)
+    verdicts = [alone(redis_client, raw) for raw in raws]
+    taken = verdicts.index(False) if False in verdicts else len(raws)
+    spans = [dlq.job_span(raw) for raw in raws]
+    clean = next(
+        (i for i, span in enumerate(spans) if spoilt[i] or span is None or span.count(b"}") > 8), len(raws)
+    )
+    redis_client.delete(DLQ, TARGET)
+    redis_client.rpush(DLQ, *raws)
+    run = scripts.retry_run(redis_client, DLQ, TARGET, 100)
+    assert run.retried == taken >= clean, raws
+    assert listed(redis_client, TARGET) == spans[:taken] == [python_payload(raw) for raw in raws[:taken]]
+    assert listed(redis_client, DLQ) == raws[taken:]

@@ -17,11 +17,12 @@
 -- Returns {retried, stop, sample...} (a sampled entry over 64 KiB as {size, head, tail}: `cut` in
 -- lib.lua). What Python decodes goes through rotate.lua.
 --
--- Cost: about 1.5 us of Redis time per entry against 0.6 us for a bare LPOP + RPUSH script; most
--- of the difference is cjson decoding the job (docs/benchmarks.md). Hence one pattern match that
--- checks the common prefix and captures the candidate, the general pattern only for other entries,
--- and one pcall for the whole run rather than one per entry. The run is read with LRANGEs
--- (read_range) and cut with LTRIM (as cheap as LPOP here), so nothing is popped and put back.
+-- Cost, in redis-server instructions per HSI entry (bench/dlq_instructions.py): about 18,700
+-- against 8,000 for a bare LPOP + RPUSH script, and 23,800 when cjson decoded every job. Hence the
+-- shapes below (one pattern match checks and captures a job like the run's others, no decoding),
+-- one pcall for the whole run for what they leave to cjson, and the general pattern only for
+-- entries that do not start as HSI's do. The run is read with LRANGEs (read_range) and cut with
+-- LTRIM (as cheap as LPOP here), so nothing is popped and put back.
 --
 -- lua-cjson by default also accepts hex, inf/nan and leading-zero numbers, which Python's json
 -- rejects; those are turned off for the duration of the call (and restored even on error, so
@@ -30,6 +31,7 @@ local source, target = KEYS[1], KEYS[2]
 local max_len, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local sample, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local find, sub, byte, match, gsub = string.find, string.sub, string.byte, string.match, string.gsub
+local concat = table.concat
 local pcall, decode = pcall, cjson.decode
 local CLOSE = 125 -- '}'
 local PRINTABLE = '[ -|~]*' -- printable ASCII but '}'
@@ -37,6 +39,7 @@ local PRINTABLE_TO_CLOSE = '^' .. PRINTABLE .. '}' -- then '}'
 local TRIES = 8 -- closing braces tried before leaving a deeply nested job to Python
 local PREFIX = '{"original_job": {' -- how Python's json.dumps starts HSI's entries
 local HEAD = '^{%s*"original_job"%s*:%s*{' -- the rule; PREFIX is its common case, cheaper to compare
+local FAST_HEAD = '^' .. sub(PREFIX, 1, -2) .. '({' -- PREFIX as a pattern, capturing the job
 
 -- Where an entry's job starts, and where its first candidate ends: the first '}' after the start,
 -- with only printable ASCII between (the one pattern match checks both, so a candidate is printable
@@ -97,42 +100,125 @@ local function payload_of(raw)
   return nil
 end
 
--- Each entry's first candidate (what payload_of tries first), up to the first entry without one.
 -- PREFIX's case of span_of in one match, capturing the first candidate itself
-local FAST = '^' .. sub(PREFIX, 1, -2) .. '({' .. PRINTABLE .. '})'
-local function first_candidates(raws, last)
-  local candidates = {}
-  for i = 1, last do
-    local raw = raws[i]
-    local candidate = byte(raw, -1) == CLOSE and match(raw, FAST)
-    if not candidate then
-      local head, close = span_of(raw)
-      if not close then
+local FAST = FAST_HEAD .. PRINTABLE .. '})'
+
+-- The shape of a flat job, learnt from one entry of the run: FAST with the candidate spelt out as
+-- that job's keys and separators, literally, and each value as a pattern that matches only JSON of
+-- that value's kind. An entry that matches a shape has a valid job by construction, so cjson need
+-- not read it: for a run of entries alike (a DLQ is mostly one failure of one kind of job), one
+-- match per entry does what the printable match and cjson's decode did. The shape matches no more
+-- than the rule above retries, and the same bytes (every piece is printable ASCII without '}', so
+-- its capture is the first candidate), which tests/test_retry_run.py checks on generated entries.
+-- Anything else (escapes, nested values, numbers such as 0 or 1e5, other separators) does not
+-- match and goes the general way.
+local STRING = '"[#-[^-|~ !%]]*"' -- a JSON string of PRINTABLE but '"' and '\': no escapes
+local KEY = '^' .. STRING .. ': '
+local VALUES = { -- what a value of the first entry is, tried in order: {pattern, the shape's piece}
+  {'^' .. STRING, STRING},
+  {'^%-?[1-9]%d*%.%d+', '%-?[1-9]%d*%.%d+'},
+  {'^%-?0%.%d+', '%-?0%.%d+'},
+  {'^%-?[1-9]%d*', '%-?[1-9]%d*'},
+  {'^true', 'true'},
+  {'^false', 'false'},
+  {'^null', 'null'},
+}
+local FIELDS = 16 -- keys a shape spells out at most (each value piece is a level of the matcher)
+local SHAPES = 4 -- shapes learnt per call at most, for a run of entries of several kinds
+
+local function literal(text)
+  return (gsub(text, '%W', '%%%0'))
+end
+
+-- The shape of a first candidate, or false when it is not a flat object of such values joined as
+-- json.dumps joins them (', ' and ': ').
+local function shape_of(candidate)
+  local parts, at = {FAST_HEAD}, 2
+  for _ = 1, FIELDS do
+    local _, key_end = find(candidate, KEY, at)
+    if not key_end then
+      return false
+    end
+    local value_end, piece
+    for _, value in ipairs(VALUES) do
+      _, value_end = find(candidate, value[1], key_end + 1)
+      if value_end then
+        piece = value[2]
         break
       end
-      candidate = sub(raw, head, close)
+    end
+    if not value_end then
+      return false
+    end
+    parts[#parts + 1] = literal(sub(candidate, at, key_end)) .. piece
+    if value_end + 1 == #candidate then
+      parts[#parts + 1] = '})'
+      return concat(parts)
+    end
+    if sub(candidate, value_end + 1, value_end + 2) ~= ', ' then
+      return false
+    end
+    parts[#parts + 1] = ', '
+    at = value_end + 3
+  end
+  return false
+end
+
+-- Each entry's first candidate (what payload_of tries first), up to the first entry without one,
+-- and the indexes of those that matched no shape, in order (to be decoded). The shape is learnt
+-- from the first entry and again from one that does not match it (SHAPES times at most).
+local function first_candidates(raws, last)
+  local candidates, unshaped, shape, learnt = {}, {}, false, 0
+  for i = 1, last do
+    local raw = raws[i]
+    local closed = byte(raw, -1) == CLOSE
+    local candidate = closed and shape and match(raw, shape)
+    if not candidate then
+      candidate = closed and match(raw, FAST)
+      local new_shape = candidate and learnt < SHAPES and shape_of(candidate)
+      if candidate and learnt < SHAPES then
+        learnt = learnt + 1
+      end
+      if new_shape then
+        shape = new_shape
+      end
+      local shaped = new_shape and match(raw, new_shape) == candidate
+      if not candidate then
+        local head, close = span_of(raw)
+        if not close then
+          break
+        end
+        candidate = sub(raw, head, close)
+      end
+      if not shaped then
+        unshaped[#unshaped + 1] = i
+      end
     end
     candidates[i] = candidate
   end
-  return candidates
+  return candidates, unshaped
 end
 
-local function decode_all(items)
-  for i = 1, #items do
-    check(items[i])
+local function decode_all(items, which)
+  for j = 1, #which do
+    check(items[which[j]])
   end
 end
 
 -- What payload_of returns for each entry, up to the first entry it returns nil for. The common
--- case, every first candidate decoding, costs one pcall for the run instead of one per entry.
+-- case, every candidate matching a shape or decoding, costs one pcall for the run, not one each.
 local function payloads_of(raws, last)
-  local candidates = first_candidates(raws, last)
-  if pcall(decode_all, candidates) then
+  local candidates, unshaped = first_candidates(raws, last)
+  if #unshaped == 0 or pcall(decode_all, candidates, unshaped) then
     return candidates
   end
-  local payloads = {}
+  local payloads, j = {}, 1
   for i = 1, #candidates do
-    local payload = pcall(check, candidates[i]) and candidates[i] or payload_of(raws[i])
+    local payload = candidates[i]
+    if unshaped[j] == i then
+      j = j + 1
+      payload = pcall(check, payload) and payload or payload_of(raws[i])
+    end
     if not payload then
       break
     end
