@@ -72,7 +72,7 @@ def move_entries(
         return []
     token = token or new_token()
     keys_ = [source, receipt_key(token), *([target] if target else [])]
-    args: list[bytes | str | int] = [max_len, f"\x00console-tombstone:{token}", RECEIPT_SECONDS]
+    args: list[bytes | str | int] = [max_len, f"\x00console-tombstone:{token}", RECEIPT_SECONDS, READ_BUDGET]
     for move in moves:
         args += [move.hint, move.raw, move.payload]
     statuses = [status_text(s) for s in script("move").call(client, keys_, args)]

@@ -28,6 +28,8 @@ from console.models import ArchivedItem
 from queues import actions, archive, dlq, inventory, scripts
 from queues.codec import decode_head, leading_fields
 from tests.conftest import logged_in
+from tests.factories import failure
+from tests.redis_server import RedisServer
 from tests.test_queue_pages import post, url
 
 DLQ, TARGET = "dlq:detection_queue", "detection_queue"
@@ -424,3 +426,26 @@ def test_a_large_entry_that_moved_is_found_by_lpos_not_read_in_blocks(redis_clie
     assert redis_client.lrange(DLQ, 0, -1) == [b"two", b"one", *raws[:3], *raws[4:]]
     calls = {name: after[name]["calls"] - before.get(name, {"calls": 0})["calls"] for name in after}
     assert calls.get("cmdstat_lpos") == 1 and not calls.get("cmdstat_lrange"), calls
+
+
+def test_a_small_entry_that_moved_among_large_ones_is_found_without_reading_them_all(
+    start_server: Callable[..., RedisServer],
+) -> None:
+    """``move.lua`` looks for a small entry that left its hint in blocks of 250 neighbours; blocks of
+    entries of megabytes are read only up to READ_BUDGET bytes, then LPOS finds it in place. Redis's
+    own memory peak shows what the call read: a fresh server, so no earlier test's peak hides it."""
+    client = start_server().client()
+    small = failure(7)
+    for n in range(40):  # 80 MB around it, one command each (a command's arguments count to the peak)
+        client.rpush(DLQ, large(n, size=2 * MB))
+        if n == 19:
+            client.rpush(DLQ, small)
+    client.lpop(DLQ, 3)  # it is at 17 now; the page saw it at 20
+    peak = client.info("memory")["used_memory_peak"]
+    assert scripts.move_entries(client, DLQ, TARGET, [scripts.Move(20, small, b"job 7")]) == ["ok"]
+    rise = client.info("memory")["used_memory_peak"] - peak
+    assert client.lrange(TARGET, 0, -1) == [b"job 7"] and client.lpos(DLQ, cast(Any, small)) is None
+    assert client.llen(DLQ) == 37
+    assert rise < 3 * dlq.READ_BUDGET, (
+        f"the call took Redis {rise:,} bytes over its peak for 80 MB of neighbours"
+    )

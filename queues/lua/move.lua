@@ -3,12 +3,14 @@
 -- KEYS[2] is this call's receipt: if it already exists (a reconcile aborted the call) nothing
 -- is done; otherwise the statuses are stored there, so a crashed caller's work can be settled.
 -- ARGV[1]: max length of the target (0 = no limit); ARGV[2]: a tombstone unique to this call;
--- ARGV[3]: receipt lifetime in seconds; then triples (index hint, exact bytes, bytes to push).
+-- ARGV[3]: receipt lifetime in seconds; ARGV[4]: the bytes of neighbours a call may read while it
+-- looks for entries that left their hints; then triples (index hint, exact bytes, bytes to push).
 -- Returns one status per triple: "ok", "missing" (neither at its hint nor among the entries just
 -- before it: gone, or moved further than a call can afford to look) or "full" (target at max
 -- length, entry left) -- or the single status "aborted".
 local source, receipt, target = KEYS[1], KEYS[2], KEYS[3]
 local max_len, tombstone, receipt_ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local budget = tonumber(ARGV[4])
 if redis.call('EXISTS', receipt) == 1 then
   return {'aborted'}
 end
@@ -17,20 +19,39 @@ end
 -- DLQs, unless someone pushed at the head): it is looked for among the WINDOW entries on either
 -- side of its hint, read in aligned blocks of WINDOW that the call reads once each, never by
 -- scanning the list. The occurrence nearest the hint wins; positions already taken are skipped.
+-- Blocks are read with read_range, `budget` bytes in all: a block of neighbours of megabytes
+-- would be gigabytes to copy, so once the budget is spent (a block it could not read whole), an
+-- entry is looked for as a large one is (locate_large).
 local WINDOW = 250
-local blocks, taken = {}, {}
+local blocks, taken, spent = {}, {}, 0
 local function block(b)
-  if not blocks[b] then
-    blocks[b] = redis.call('LRANGE', source, b * WINDOW, b * WINDOW + WINDOW - 1)
+  if blocks[b] == nil then
+    local items, bytes, complete = {}, 0, false
+    if spent <= budget then
+      items, bytes, complete =
+        read_range(source, b * WINDOW, b * WINDOW + WINDOW - 1, false, budget - spent, LARGE_ENTRY)
+    end
+    spent = spent + bytes
+    blocks[b] = complete and items
   end
   return blocks[b]
 end
 
-local function at(pos)
-  return block(math.floor(pos / WINDOW))[pos % WINDOW + 1]
+-- Whether `raw` is at `pos` (an untaken position): true, nil, or false when its block is over the
+-- budget.
+local function probe(pos, raw)
+  if pos < 0 or taken[pos] then
+    return nil
+  end
+  local items = block(math.floor(pos / WINDOW))
+  if not items then
+    return false
+  end
+  return items[pos % WINDOW + 1] == raw or nil
 end
 
--- A large entry (over LARGE_ENTRY bytes) is looked for where Redis keeps the list instead: LPOS
+-- A large entry (over LARGE_ENTRY bytes), or any once the blocks' budget is spent, is looked for
+-- where Redis keeps the list instead: LPOS
 -- compares the entries from the list's nearer end up to WINDOW past the hint, without copying them
 -- into the script (blocks of WINDOW entries of megabytes would be gigabytes to copy); tombstoned
 -- positions hold the tombstone, so they never match.
@@ -64,11 +85,18 @@ local function locate(hint, raw)
   end
   for distance = 1, WINDOW do
     local before, after = hint - distance, hint + distance
-    if before >= 0 and not taken[before] and at(before) == raw then
+    local found = probe(before, raw)
+    if found then
       return before
     end
-    if not taken[after] and at(after) == raw then
-      return after
+    if found == nil then
+      found = probe(after, raw)
+      if found then
+        return after
+      end
+    end
+    if found == false then
+      return locate_large(hint, raw)
     end
   end
   return nil
@@ -107,7 +135,7 @@ end
 
 local results = {}
 local target_len = target and redis.call('LLEN', target) or 0
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local status = 'ok'
   if target and max_len > 0 and target_len >= max_len then
     status = 'full'
