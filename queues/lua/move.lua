@@ -51,10 +51,10 @@ local function probe(pos, raw)
 end
 
 -- A large entry (over LARGE_ENTRY bytes), or any once the blocks' budget is spent, is looked for
--- where Redis keeps the list instead: LPOS
--- compares the entries from the list's nearer end up to WINDOW past the hint, without copying them
--- into the script (blocks of WINDOW entries of megabytes would be gigabytes to copy); tombstoned
--- positions hold the tombstone, so they never match.
+-- where Redis keeps the list instead: LPOS compares the entries from the list's nearer end up to
+-- WINDOW past the hint, without copying them into the script (blocks of WINDOW entries of
+-- megabytes would be gigabytes to copy); tombstoned positions hold the tombstone, so they never
+-- match.
 local function locate_large(hint, raw)
   local length = redis.call('LLEN', source)
   local positions
