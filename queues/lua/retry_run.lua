@@ -175,12 +175,10 @@ local function first_candidates(raws, last)
     local candidate = closed and shape and match(raw, shape)
     if not candidate then
       candidate = closed and match(raw, FAST)
-      local new_shape = candidate and learnt < SHAPES and shape_of(candidate)
+      local new_shape = false
       if candidate and learnt < SHAPES then
-        learnt = learnt + 1
-      end
-      if new_shape then
-        shape = new_shape
+        learnt, new_shape = learnt + 1, shape_of(candidate)
+        shape = new_shape or shape
       end
       local shaped = new_shape and match(raw, new_shape) == candidate
       if not candidate then
