@@ -248,6 +248,7 @@ def act_on_matching(
             budget_seconds=budget_seconds,
             start=start,
             unexamined=unexamined,
+            overlap=True,  # retry_window touches only Redis: it may act while the next window is decoded
         )
     else:
         outcome, position = dlq.sweep(

@@ -9,6 +9,8 @@ import time
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -694,6 +696,7 @@ def sweep(
     start: int = 0,
     script_run: ScriptRun | None = None,
     unexamined: int | None = None,
+    overlap: bool = False,
 ) -> tuple[Outcome, int]:
     """Examine entries from the head, ``BATCH_SIZE`` per script call, within a time budget: ``act``
     takes those ``keep`` passes, and the others move, in order, to the tail (``rotate.lua``).
@@ -709,6 +712,12 @@ def sweep(
     With ``script_run`` (retry-all), runs the script can decode itself never pass through Python:
     Python reads a window only where the script stops ("defer"), and leaves a trailing run of at
     least ``SCRIPT_RUN`` such entries to it.
+
+    With ``overlap`` (for an ``act`` that touches nothing but Redis, so it can run on another
+    thread), while Redis acts on one window the next one, read ahead, is examined here: a retry's
+    decoding and Redis's work take turns no longer. The read-ahead is only a guess at what will be
+    at the head: ``act`` compares every entry's bytes as always, and a window that did not go whole
+    is dropped with what was read after it, and read again.
     """
     deadline = time.monotonic() + budget_seconds
     outcome = Outcome(key, None)
@@ -717,41 +726,114 @@ def sweep(
     left = min(unexamined if unexamined is not None else max(length - start, 0), length)
     ask_script = script_run is not None
     first = True  # every chunk examines at least one batch, however short its budget
-    while left > 0 and (first or time.monotonic() < deadline):
-        first = False
-        if script_run is not None and ask_script:
-            before = outcome.done
-            stop = script_run(client, key, min(BATCH_SIZE, left), outcome)
-            left = 0 if stop == "end" else left - (outcome.done - before)
-            if stop == "more":
-                continue
-            if stop != "defer":
+    ready: Ahead | None = None  # the next window, read and examined while Redis acted on the last
+    with ThreadPoolExecutor(1, thread_name_prefix="dlq-act") if overlap else nullcontext() as pool:
+        while left > 0 and (first or time.monotonic() < deadline):
+            first = False
+            if script_run is not None and ask_script and ready is None:
+                before = outcome.done
+                stop = script_run(client, key, min(BATCH_SIZE, left), outcome)
+                left = 0 if stop == "end" else left - (outcome.done - before)
+                if stop == "more":
+                    continue
+                if stop != "defer":
+                    break
+            if ready is not None:
+                window, raws, cut, after = ready.window, ready.raws, len(ready.raws), ready.after
+                ready = None
+            else:
+                raws = _read(client, key, 0, left)  # up to BATCH_SIZE, fewer when they are large
+                if not raws:
+                    left = 0
+                    break
+                cut = len(raws) if script_run is None else _python_part(raws)
+                window, after = examine(key, raws[:cut], keep), None
+            if isinstance(pool, ThreadPoolExecutor) and cut == len(raws) and not after:
+                after = _read(client, key, len(window), left - len(window))
+            if isinstance(pool, ThreadPoolExecutor) and after:
+                handled, part, ready = _act_while_examining(
+                    pool, client, key, (act, keep), window, after, left, script_run is not None
+                )
+            else:
+                handled, part = act(client, key, window)
+            merge(outcome, part)
+            kept += tally(outcome, window[:handled])
+            left -= handled
+            if part.full:
                 break
-        head = _one(peek(client, [key], 0, min(BATCH_SIZE, left) - 1, cut=False))
-        raws = [entry.raw for entry in head.entries]  # fewer than asked when they are large
-        if not raws:
-            left = 0
-            break
-        cut = len(raws) if script_run is None else _python_part(raws)
-        entries = [Entry.of(key, i, raw) for i, raw in enumerate(raws[:cut])]
-        window = [(entry, keep(entry)) for entry in entries]
-        handled, part = act(client, key, window)
-        merge(outcome, part)
-        for _, reason in window[:handled]:
-            if reason is not None:
-                kept += 1
-                if reason:
-                    outcome.skipped[reason] += 1
-                else:
-                    outcome.unmatched += 1
-        left -= handled
-        if part.full:
-            break
-        # Ask the script first when a run of its own follows, or when the window changed under us;
-        # after a whole batch of Python's entries, the next one is most likely Python's too.
-        ask_script = handled < len(window) or cut < len(raws)
+            # Ask the script first when a run of its own follows, or when the window changed under
+            # us; after a whole batch of Python's entries, the next one is most likely Python's too.
+            ask_script = handled < len(window) or cut < len(raws)
     outcome.remaining = left
     return outcome, kept
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A window read ahead and examined (``window``, from ``raws``), and what was read after it."""
+
+    window: Window
+    raws: list[bytes]
+    after: list[bytes]
+
+
+def tally(outcome: Outcome, window: Window) -> int:
+    """Count the reasons of a window's entries left in the DLQ; returns how many were left."""
+    left = 0
+    for _, reason in window:
+        if reason is not None:
+            left += 1
+            if reason:
+                outcome.skipped[reason] += 1
+            else:
+                outcome.unmatched += 1
+    return left
+
+
+def _read(client: redis.Redis, key: str, start: int, count: int) -> list[bytes]:
+    """The whole bytes of ``count`` entries from ``start``, ``BATCH_SIZE`` at most (fewer when large)."""
+    if count <= 0:
+        return []
+    stop = start + min(count, BATCH_SIZE) - 1
+    (reply,) = scripts.peek(client, [key], start, stop, 0, READ_TAIL, READ_BUDGET)  # 0: all whole
+    if isinstance(reply, redis.ResponseError):
+        raise redis.ResponseError(f"(LLEN {key}) {reply}")
+    return [as_bytes(item) for item in reply[2:]]
+
+
+def examine(key: str, raws: Sequence[bytes], keep: Keep) -> list[tuple[Entry, str | None]]:
+    """A window read at the head: each entry with what ``keep`` says of it."""
+    return [(entry, keep(entry)) for entry in (Entry.of(key, i, raw) for i, raw in enumerate(raws))]
+
+
+def _act_while_examining(
+    pool: ThreadPoolExecutor,
+    client: redis.Redis,
+    key: str,
+    work: tuple[Act, Keep],
+    window: Window,
+    after: list[bytes],
+    left: int,
+    scripted: bool,
+) -> tuple[int, Outcome, Ahead | None]:
+    """``act`` on ``window`` on the pool's thread, then read what follows ``after``; meanwhile,
+    here, examine ``after`` (the window that will then be at the head). Returns what ``act`` did
+    and, if the window went whole, ``after`` examined, ready to act on next."""
+    act, keep = work
+    more = left - len(window) - len(after)
+
+    def act_then_read() -> tuple[int, Outcome, list[bytes]]:
+        handled, part = act(client, key, window)
+        whole = handled == len(window) and not part.full
+        return handled, part, _read(client, key, len(after), more) if whole else []
+
+    acting = pool.submit(act_then_read)
+    try:  # a window with a run the script takes itself is read again, in the script's turn
+        examined = examine(key, after, keep) if not scripted or _python_part(after) == len(after) else None
+    finally:
+        handled, part, following = acting.result()  # never left acting behind an error here
+    whole = handled == len(window) and not part.full
+    return handled, part, Ahead(examined, after, following) if whole and examined else None
 
 
 def retry_all(
@@ -788,6 +870,7 @@ def retry_all(
         start=start,
         script_run=script_run,
         unexamined=unexamined,
+        overlap=True,
     )
     outcome.target = target
     return outcome, position

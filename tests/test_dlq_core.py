@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from typing import Any
 
+import pytest
 import redis
 
 from queues import dlq
@@ -118,23 +120,32 @@ def test_page_newest_first_and_deep_offsets(redis_client: redis.Redis) -> None:
     assert len(middle.entries) == 50
 
 
-def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis) -> None:
+OVERLAP = pytest.mark.parametrize("overlap", [False, True], ids=["in-turn", "overlapped"])
+
+
+@OVERLAP
+def test_sweep_retries_all_in_order_leaving_malformed(redis_client: redis.Redis, overlap: bool) -> None:
     raws = [failure(n) if n % 300 else b"garbage" for n in range(2000)]
     redis_client.rpush(DLQ, *raws)
-    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, dlq.retry_keep())
+    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, dlq.retry_keep(), overlap=overlap)
     assert outcome.done == 2000 - 7
     assert jobs_in(redis_client, TARGET) == [n for n in range(2000) if n % 300]
     assert redis_client.lrange(DLQ, 0, -1) == [b"garbage"] * 7
     assert position == 7 and outcome.remaining == 0
 
 
-def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis) -> None:
+@OVERLAP
+def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis, overlap: bool) -> None:
     redis_client.rpush(DLQ, *[failure(n) for n in range(1500)])
     only_odd = dlq.retry_keep(lambda e: e.matches(dlq.Criteria(text="detector unavailable")))
-    first, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, only_odd, budget_seconds=0)
+    first, position = dlq.sweep(
+        redis_client, DLQ, dlq.retry_window, only_odd, budget_seconds=0, overlap=overlap
+    )
     half = dlq.BATCH_SIZE // 2  # a spent budget still examines one batch: every step makes progress
     assert (first.done, position, first.remaining) == (half, half, 1500 - dlq.BATCH_SIZE)
-    outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, only_odd, start=position)
+    outcome, position = dlq.sweep(
+        redis_client, DLQ, dlq.retry_window, only_odd, start=position, overlap=overlap
+    )
     assert outcome.done == 750 - half and position == 750
     assert all(n % 2 for n in jobs_in(redis_client, TARGET))
 
@@ -147,14 +158,15 @@ def test_delete_selected_by_bytes(redis_client: redis.Redis) -> None:
     assert not redis_client.exists(TARGET)
 
 
+@OVERLAP
 def test_two_operators_retrying_everything_at_once_retry_each_entry_once(
-    redis_client: redis.Redis, redis_server
+    redis_client: redis.Redis, redis_server, overlap: bool
 ) -> None:
-    redis_client.rpush(DLQ, *[failure(n) for n in range(6000)])
+    redis_client.rpush(DLQ, *[failure(n, trace=overlap and n % 3 == 0) for n in range(6000)])
 
     def operator() -> None:
         with redis_server.client() as own:
-            dlq.sweep(own, DLQ, dlq.retry_window, dlq.retry_keep(), budget_seconds=60)
+            dlq.sweep(own, DLQ, dlq.retry_window, dlq.retry_keep(), budget_seconds=60, overlap=overlap)
 
     threads = [threading.Thread(target=operator) for _ in range(3)]
     for thread in threads:
@@ -166,8 +178,9 @@ def test_two_operators_retrying_everything_at_once_retry_each_entry_once(
     assert redis_client.llen(DLQ) == 0
 
 
+@OVERLAP
 def test_sweep_after_a_full_target_resumes_without_skipping_anything(
-    redis_client: redis.Redis, settings
+    redis_client: redis.Redis, settings, overlap: bool
 ) -> None:
     settings.HSI_CONSOLE = {**settings.HSI_CONSOLE, "QUEUE_MAX_SIZE": 40}
     redis_client.rpush(DLQ, *[failure(n) for n in range(200)])
@@ -175,7 +188,9 @@ def test_sweep_after_a_full_target_resumes_without_skipping_anything(
     retried: list[int] = []
     position = 0
     for _ in range(10):
-        outcome, position = dlq.sweep(redis_client, DLQ, dlq.retry_window, odd, start=position)
+        outcome, position = dlq.sweep(
+            redis_client, DLQ, dlq.retry_window, odd, start=position, overlap=overlap
+        )
         retried += jobs_in(redis_client, TARGET)
         redis_client.delete(TARGET)
         if not outcome.full:
@@ -183,3 +198,53 @@ def test_sweep_after_a_full_target_resumes_without_skipping_anything(
     assert sorted(retried) == list(range(1, 200, 2))
     assert job_numbers(redis_client, DLQ) == list(range(0, 200, 2))
     assert outcome.remaining == 0
+
+
+def test_a_window_read_ahead_that_changed_before_its_turn_is_read_again(
+    redis_client: redis.Redis, redis_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retry-all acts on one window on its own thread while it decodes the next, read ahead. When
+    another operator retries two entries of that next window in between, its act stops at the
+    first entry that is not what was read, and the sweep reads the head again: every job reaches
+    the target once."""
+    redis_client.rpush(DLQ, *[failure(n, trace=True) for n in range(1000)])  # Z: Python decodes
+    acts: list[tuple[str, int, int]] = []
+    act = dlq.retry_window
+
+    def spied(client: redis.Redis, key: str, window: dlq.Window) -> tuple[int, dlq.Outcome]:
+        if len(acts) == 1:  # the second window: read and decoded while the first was acted on
+            with redis_server.client() as other:
+                assert dlq.retry(other, key, [window[10][0], window[11][0]]).done == 2
+        handled, part = act(client, key, window)
+        acts.append((threading.current_thread().name, len(window), handled))
+        return handled, part
+
+    monkeypatch.setattr(dlq, "retry_window", spied)
+    outcome, position = dlq.retry_all(redis_client, DLQ, budget_seconds=60)
+    assert [handled for _, _, handled in acts[:2]] == [dlq.BATCH_SIZE, 10], acts
+    threads = [thread.split("_")[0] for thread, _, _ in acts]  # the last window has nothing after it
+    assert threads == ["dlq-act"] * (len(acts) - 1) + ["MainThread"], acts
+    assert (outcome.done, position, outcome.remaining) == (998, 0, 0)
+    counts = Counter(jobs_in(redis_client, TARGET))
+    assert sorted(counts) == list(range(1000)) and set(counts.values()) == {1}
+    assert redis_client.llen(DLQ) == 0
+
+
+def test_an_error_while_decoding_ahead_waits_for_the_window_being_acted_on(
+    redis_client: redis.Redis,
+) -> None:
+    """A sweep that fails while it examines the window read ahead raises only once the act running
+    beside it has finished: nothing is still moving entries after the caller has seen the error."""
+    redis_client.rpush(DLQ, *[failure(n) for n in range(600)])
+    keep = dlq.retry_keep()
+
+    def failing(entry: dlq.Entry) -> Any:
+        if (entry.job or {}).get("n") == 300:
+            raise RuntimeError("decoder bug")
+        return keep(entry)
+
+    with pytest.raises(RuntimeError, match="decoder bug"):
+        dlq.sweep(redis_client, DLQ, dlq.retry_window, failing, overlap=True)
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("dlq-act")]
+    assert jobs_in(redis_client, TARGET) == list(range(dlq.BATCH_SIZE))
+    assert job_numbers(redis_client, DLQ) == list(range(dlq.BATCH_SIZE, 600))
