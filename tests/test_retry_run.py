@@ -443,3 +443,51 @@ def test_runs_of_entries_alike_retry_exactly_the_jobs_python_would(
     assert run.retried == taken >= clean, raws
     assert listed(redis_client, TARGET) == spans[:taken] == [python_payload(raw) for raw in raws[:taken]]
     assert listed(redis_client, DLQ) == raws[taken:]
+
+
+JOB_START = len(b'{"original_job": ')
+EDGES = [  # JSON the pattern must leave to decoding, or take as decoding would
+    b"1234567890123456789",  # 19 digits: left to json, which caps the digits of an integer
+    b"9" * 5000,  # json refuses it (ValueError over 4,300 digits), so must job_span
+    b"-0",
+    b"1E400",  # a float json reads as inf
+    b"1e",
+    b"2E+",
+    b"3.5e-",
+    b'{"a": 1}',
+    b"[1, 2]",
+    b"[]",
+    b"{}",
+]
+
+
+@pytest.mark.parametrize("value", [*EDGES, *NEAR_MISSES])
+def test_every_edge_and_near_miss_gets_from_the_pattern_what_decoding_gives(value: bytes) -> None:
+    for raw in (entry_of([(b'"a"', value)]), entry_of([(b'"s"', b'"cam"'), (b'"a"', value), (b'"n"', b"7")])):
+        assert dlq.job_span(raw) == dlq.decoded_span(raw, JOB_START), raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_a_flat_job_taken_by_its_pattern_is_what_decoding_it_finds(data: st.DataObject) -> None:
+    """``dlq.job_span`` takes json.dumps's flat jobs by one pattern (``FLAT_JOB``) instead of
+    decoding them. On such jobs, near misses of every kind of value, edge cases and a byte slipped
+    in anywhere it must give exactly what decoding gives (``decoded_span``), and it must take the
+    jobs json.dumps writes with plain strings and short integers."""
+    job = data.draw(flat_jobs, "job")
+    clean = entry_of([(spelt(key), spelt(value)) for key, value in job.items()])
+    pairs = [
+        (spelt(key), data.draw(st.sampled_from([spelt(value), *NEAR_MISSES, *EDGES])))
+        for key, value in job.items()
+    ]
+    raw = entry_of(pairs)
+    if data.draw(st.booleans(), "slip"):
+        at = data.draw(st.integers(JOB_START, raw.index(b', "error": "x"')))
+        raw = raw[:at] + data.draw(st.sampled_from(SLIPS)) + raw[at + data.draw(st.integers(0, 2)) :]
+    for entry in (clean, raw):
+        head = dlq.JOB_HEAD.match(entry)  # a slip may add space before the job, or spoil its head
+        decoded = dlq.decoded_span(entry, head.end()) if head and entry.endswith(b"}") else None
+        assert dlq.job_span(entry) == decoded, entry
+    spellings = [spelt(part) for pair in job.items() for part in pair]
+    if all(dlq.PRINTABLE.fullmatch(text) and b"\\" not in text for text in spellings):
+        assert dlq.FLAT_JOB.match(clean, JOB_START), clean
