@@ -215,9 +215,17 @@ class Entry:
             raise built
         return built
 
+    def _inflated(self) -> bytes | None:
+        """The text of a ``Z:`` entry, from its decoding when a filter has decoded it already (one
+        decompression per entry, not two)."""
+        decoded = self.__dict__.get("decoded")
+        if isinstance(decoded, Decoded) and decoded.kind == "zstd" and decoded.inner is not None:
+            return decoded.inner.raw
+        return inflate(self.raw)
+
     def _build_retry_payload(self) -> bytes:
         span = job_span(self.raw)
-        if span is None and (text := inflate(self.raw)) is not None and (inner := job_span(text)):
+        if span is None and (text := self._inflated()) is not None and (inner := job_span(text)):
             span = encode_text(inner)  # the job as HSI's producer stores it: Z: again when large
         if span is not None:
             return span

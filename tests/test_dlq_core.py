@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from queues import dlq
+from queues import codec, dlq
 from queues.codec import decode
 from tests.factories import failure
 
@@ -248,3 +248,23 @@ def test_an_error_while_decoding_ahead_waits_for_the_window_being_acted_on(
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("dlq-act")]
     assert jobs_in(redis_client, TARGET) == list(range(dlq.BATCH_SIZE))
     assert job_numbers(redis_client, DLQ) == list(range(dlq.BATCH_SIZE, 600))
+
+
+def test_a_filtered_retry_decompresses_each_entry_once(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filter decodes an entry to match it; the retry then takes the job from that decoding
+    instead of decompressing the entry again."""
+    redis_client.rpush(DLQ, *[failure(n, trace=True) for n in range(300)])
+    decompressed: Counter[bytes] = Counter()
+    zstd = codec._zstd
+
+    def counted(raw: bytes) -> bytes:
+        decompressed[raw] += 1
+        return zstd(raw)
+
+    monkeypatch.setattr(codec, "_zstd", counted)
+    odd = dlq.retry_keep(lambda e: e.matches(dlq.Criteria(text="detector unavailable")))
+    outcome, _ = dlq.sweep(redis_client, DLQ, dlq.retry_window, odd, overlap=True)
+    assert outcome.done == 150 and sorted(jobs_in(redis_client, TARGET)) == list(range(1, 300, 2))
+    assert len(decompressed) == 300 and set(decompressed.values()) == {1}
