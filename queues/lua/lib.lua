@@ -67,6 +67,18 @@ local function stream_room(key, max_len, adding)
   return math.max(math.min(max_len - unprocessed, adding), 0)
 end
 
+-- Lua frees the strings a call read only when its collector gets to them, which can be calls
+-- later: after one page in 14 that read a 40 MB entry, Redis's Lua memory still held it. A call
+-- that read a megabyte or more collects before it returns, once what it read is garbage (its
+-- locals gone or cleared); a full cycle of the small heap a script leaves costs well under a
+-- millisecond, next to the 2.5 ms per MB of the read.
+local RELEASE_AT = 1048576
+local function release(spent)
+  if spent >= RELEASE_AT then
+    collectgarbage()
+  end
+end
+
 -- How scripts read lists (read_range, below) and send large entries back (cut).
 local READ_CHUNK = 32
 local LARGE_ENTRY = 65536 -- dlq.READ_WHOLE: the `large` of read_range's callers that cut nothing

@@ -12,8 +12,8 @@
 -- Returns, per key, {LLEN, index of the first entry read, entry...}, the entries in the order read:
 -- an entry is its bytes, or {size, head, tail} when it is larger than ARGV[3]. A key whose entries
 -- were not all read (the budget ran out) has fewer; for a key of another type, Redis's WRONGTYPE
--- error in its place. What was read of a large entry is garbage once the call returns; Lua's
--- collector frees it before the call ends.
+-- error in its place. What was read of a large entry is garbage once `peek` returns; a call that
+-- read a megabyte or more frees it before it ends (`release`).
 local start, stop = tonumber(ARGV[1]), tonumber(ARGV[2])
 local whole, tail = tonumber(ARGV[3]), tonumber(ARGV[4])
 local budget, backward = tonumber(ARGV[5]), ARGV[6] == '1'
@@ -38,4 +38,5 @@ local result = {}
 for k = 1, #KEYS do
   result[k] = peek(KEYS[k])
 end
+release(tonumber(ARGV[5]) - budget) -- what was read of large entries goes with the call
 return result
