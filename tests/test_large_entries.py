@@ -112,6 +112,38 @@ def test_a_page_of_entries_of_megabytes_stops_reading_at_its_budget(
     assert "Detector answered 500 for frame 17" in found and "frame 16" not in found
 
 
+def retry_selected(client: redis.Redis) -> object:
+    page = dlq.page(client, DLQ)
+    return dlq.retry(client, DLQ, dlq.resolve(client, DLQ, [(e.index, e.id) for e in page.entries]))
+
+
+LARGE_ACTIONS = {  # each empties a DLQ of one 40 MB entry, through a different script
+    "retry selected (move.lua)": retry_selected,
+    "retry-all (retry_run.lua)": lambda client: dlq.retry_all(client, DLQ),
+    "delete-all (rotate.lua)": lambda client: dlq.sweep(client, DLQ, dlq.delete_window, dlq.delete_keep()),
+}
+
+
+@pytest.mark.parametrize("action", LARGE_ACTIONS)
+def test_redis_lua_keeps_nothing_of_an_entry_an_action_moved(redis_client: redis.Redis, action: str) -> None:
+    """An action reads a large entry whole and is sent it whole (to compare): Redis kept it in ARGV
+    until the next call, and in Lua's memory until the collector got to it (after every selected
+    retry of a 40 MB entry, after a third of retry-alls and delete-alls). Each call that was given or
+    read a megabyte or more now lets it go before it returns."""
+    redis_client.rpush("dlq:small", *[failure(n, trace=n % 3 == 0) for n in range(2000)])
+    mix = random.Random(11)
+    for i in range(6):
+        for _ in range(mix.randint(0, 30)):
+            dlq.page(redis_client, "dlq:small", offset=mix.randint(0, 1900), limit=mix.randint(1, 100))
+        redis_client.delete(TARGET)
+        redis_client.rpush(DLQ, large(i, size=40 * MB))
+        before = int(redis_client.info("memory")["used_memory_lua"])
+        LARGE_ACTIONS[action](redis_client)
+        assert redis_client.llen(DLQ) == 0
+        grown = int(redis_client.info("memory")["used_memory_lua"]) - before
+        assert grown < 4 * MB, f"round {i}: Redis's Lua still holds {grown:,} bytes after {action} of 40 MB"
+
+
 def test_entries_that_differ_only_past_the_head_have_different_ids(redis_client: redis.Redis) -> None:
     one, other = large(1), bytearray(large(1))
     other[len(other) // 2] = ord("y")  # same size, same head, same end

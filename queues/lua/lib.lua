@@ -68,15 +68,28 @@ local function stream_room(key, max_len, adding)
 end
 
 -- Lua frees the strings a call read only when its collector gets to them, which can be calls
--- later: after one page in 14 that read a 40 MB entry, Redis's Lua memory still held it. A call
--- that read a megabyte or more collects before it returns, once what it read is garbage (its
--- locals gone or cleared); a full cycle of the small heap a script leaves costs well under a
--- millisecond, next to the 2.5 ms per MB of the read.
+-- later: after one page in 14 that read a 40 MB entry, Redis's Lua memory still held it, and the
+-- entries a call is given stay in ARGV until the next call replaces it. A call that read or was
+-- given (`spent`) a megabyte or more clears ARGV and collects before it returns, once its own
+-- locals let go of what it read; a full cycle of the small heap a script leaves costs well under
+-- a millisecond, next to the 2.5 ms per MB of reading.
 local RELEASE_AT = 1048576
 local function release(spent)
   if spent >= RELEASE_AT then
+    for i = #ARGV, 1, -1 do
+      ARGV[i] = nil
+    end
     collectgarbage()
   end
+end
+
+-- The bytes of ARGV[first] and after: the entries a call was given.
+local function given(first)
+  local bytes = 0
+  for i = first, #ARGV do
+    bytes = bytes + #ARGV[i]
+  end
+  return bytes
 end
 
 -- How scripts read lists (read_range, below) and send large entries back (cut).

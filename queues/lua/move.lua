@@ -155,4 +155,6 @@ for i = 5, #ARGV, 3 do
 end
 remove_tombstones()
 redis.call('SET', receipt, table.concat(results, ','), 'EX', receipt_ttl)
+blocks = nil
+release(spent + given(5))
 return results

@@ -10,9 +10,12 @@ local wrong = wrong_type(key, 'list', 'moved')
 if wrong then
   return redis.error_reply(wrong)
 end
-local head = read_range(key, 0, count - 1, false, budget, LARGE_ENTRY) -- fewer after ARGV[2] bytes
-if #head > 0 then
-  redis.call('LTRIM', key, #head, -1)
+local head, spent = read_range(key, 0, count - 1, false, budget, LARGE_ENTRY) -- fewer after ARGV[2] bytes
+local moved = #head
+if moved > 0 then
+  redis.call('LTRIM', key, moved, -1)
   push_all(key, head)
 end
-return #head
+head = nil
+release(spent)
+return moved

@@ -225,6 +225,7 @@ local function payloads_of(raws, last)
   return payloads
 end
 
+local read_bytes = 0
 local function run()
   local wrong = wrong_type(target, 'list', 'moved')
   if wrong then
@@ -232,8 +233,9 @@ local function run()
   end
   -- Up to `count` entries, or fewer once `budget` bytes are read (read_range); nothing moves when
   -- the first is for Python or the source is full.
-  local raws, _, complete, refused =
+  local raws, spent, complete, refused =
     read_range(source, 0, count - 1, false, budget, LARGE_ENTRY, payload_of)
+  read_bytes = spent
   if #raws == 0 then
     return {0, 'end'}
   end
@@ -272,4 +274,5 @@ cjson.decode_max_depth(max_depth)
 if not ok then
   error(result)
 end
+release(read_bytes)
 return result

@@ -72,4 +72,6 @@ if handled > 0 then
   end
 end
 redis.call('SET', receipt, table.concat(statuses, ','), 'EX', receipt_ttl)
+head, kept, pushed = nil, nil, nil
+release(given(4)) -- the window as sent: what was read is the same strings
 return {handled, stop}
