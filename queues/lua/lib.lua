@@ -191,12 +191,12 @@ end
 -- when `backward`), at most `left` of them, read as read_range reads lists: XRANGEs of 1, 2, 4 ...
 -- READ_CHUNK entries, back to 1 after one over LARGE_ENTRY bytes, until `budget` bytes are read
 -- (one entry at least). `visit` may return false to stop there. Returns 1 when the read got to the
--- end of the range, else 0 (the budget, the count or `visit` stopped it).
+-- end of the range, else 0 (the budget, the count or `visit` stopped it), and the bytes read.
 local function read_stream(key, low, high, left, backward, budget, visit)
   local spent, step = 0, 1
   while left > 0 do
     if spent > budget then
-      return 0
+      return 0, spent
     end
     local n = math.min(step, left)
     local rows = backward and redis.call('XREVRANGE', key, high, low, 'COUNT', n)
@@ -207,11 +207,11 @@ local function read_stream(key, low, high, left, backward, budget, visit)
       spent = spent + size
       seen_large = seen_large or size > LARGE_ENTRY
       if visit(entry) == false then
-        return 0
+        return 0, spent
       end
     end
     if #rows < n then
-      return 1
+      return 1, spent
     end
     left = left - n
     local after = '(' .. rows[n][1]
@@ -222,5 +222,5 @@ local function read_stream(key, low, high, left, backward, budget, visit)
     end
     step = seen_large and 1 or math.min(step * 2, READ_CHUNK)
   end
-  return 0 -- as many as asked: whether more follow is for the next read to find
+  return 0, spent -- as many as asked: whether more follow is for the next read to find
 end

@@ -23,9 +23,10 @@
 -- the stream), 0 when the budget or the count stopped it, -1 for a stream to read plainly; for
 -- ids, how many of them it looked at (an id no longer in the stream is left out of the entries).
 local whole, budget, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local key, found = KEYS[1], {}
+local key, found, read_bytes = KEYS[1], {}, 0
 
 local function take(entry)
+  read_bytes = read_bytes + entry_size(entry)
   found[#found + 1] = cut_values(entry, whole)
 end
 
@@ -83,4 +84,5 @@ local result = {length, reached}
 for i = 1, #found do
   result[i + 2] = found[i]
 end
+release(read_bytes) -- what was read of large values goes with the call
 return result

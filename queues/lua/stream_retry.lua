@@ -10,10 +10,11 @@ if wrong then
   return redis.error_reply(wrong)
 end
 local room = stream_room(KEYS[2], tonumber(ARGV[1]), #ARGV - 1)
-local results = {}
+local results, spent = {}, 0
 for i = 2, #ARGV do
   local status = 'ok'
   local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  spent = spent + (found[1] and entry_size(found[1]) or 0)
   if #found == 0 then
     status = 'missing'
   elseif room == 0 then
@@ -26,4 +27,5 @@ for i = 2, #ARGV do
   end
   results[#results + 1] = status
 end
+release(spent)
 return results

@@ -41,5 +41,6 @@ local function retry(entry)
   end
 end
 
-read_stream(source, start, '+', count, false, budget, retry)
+local _, spent = read_stream(source, start, '+', count, false, budget, retry)
+release(spent)
 return {statuses, samples}
