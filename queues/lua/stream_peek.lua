@@ -23,10 +23,9 @@
 -- the stream), 0 when the budget or the count stopped it, -1 for a stream to read plainly; for
 -- ids, how many of them it looked at (an id no longer in the stream is left out of the entries).
 local whole, budget, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local key, found, read_bytes = KEYS[1], {}, 0
+local key, found = KEYS[1], {}
 
 local function take(entry)
-  read_bytes = read_bytes + entry_size(entry)
   found[#found + 1] = cut_values(entry, whole)
 end
 
@@ -34,7 +33,7 @@ local function read_ids()
   local spent = 0
   for i = 4, #ARGV do
     if spent > budget then
-      return i - 4
+      return i - 4, spent
     end
     local rows = redis.call('XRANGE', key, ARGV[i], ARGV[i], 'COUNT', 1)
     if rows[1] then
@@ -42,7 +41,7 @@ local function read_ids()
       take(rows[1])
     end
   end
-  return #ARGV - 3
+  return #ARGV - 3, spent
 end
 
 local function ends()
@@ -72,13 +71,13 @@ local function plain(length)
   return not bytes or bytes <= tonumber(ARGV[9])
 end
 
-local length, reached = redis.call('XLEN', key), nil
+local length, reached, read_bytes = redis.call('XLEN', key), nil, 0
 if mode == 'ids' then
-  reached = read_ids()
+  reached, read_bytes = read_ids()
 elseif plain(length) then
   reached = -1
 else
-  reached = read_stream(key, ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', budget, take)
+  reached, read_bytes = read_stream(key, ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', budget, take)
 end
 local result = {length, reached}
 for i = 1, #found do
