@@ -248,7 +248,6 @@ def act_on_matching(
             budget_seconds=budget_seconds,
             start=start,
             unexamined=unexamined,
-            overlap=True,  # retry_window touches only Redis: it may act while the next window is decoded
         )
     else:
         outcome, position = dlq.sweep(

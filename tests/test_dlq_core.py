@@ -265,6 +265,6 @@ def test_a_filtered_retry_decompresses_each_entry_once(
 
     monkeypatch.setattr(codec, "_zstd", counted)
     odd = dlq.retry_keep(lambda e: e.matches(dlq.Criteria(text="detector unavailable")))
-    outcome, _ = dlq.sweep(redis_client, DLQ, dlq.retry_window, odd, overlap=True)
+    outcome, _ = dlq.sweep(redis_client, DLQ, dlq.retry_window, odd)
     assert outcome.done == 150 and sorted(jobs_in(redis_client, TARGET)) == list(range(1, 300, 2))
     assert len(decompressed) == 300 and set(decompressed.values()) == {1}

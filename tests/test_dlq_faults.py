@@ -59,7 +59,7 @@ if mode == "retry-all":
     result = outcome.as_dict()
 elif mode == "retry-matching":  # the odd-numbered jobs, as a filtered retry from the console
     keep = dlq.retry_keep(lambda entry: entry.matches(dlq.Criteria(text="detector unavailable")))
-    outcome, _ = dlq.sweep(client, key, dlq.retry_window, keep, budget_seconds=600, overlap=True)
+    outcome, _ = dlq.sweep(client, key, dlq.retry_window, keep, budget_seconds=600)
     result = outcome.as_dict()
 elif mode == "retry-refs":
     refs = json.loads(Path(sys.argv[3]).read_text())
