@@ -354,12 +354,17 @@ def peek(
     found: list[Stretch | redis.ResponseError] = []
     for key, reply in zip(keys_, replies, strict=True):
         if isinstance(reply, redis.ResponseError):
-            found.append(redis.ResponseError(f"(LLEN {key}) {reply}"))  # names the key, as pipelines do
+            found.append(_naming(key, reply))
             continue
         first, step = int(reply[1]), -1 if backward else 1
         entries = [Entry(key, first + step * i, *_peeked(item)) for i, item in enumerate(reply[2:])]
         found.append(Stretch(int(reply[0]), entries))
     return found
+
+
+def _naming(key: str, error: redis.ResponseError) -> redis.ResponseError:
+    """A key's error in a script's reply, naming the key as pipelines do."""
+    return redis.ResponseError(f"(LLEN {key}) {error}")
 
 
 def _one(found: list[Stretch | redis.ResponseError]) -> Stretch:
@@ -765,16 +770,17 @@ def sweep(
                 if stop != "defer":
                     break
             if ready is not None:
-                window, raws, cut, after = ready.window, ready.raws, len(ready.raws), ready.after
+                window, after = ready.window, ready.after
+                read = cut = len(window)
                 ready = None
             else:
                 raws = _read(client, key, 0, left)  # up to BATCH_SIZE, fewer when they are large
                 if not raws:
                     left = 0
                     break
-                cut = len(raws) if script_run is None else _python_part(raws)
+                read, cut = len(raws), len(raws) if script_run is None else _python_part(raws)
                 window, after = examine(key, raws[:cut], keep), None
-            if isinstance(pool, ThreadPoolExecutor) and cut == len(raws) and not after:
+            if isinstance(pool, ThreadPoolExecutor) and cut == read and not after:
                 after = _read(client, key, len(window), left - len(window))
             if isinstance(pool, ThreadPoolExecutor) and after:
                 handled, part, ready = _act_while_examining(
@@ -789,17 +795,16 @@ def sweep(
                 break
             # Ask the script first when a run of its own follows, or when the window changed under
             # us; after a whole batch of Python's entries, the next one is most likely Python's too.
-            ask_script = handled < len(window) or cut < len(raws)
+            ask_script = handled < len(window) or cut < read
     outcome.remaining = left
     return outcome, kept
 
 
 @dataclass(frozen=True)
 class Ahead:
-    """A window read ahead and examined (``window``, from ``raws``), and what was read after it."""
+    """A window read ahead and examined (all of it), and what was read after it."""
 
     window: Window
-    raws: list[bytes]
     after: list[bytes]
 
 
@@ -823,7 +828,7 @@ def _read(client: redis.Redis, key: str, start: int, count: int) -> list[bytes]:
     stop = start + min(count, BATCH_SIZE) - 1
     (reply,) = scripts.peek(client, [key], start, stop, 0, READ_TAIL, READ_BUDGET)  # 0: all whole
     if isinstance(reply, redis.ResponseError):
-        raise redis.ResponseError(f"(LLEN {key}) {reply}")
+        raise _naming(key, reply)
     return [as_bytes(item) for item in reply[2:]]
 
 
@@ -848,18 +853,19 @@ def _act_while_examining(
     act, keep = work
     more = left - len(window) - len(after)
 
-    def act_then_read() -> tuple[int, Outcome, list[bytes]]:
+    def act_then_read() -> tuple[int, Outcome, list[bytes] | None]:
         handled, part = act(client, key, window)
         whole = handled == len(window) and not part.full
-        return handled, part, _read(client, key, len(after), more) if whole else []
+        return handled, part, _read(client, key, len(after), more) if whole else None
 
     acting = pool.submit(act_then_read)
     try:  # a window with a run the script takes itself is read again, in the script's turn
         examined = examine(key, after, keep) if not scripted or _python_part(after) == len(after) else None
     finally:
         handled, part, following = acting.result()  # never left acting behind an error here
-    whole = handled == len(window) and not part.full
-    return handled, part, Ahead(examined, after, following) if whole and examined else None
+    if following is None or not examined:  # the window did not go whole, or the script's turn
+        return handled, part, None
+    return handled, part, Ahead(examined, following)  # ``after`` is at the head now
 
 
 def retry_all(
