@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
+import pybase64
 import zstandard
 
 ZSTD_PREFIX = b"Z:"
@@ -77,15 +78,27 @@ _zstd_contexts = threading.local()
 
 def _decompressor() -> zstandard.ZstdDecompressor:
     """One per thread: a context is costly to make and must not be shared between threads."""
-    if not hasattr(_zstd_contexts, "decompressor"):
+    try:
+        return cast(zstandard.ZstdDecompressor, _zstd_contexts.decompressor)
+    except AttributeError:
         _zstd_contexts.decompressor = zstandard.ZstdDecompressor()
-    return cast(zstandard.ZstdDecompressor, _zstd_contexts.decompressor)
+        return cast(zstandard.ZstdDecompressor, _zstd_contexts.decompressor)
 
 
 def _compressor() -> zstandard.ZstdCompressor:
     if not hasattr(_zstd_contexts, "compressor"):
         _zstd_contexts.compressor = zstandard.ZstdCompressor()
     return cast(zstandard.ZstdCompressor, _zstd_contexts.compressor)
+
+
+def b64decode(text: bytes | memoryview) -> bytes:
+    """``base64.b64decode(text, validate=True)``, with pybase64's SIMD decoder (0.7 us instead of
+    2.3 for a 900-byte entry: a quarter of what retrying a ``Z:`` entry costs Python). It refuses
+    some padding the standard library lets pass (``cu3Q=``); those go to the standard library."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except binascii.Error:
+        return base64.b64decode(bytes(text), validate=True)
 
 
 def _zstd(raw: bytes) -> bytes:
@@ -95,7 +108,7 @@ def _zstd(raw: bytes) -> bytes:
     from the frame header when it states one (HSI's one-shot ``compress`` always does; the frame
     must then decode completely), else a chunk at a time, stopping once past the limit.
     """
-    compressed = base64.b64decode(raw[len(ZSTD_PREFIX) :], validate=True)
+    compressed = b64decode(memoryview(raw)[len(ZSTD_PREFIX) :])
     size = zstandard.frame_content_size(compressed)
     if size > MAX_DECOMPRESSED:
         raise ValueError(f"it would decompress to {size:,} bytes, {REFUSED}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import tracemalloc
@@ -12,7 +13,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from queues.codec import decode, encode_payload
+from queues.codec import b64decode, decode, encode_payload
 
 JOB = {
     "original_job": {"camera_id": "porch", "file_path": "/export/foscam/porch/snap_0042.jpg"},
@@ -175,3 +176,38 @@ JSON_VALUES = st.recursive(
 def test_round_trips_any_json_document_through_hsi_encoding(value: object) -> None:
     """Top-level strings are left out: a JSON-quoted string holding JSON is decoded twice, by design."""
     assert decode(encode_payload(value, threshold=16)).value == value
+
+
+BASE64ISH = (
+    st.binary(max_size=24)
+    | st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n", max_size=24).map(
+        str.encode
+    )
+    | st.tuples(st.binary(max_size=24), st.sampled_from([b"", b"=", b"==", b"==="])).map(
+        lambda parts: base64.b64encode(parts[0]).rstrip(b"=") + parts[1]  # padding short, right or extra
+    )
+)
+
+
+def _standard(text: bytes) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
+
+
+@given(BASE64ISH)
+def test_base64_is_read_as_the_standard_library_reads_it(text: bytes) -> None:
+    """The fast decoder must not change which ``Z:`` values decode (it refuses extra padding that
+    the standard library accepts: those take the standard path) nor what they decode to."""
+    try:
+        found: bytes | None = b64decode(text)
+    except binascii.Error:
+        found = None
+    assert found == _standard(text)
+
+
+def test_padding_only_the_standard_library_accepts_still_decodes() -> None:
+    assert _standard(b"cu3Q=") is not None  # what the fallback exists for
+    assert b64decode(b"cu3Q=") == _standard(b"cu3Q=")
+    assert b64decode(memoryview(b"Z:cu3Q=")[2:]) == _standard(b"cu3Q=")
