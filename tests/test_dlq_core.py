@@ -150,6 +150,17 @@ def test_sweep_with_filter_and_time_budget_continues(redis_client: redis.Redis, 
     assert all(n % 2 for n in jobs_in(redis_client, TARGET))
 
 
+@OVERLAP
+def test_a_sweep_keeps_for_the_audit_the_first_entries_it_moved_and_no_more(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, overlap: bool
+) -> None:
+    monkeypatch.setattr(dlq, "MOVED_KEPT", 300)  # more than a window, less than the run
+    redis_client.rpush(DLQ, *[failure(n) if n % 7 else b"garbage" for n in range(1000)])
+    outcome, _ = dlq.sweep(redis_client, DLQ, dlq.retry_window, dlq.retry_keep(), overlap=overlap)
+    assert (outcome.done, outcome.examined) == (1000 - 143, 1000 - 143)
+    assert [entry.job["n"] for entry in outcome.moved if entry.job] == [n for n in range(1000) if n % 7][:300]
+
+
 def test_delete_selected_by_bytes(redis_client: redis.Redis) -> None:
     redis_client.rpush(DLQ, *[failure(n) for n in range(4)])
     entries = dlq.page(redis_client, DLQ).entries
