@@ -17,6 +17,9 @@ measures each console operation next to its raw floor from the same run:
   stack trace (HSI's usual: Python decodes a run, the script moves it), a mix of the two, and
   ``Z:`` entries whose job itself is over 1 KiB; for the shapes with ``Z:`` entries also the time
   Python takes only to decompress them (base64 + zstd), a bound no retry that reads the job beats;
+  and for each shape the CPU per entry on both sides (this process and redis-server) against
+  what the machine's cores allow each target, with, for ``Z:`` shapes, the least any retry that
+  reads the job costs (the floor's move, a bare read, decompressing);
 - the largest single Redis command during retry-all and delete-all, and during the floor script
   run over the same list (what this machine does to any 250-entry script), from the slow log (threshold
   ``--slowlog-threshold-us``, default 100: at 0 Redis also logs every command a script runs, four
@@ -30,11 +33,14 @@ measures each console operation next to its raw floor from the same run:
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -246,30 +252,73 @@ def redis_usec(client: redis.Redis, *names: str) -> int:
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in names)
 
 
-def run_retry_all(client: redis.Redis, entries: int, shape: Shape) -> tuple[float, float]:
-    """Seconds for a retry-all, and the seconds of it spent inside Redis (script calls and reads)."""
+@dataclass(frozen=True)
+class Run:
+    """One timed run: seconds, the seconds of it inside Redis's script calls, and the CPU seconds
+    this process (all its threads) and redis-server spent on it."""
+
+    elapsed: float
+    inside: float = 0.0
+    python_cpu: float = 0.0
+    redis_cpu: float = 0.0
+
+    def cpu_us(self, entries: int) -> float:
+        return (self.python_cpu + self.redis_cpu) / entries * 1e6
+
+
+def measured(client: redis.Redis, work: Callable[[], object], *script_commands: str) -> Run:
+    """``work`` timed, with the CPU it cost on both sides (``INFO cpu``, ``getrusage``)."""
+
+    def cpu() -> tuple[float, float, float]:
+        usage, info = resource.getrusage(resource.RUSAGE_SELF), client.info("cpu")
+        inside = redis_usec(client, *script_commands) / 1e6 if script_commands else 0.0
+        return usage.ru_utime + usage.ru_stime, info["used_cpu_user"] + info["used_cpu_sys"], inside
+
+    python_before, redis_before, inside_before = cpu()
+    elapsed = timed(work)
+    python_after, redis_after, inside_after = cpu()
+    return Run(
+        elapsed, inside_after - inside_before, python_after - python_before, redis_after - redis_before
+    )
+
+
+def run_retry_all(client: redis.Redis, entries: int, shape: Shape) -> Run:
+    """A retry-all; ``inside`` counts the script calls and reads (their own LRANGEs are in their time)."""
     fill(client, entries, shape)
-    before = redis_usec(client, "evalsha", "evalsha_ro")  # the scripts' own LRANGEs are in their time
-    started = time.perf_counter()
-    outcome, _ = dlq.retry_all(client, DLQ, budget_seconds=3600)
-    elapsed = time.perf_counter() - started
-    inside = (redis_usec(client, "evalsha", "evalsha_ro") - before) / 1e6
-    assert outcome.done == entries and client.llen(TARGET) == entries and not client.exists(DLQ)
-    return elapsed, inside
+    outcomes = []
+    run = measured(
+        client,
+        lambda: outcomes.append(dlq.retry_all(client, DLQ, budget_seconds=3600)[0]),
+        "evalsha",
+        "evalsha_ro",
+    )
+    assert outcomes[0].done == entries and client.llen(TARGET) == entries and not client.exists(DLQ)
+    return run
 
 
-def run_floor(client: redis.Redis, entries: int, shape: Shape, lua: str = FLOOR_LUA) -> tuple[float, float]:
-    """Seconds for ``lua`` to move the DLQ, and the seconds of it spent inside Redis."""
+def run_floor(client: redis.Redis, entries: int, shape: Shape, lua: str = FLOOR_LUA) -> Run:
+    """``lua`` moving the whole DLQ, ``dlq.BATCH_SIZE`` per call."""
     fill(client, entries, shape)
     floor = client.register_script(lua)
-    before = redis_usec(client, "evalsha")
-    started = time.perf_counter()
-    while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
-        pass
-    elapsed = time.perf_counter() - started
-    inside = (redis_usec(client, "evalsha") - before) / 1e6
+
+    def move_all() -> None:
+        while floor(keys=[DLQ, TARGET], args=[dlq.BATCH_SIZE]):
+            pass
+
+    run = measured(client, move_all, "evalsha")
     assert client.llen(TARGET) == entries
-    return elapsed, inside
+    return run
+
+
+def run_read(client: redis.Redis, entries: int) -> Run:
+    """A bare ``LRANGE`` of the target, ``dlq.BATCH_SIZE`` at a time: the least it costs both sides
+    to bring each entry to Python (what ``run_floor`` just moved there)."""
+
+    def read_all() -> None:
+        for start in range(0, entries, dlq.BATCH_SIZE):
+            client.lrange(TARGET, start, start + dlq.BATCH_SIZE - 1)
+
+    return measured(client, read_all)
 
 
 def decompress_all(raws: list[bytes]) -> None:
@@ -295,7 +344,9 @@ def bench_retry(client: redis.Redis, entries: int, runs: int, shape_name: str) -
     for _ in range(runs):
         consoles.append(run_retry_all(client, entries, shape))
         floors.append(run_floor(client, entries, shape))
-    (console, inside), (floor, floor_inside) = min(consoles), min(floors)
+    console_run, floor_run = (min(found, key=lambda run: run.elapsed) for found in (consoles, floors))
+    console, inside, floor = console_run.elapsed, console_run.inside, floor_run.elapsed
+    read = run_read(client, entries)
     naive = run_naive(client, entries, shape)
     size = statistics.mean(len(shape(n)) for n in range(100))
     print(f"retry-all of {entries:,} {kind}, {size:,.0f} bytes each on average (best of {runs}):")
@@ -305,24 +356,51 @@ def bench_retry(client: redis.Redis, entries: int, runs: int, shape_name: str) -
     print(f"  console dlq.retry_all                 {entries / console:12,.0f} entries/s  {console:7.2f} s")
     print(f"    inside Redis (EVALSHA, EVALSHA_RO)  {inside:7.2f} s ({inside / console:.0%})")
     # Redis time per entry: what no client-side change (bigger batches, pipelining) can move.
-    floor_us, console_us = floor_inside / entries * 1e6, inside / entries * 1e6
+    floor_us, console_us = floor_run.inside / entries * 1e6, inside / entries * 1e6
     print(f"  Redis time per entry: floor {floor_us:.2f} us, console {console_us:.2f} us ", end="")
     print(f"(floor/console {floor_us / console_us:.0%})")
     share, speedup = floor / console, naive / console
     floor_met, naive_met = verdict(share >= FLOOR_SHARE_TARGET), verdict(speedup >= NAIVE_TARGET)
     print(f"  console/floor {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}: {floor_met})")
     print(f"  console/naive {speedup:.1f}x (target >= {NAIVE_TARGET:g}x: {naive_met})")
+    decompressing = None
     if shape_name != "plain":  # Redis cannot decompress: the least Python does per Z: entry
         raws = [shape(n) for n in range(entries)]
-        took = min(timed(partial(decompress_all, raws)) for _ in range(runs))
+        decompressing = min(
+            (measured(client, partial(decompress_all, raws)) for _ in range(runs)),
+            key=lambda run: run.elapsed,
+        )
+        took = decompressing.elapsed
         bound = "bound: decompressing each entry alone"
         print(f"  {bound:37} {entries / took:12,.0f} entries/s  {took:7.2f} s", end="")
         print(f"  ({floor / took:.0%} of the floor: no retry that reads the job gets more)")
     else:  # cjson cannot read Z: entries
         for label, (lua, ratio) in REFERENCES.items():
-            took, _ = min(run_floor(client, entries, shape, lua) for _ in range(runs))
+            took = min(run_floor(client, entries, shape, lua).elapsed for _ in range(runs))
             print(f"  {'reference: ' + label:37} {entries / took:12,.0f} entries/s  {took:7.2f} s", end="")
             print(f"  ({floor / took:.0%} of the floor; {ratio} {took / console:.0%})")
+    report_cpu(entries, console_run, floor_run, read, decompressing, naive)
+
+
+def report_cpu(
+    entries: int, console: Run, floor: Run, read: Run, decompressing: Run | None, naive: float
+) -> None:
+    """CPU per entry (this process's threads and redis-server together) against what the machine's
+    cores allow each target if they did nothing else; for ``Z:`` entries, also the least any retry
+    that reads the job costs: the floor's move, a bare read and decompressing."""
+    cores = os.cpu_count() or 1
+    python, server = console.python_cpu / entries * 1e6, console.redis_cpu / entries * 1e6
+    busy = (console.python_cpu + console.redis_cpu) / console.elapsed
+    print(f"  CPU per entry, both sides: console {python + server:.2f} us (Python {python:.2f}, ", end="")
+    print(f"redis-server {server:.2f}), {busy:.2f} of {cores} cores busy")
+    allow_floor = cores * floor.elapsed / FLOOR_SHARE_TARGET / entries * 1e6
+    allow_naive = cores * naive / NAIVE_TARGET / entries * 1e6
+    print(f"  {cores} cores at 100% allow per entry {allow_floor:.2f} us for ", end="")
+    print(f"{FLOOR_SHARE_TARGET:.0%} of the floor, {allow_naive:.2f} us for {NAIVE_TARGET:g}x naive")
+    if decompressing is not None:
+        parts = [run.cpu_us(entries) for run in (floor, read, decompressing)]
+        print(f"  least any retry that reads the job costs: the floor's move {parts[0]:.2f} + ", end="")
+        print(f"a bare read {parts[1]:.2f} + decompressing {parts[2]:.2f} = {sum(parts):.2f} us")
 
 
 def slowest_commands(client: redis.Redis, threshold_us: int, work: Callable[[], object]) -> dict[str, Any]:
