@@ -252,10 +252,10 @@ def redis_usec(client: redis.Redis, *names: str) -> int:
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in names)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Run:
     """One timed run: seconds, the seconds of it inside Redis's script calls, and the CPU seconds
-    this process (all its threads) and redis-server spent on it."""
+    this process (all its threads) and redis-server spent on it. Runs order by their seconds."""
 
     elapsed: float
     inside: float = 0.0
@@ -344,7 +344,7 @@ def bench_retry(client: redis.Redis, entries: int, runs: int, shape_name: str) -
     for _ in range(runs):
         consoles.append(run_retry_all(client, entries, shape))
         floors.append(run_floor(client, entries, shape))
-    console_run, floor_run = (min(found, key=lambda run: run.elapsed) for found in (consoles, floors))
+    console_run, floor_run = min(consoles), min(floors)
     console, inside, floor = console_run.elapsed, console_run.inside, floor_run.elapsed
     read = run_read(client, entries)
     naive = run_naive(client, entries, shape)
@@ -366,10 +366,7 @@ def bench_retry(client: redis.Redis, entries: int, runs: int, shape_name: str) -
     decompressing = None
     if shape_name != "plain":  # Redis cannot decompress: the least Python does per Z: entry
         raws = [shape(n) for n in range(entries)]
-        decompressing = min(
-            (measured(client, partial(decompress_all, raws)) for _ in range(runs)),
-            key=lambda run: run.elapsed,
-        )
+        decompressing = min(measured(client, partial(decompress_all, raws)) for _ in range(runs))
         took = decompressing.elapsed
         bound = "bound: decompressing each entry alone"
         print(f"  {bound:37} {entries / took:12,.0f} entries/s  {took:7.2f} s", end="")
